@@ -1,0 +1,180 @@
+"""The issue catalog: categories and lifecycle phases, with definitions.
+
+Everything downstream (training, prediction, discovery, review, reports) reads the
+catalog through :func:`load_catalog`. The file is YAML, versioned with an integer that
+every change bumps (:func:`add_category`), and validated on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from extractor.errors import InputError
+
+DEFAULT_CATALOG = Path(__file__).resolve().parents[1] / "annotations" / "catalog.yaml"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One catalog entry: an issue category or a lifecycle phase."""
+
+    id: str
+    name: str
+    definition: str
+    include: str = ""
+    exclude: str = ""
+    phases: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+    dimension: str = ""
+    added_from: str = ""
+
+    def describe(self) -> str:
+        """The text a turn is compared with: name, definition, what counts, keywords."""
+        parts = [f"{self.name}.", self.definition]
+        if self.include:
+            parts.append(self.include)
+        if self.keywords:
+            parts.append("Keywords: " + ", ".join(self.keywords) + ".")
+        return " ".join(p.strip() for p in parts if p.strip())
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("phases", "keywords", "codes"):
+            d[k] = list(d[k])
+        return {k: v for k, v in d.items() if v not in ("", [], ())}
+
+
+@dataclass(frozen=True)
+class Catalog:
+    version: int
+    categories: tuple[Entry, ...]
+    phases: tuple[Entry, ...]
+    name: str = "qi-catalog"
+    path: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def category_ids(self) -> list[str]:
+        return [e.id for e in self.categories]
+
+    @property
+    def phase_ids(self) -> list[str]:
+        return [e.id for e in self.phases]
+
+    @property
+    def tag(self) -> str:
+        """Versioned name, e.g. ``qi-catalog@1``, recorded with every model and prediction."""
+        return f"{self.name}@{self.version}"
+
+    def __getitem__(self, entry_id: str) -> Entry:
+        for e in (*self.categories, *self.phases):
+            if e.id == entry_id:
+                return e
+        raise KeyError(entry_id)
+
+    def __contains__(self, entry_id: object) -> bool:
+        return any(e.id == entry_id for e in (*self.categories, *self.phases))
+
+    def fingerprint(self) -> str:
+        """Hash of the entries (not of formatting): changes when any definition changes."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            **dict(self.extra),
+            "phases": [e.to_dict() for e in self.phases],
+            "categories": [e.to_dict() for e in self.categories],
+        }
+
+
+def default_catalog_path() -> Path:
+    """``annotations/catalog.yaml`` of the checkout (a saved model carries its own copy)."""
+    return DEFAULT_CATALOG
+
+
+def _entry(raw: Any, where: str, path: Path) -> Entry:
+    if not isinstance(raw, Mapping):
+        raise InputError(path, f"a mapping for {where}", type(raw).__name__)
+    for key in ("id", "name", "definition"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise InputError(path, f'a non-empty string "{key}" in {where}', repr(raw.get(key)))
+    known = set(Entry.__dataclass_fields__)
+    unknown = set(raw) - known
+    if unknown:
+        raise InputError(path, f"only the fields {sorted(known)} in {where}", f"{sorted(unknown)}")
+    kw = {}
+    for key in ("phases", "keywords", "codes"):
+        value = raw.get(key, [])
+        if isinstance(value, str) or not isinstance(value, Iterable):
+            raise InputError(path, f'a list for "{key}" in {where}', repr(value))
+        kw[key] = tuple(str(v) for v in value)
+    return Entry(**{**{k: str(v) for k, v in raw.items() if k not in kw}, **kw})
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Load and validate a catalog YAML file (default: :func:`default_catalog_path`)."""
+    import yaml
+
+    path = Path(path) if path else default_catalog_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(path, "a catalog YAML file", "no such file") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise InputError(path, "valid YAML", getattr(e, "problem", None) or str(e),
+                         line=mark.line + 1 if mark else None) from None
+    if not isinstance(raw, Mapping):
+        raise InputError(path, "a mapping with version, phases and categories", type(raw).__name__)
+    version = raw.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InputError(path, 'an integer "version" >= 1', repr(version))
+    phases = tuple(_entry(r, f"phases[{i}]", path) for i, r in enumerate(raw.get("phases") or []))
+    cats = tuple(_entry(r, f"categories[{i}]", path) for i, r in enumerate(raw.get("categories") or []))
+    if not cats or not phases:
+        raise InputError(path, "at least one category and one phase", f"{len(cats)} categories, {len(phases)} phases")
+    seen: set[str] = set()
+    for e in (*phases, *cats):
+        if e.id in seen:
+            raise InputError(path, "unique entry ids", f"{e.id!r} twice")
+        seen.add(e.id)
+    phase_ids = {p.id for p in phases}
+    for e in cats:
+        bad = [p for p in e.phases if p not in phase_ids]
+        if bad:
+            raise InputError(path, f"phases of {e.id!r} among {sorted(phase_ids)}", repr(bad))
+    extra = {k: v for k, v in raw.items() if k not in ("version", "name", "phases", "categories")}
+    return Catalog(version=version, categories=cats, phases=phases, name=str(raw.get("name") or "qi-catalog"),
+                   path=str(path), extra=extra)
+
+
+def save_catalog(catalog: Catalog, path: str | Path) -> None:
+    """Atomically write ``catalog`` as YAML."""
+    import yaml
+
+    from extractor.jsonl import atomic_open
+
+    with atomic_open(path) as fh:
+        yaml.safe_dump(catalog.to_dict(), fh, sort_keys=False, allow_unicode=True, width=100)
+
+
+def add_category(path: str | Path, entry: Entry) -> Catalog:
+    """Append a category to the catalog file, bump its version, write atomically."""
+    from dataclasses import replace
+
+    catalog = load_catalog(path)
+    if entry.id in catalog:
+        raise InputError(path, "a new entry id", f"{entry.id!r} already in the catalog")
+    new = replace(catalog, version=catalog.version + 1, categories=(*catalog.categories, entry))
+    save_catalog(new, path)
+    return load_catalog(path)

@@ -36,3 +36,61 @@ test: $(STAMP) ## run the default test suite (slow training tests excluded)
 
 test-slow: $(STAMP) ## run only the slow model-training tests
 	$(BIN)/python -m pytest -q -m slow
+
+.PHONY: segment bench-segment
+segment: $(STAMP) ## split $(TRANSCRIPTS) into speaker turns -> $(OUT)/turns.jsonl
+	$(BIN)/python -m extractor segment $(TRANSCRIPTS) -o $(OUT)/turns.jsonl
+
+bench-segment: $(STAMP) ## time the segmenter on $(CORPUS) and compare its turns with the gold turns
+	$(BIN)/python scripts/bench_segment.py --corpus $(CORPUS) --repeat 5 --big-mb 50
+
+.PHONY: evaluate evaluate-cv
+evaluate: $(STAMP) ## score $(MODEL) on the gold turns beside human coder agreement (training-set figures if it was trained on them)
+	$(BIN)/python -m extractor evaluate $(CORPUS)/gold/turns.jsonl --model $(MODEL)
+
+evaluate-cv: $(STAMP) ## 5-fold interview-grouped cross-validation (FAST=1: frozen encoder) -> $(OUT)/cv.json
+	$(BIN)/python -m extractor evaluate $(CORPUS)/gold/turns.jsonl --cv 5 $(if $(FAST),--fast) --json $(OUT)/cv.json --force
+
+.PHONY: extract bench-extract
+extract: $(STAMP) ## segment, predict, discover and report over TRANSCRIPTS=dir/ -> OUT/ (report.html, project.qdpx; cached reruns)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m extractor extract $(TRANSCRIPTS) -o $(OUT) --model $(MODEL)
+
+bench-extract: $(STAMP) ## time `extract` on TRANSCRIPTS: cold cache, then warm with one transcript edited
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} nice -n 5 $(BIN)/python scripts/bench_extract.py --transcripts $(TRANSCRIPTS) --model $(MODEL)
+
+.PHONY: review retrain bench-review
+REVIEW_TURNS ?= $(CORPUS)/gold/turns.jsonl
+QUEUE ?= annotations/queue/review.jsonl
+QUEUES ?= $(wildcard annotations/queue/*.jsonl)
+REVIEW_ORDER ?= uncertainty
+REVIEW_LIMIT ?= 200
+RETRAINED ?= models/retrained
+review: $(STAMP) ## predict REVIEW_TURNS with MODEL, queue the REVIEW_LIMIT most-likely-wrong turns in QUEUE, open the terminal reviewer
+	$(BIN)/python -m extractor predict $(REVIEW_TURNS) --model $(MODEL) -o $(OUT)/review-predictions.jsonl
+	$(BIN)/python -m extractor review export $(OUT)/review-predictions.jsonl -o $(QUEUE) --turns $(REVIEW_TURNS) --order $(REVIEW_ORDER) --limit $(REVIEW_LIMIT)
+	$(BIN)/python -m extractor review annotate $(QUEUE)
+
+retrain: $(STAMP) ## validate annotations/queue/*.jsonl, train RETRAINED on gold labels + corrections (FAST=1: frozen encoder)
+	@test -n "$(QUEUES)" || { echo "error: no review queue in annotations/queue/; run make review first" >&2; exit 1; }
+	$(BIN)/python -m extractor review validate $(QUEUES) --turns $(REVIEW_TURNS)
+	$(BIN)/python -m extractor train $(CORPUS)/gold/turns.jsonl $(QUEUES) -o $(RETRAINED) $(if $(FAST),--fast) --force
+
+bench-review: $(STAMP) ## active-learning curves: queue order vs random corrections (frozen encoder, ~1 h on 2 cores)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} nice -n 5 $(BIN)/python scripts/bench_review.py --corpus $(CORPUS)
+
+.PHONY: train predict bench-classify
+train: $(STAMP) ## reproduce models/default from $(CORPUS)/gold/turns.jsonl (frozen encoder, seed 42; FINE_TUNE=1: LoRA)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m extractor train $(CORPUS)/gold/turns.jsonl -o $(MODEL) $(if $(FINE_TUNE),,--fast) --seed 42 --force
+
+predict: $(STAMP) ## classify the turns of TURNS=file.jsonl with MODEL -> $(OUT)/predictions.jsonl
+	$(BIN)/python -m extractor predict $(or $(TURNS),$(OUT)/turns.jsonl) --model $(MODEL) -o $(OUT)/predictions.jsonl --force
+
+bench-classify: $(STAMP) ## interview-grouped CV of TF-IDF, frozen embeddings and the classifier on $(CORPUS) (~1 h on 2 cores)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} QI_EMBED_CACHE=.cache/emb nice -n 5 $(BIN)/python scripts/bench_classify.py --corpus $(CORPUS)
+
+.PHONY: discover bench-discover
+discover: $(STAMP) ## propose new catalog entries from PREDICTIONS (default $(OUT)/predictions.jsonl) -> $(OUT)/proposals.jsonl + .md
+	$(BIN)/python -m extractor discover $(or $(PREDICTIONS),$(OUT)/predictions.jsonl) -o $(OUT)/proposals.jsonl --report $(OUT)/proposals.md
+
+bench-discover: $(STAMP) ## leave-one-category-out discovery benchmark on $(CORPUS) (10 trainings, ~30 min on a busy 2-core box)
+	OMP_NUM_THREADS=2 nice -n 5 $(BIN)/python scripts/bench_discover.py --corpus $(CORPUS) --json $(OUT)/bench_discover.json

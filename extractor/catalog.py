@@ -112,11 +112,13 @@ def _entry(raw: Any, where: str, path: Path) -> Entry:
         raise InputError(path, f"only the fields {sorted(known)} in {where}", f"{sorted(unknown)}")
     kw = {}
     for key in ("phases", "keywords", "codes"):
-        value = raw.get(key, [])
+        value = raw.get(key)
+        value = [] if value is None else value  # `keywords:` left empty
         if isinstance(value, str) or not isinstance(value, Iterable):
             raise InputError(path, f'a list for "{key}" in {where}', repr(value))
         kw[key] = tuple(str(v) for v in value)
-    return Entry(**{**{k: str(v) for k, v in raw.items() if k not in kw}, **kw})
+    # An empty YAML field (`exclude:`) is None: keep it empty rather than the text "None".
+    return Entry(**{**{k: "" if v is None else str(v) for k, v in raw.items() if k not in kw}, **kw})
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
@@ -175,6 +177,11 @@ def add_category(path: str | Path, entry: Entry) -> Catalog:
     catalog = load_catalog(path)
     if entry.id in catalog:
         raise InputError(path, "a new entry id", f"{entry.id!r} already in the catalog")
+    # Validate before writing: a bad entry must not leave an unloadable catalog on disk.
+    _entry(entry.to_dict(), f"the new entry {entry.id!r}", Path(path))
+    bad = [p for p in entry.phases if p not in catalog.phase_ids]
+    if bad:
+        raise InputError(path, f"phases of {entry.id!r} among {sorted(catalog.phase_ids)}", repr(bad))
     new = replace(catalog, version=catalog.version + 1, categories=(*catalog.categories, entry))
     save_catalog(new, path)
     return load_catalog(path)

@@ -38,25 +38,623 @@ def _warn(msg: str) -> None:
 # --- segment ----------------------------------------------------------------
 
 
+_SEGMENT_EPILOG = """\
+formats: plain text / Markdown (.txt, .md: 'Interviewer 1: ...' lines, '## Interviewee'
+or '**Interviewer 1**' headings, misspelt or numbered labels, unlabelled continuation
+lines, timestamps), WebVTT/SRT captions (.vtt, .srt: '<v Name>' or 'Name:'), Word (.docx).
+Encodings: UTF-8 (with or without BOM), UTF-16/32 with BOM; anything else is read as
+cp1252/Latin-1 with a warning. A directory means the visible files directly inside it.
+
+speaker roles: labels like Interviewer/Interviewee (also 'Interviewer 2', 'interviewr',
+'Interviewee1', Q/A, I/R, Moderator, Participant, P1) carry their role. When speakers are
+people's names, the names given with --interviewer are interviewers and everyone else an
+interviewee (or the reverse with --interviewee); with neither option, the named speaker
+who speaks the most words is the interviewee and the others are interviewers.
+
+Each output line is one turn: interview (file name without suffix), turn, speaker,
+speaker_raw, text, question (nearest interviewer turn at most 4 turns back), id, source.
+Bad files are reported and skipped; the exit status is 1 when no file could be read
+(or, with --strict, when any file was skipped)."""
+
+
 def _add_segment(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("segment", help="split transcripts into speaker turns (JSONL)")
+    p = sub.add_parser("segment", help="split transcripts into speaker turns (JSONL)",
+                       description="Split interview transcripts into speaker turns, one JSON object per line.",
+                       epilog=_SEGMENT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR", help="transcript files or directories of them")
+    p.add_argument("-o", "--output", default="-", metavar="TURNS.jsonl",
+                   help="turns file to write (atomically); '-' or omitted = standard output")
+    p.add_argument("--interviewer", action="append", default=[], metavar="NAMES",
+                   help='comma-separated speaker names that are interviewers, e.g. "Alice,Bob" (repeatable)')
+    p.add_argument("--interviewee", action="append", default=[], metavar="NAMES",
+                   help="comma-separated speaker names that are interviewees (repeatable)")
+    p.add_argument("--max-mb", type=float, default=200.0, metavar="MB",
+                   help="refuse files larger than this many MiB (default 200; 0 = no limit)")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 if any file had to be skipped")
     p.set_defaults(func=_run_segment)
 
 
 def _run_segment(args: argparse.Namespace) -> int:
-    raise NotImplementedError("segment")
+    from extractor.jsonl import write_jsonl
+    from extractor.segment import BatchReport, segment_paths
+
+    if args.max_mb < 0:
+        _err(f"--max-mb: expected a size in MiB >= 0, found {args.max_mb:g}")
+        return EXIT_USAGE
+    names = lambda values: [n.strip() for v in values for n in v.split(",") if n.strip()]  # noqa: E731
+    report = BatchReport()
+    # Collected before writing so that a batch where every file fails leaves an existing output alone.
+    turns = list(segment_paths(args.paths, interviewers=names(args.interviewer), interviewees=names(args.interviewee),
+                               max_bytes=int(args.max_mb * 2**20), report=report, progress=True))
+    n_files = len(report.results) + len(report.failures)
+    for res in report.results:
+        for note in res.notes:
+            _warn(f"{res.path}: {note}")
+    for path, msg in report.failures:
+        _warn(f"skipped {msg}")
+    if not report.results:
+        _err(f"no transcript could be read ({n_files} file{'s' * (n_files != 1)} skipped)"
+             if n_files else "no files found in " + ", ".join(args.paths))
+        return EXIT_ERROR
+    if args.output == "-":
+        import json
+
+        for t in turns:
+            sys.stdout.write(json.dumps(t.to_dict(), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    else:
+        write_jsonl(args.output, turns)
+    n_ee = report.interviewee_turns
+    print(f"segmented {len(report.results)} file{'s' * (len(report.results) != 1)}: {len(turns)} turns "
+          f"({n_ee} interviewee, {len(turns) - n_ee} interviewer); {report.unattributed} line"
+          f"{'s' * (report.unattributed != 1)} not attributed to a speaker; {len(report.failures)} file"
+          f"{'s' * (len(report.failures) != 1)} skipped" + ("" if args.output == "-" else f" -> {args.output}"),
+          file=sys.stderr)
+    return EXIT_ERROR if args.strict and report.failures else EXIT_OK
 
 
 # --- demo -------------------------------------------------------------------
 
 
+EXAMPLE_TRANSCRIPT = Path(__file__).resolve().parent / "data" / "examples" / "interview_example.txt"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default"
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the pipeline on the bundled example transcript")
+    p = sub.add_parser("demo", help="segment and classify the bundled example transcript, print its issues")
+    p.add_argument("transcript", nargs="?", type=Path, default=EXAMPLE_TRANSCRIPT,
+                   help="transcript to run on (default: the bundled example interview)")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model directory (default: models/default)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.set_defaults(func=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    raise NotImplementedError("demo")
+    import textwrap
+
+    from extractor.classify import IssueClassifier
+    from extractor.segment import segment_file
+
+    result = segment_file(args.transcript)
+    model = IssueClassifier.load(args.model, device=args.device)
+    preds = model.predict(result.turns)
+    catalog = model.catalog_
+    flagged = [p for p in preds if p.categories]
+    print(f"{args.transcript.name}: {len(result.turns)} turns, {len(preds)} interviewee turns, "
+          f"{len(flagged)} with issues (model {model.model_name}, catalog {catalog.tag})\n")
+    for p in flagged:
+        labels = ", ".join(f"{catalog[c].name} ({p.scores.get(c, 0.0):.2f})" for c in p.categories)
+        phases = ", ".join(catalog[ph].name for ph in p.phases) or "-"
+        print(f"turn {p.turn:>3}  {labels}")
+        print(f"          phases: {phases}{'   [mitigation]' if p.mitigation else ''}")
+        for quote in dict.fromkeys(p.evidence.get(c, "") for c in p.categories):  # each sentence once
+            if quote:
+                print(f"          \"{textwrap.shorten(quote, width=110, placeholder=' ...')}\"")
+        print()
+    counts: dict[str, int] = {}
+    for p in flagged:
+        for c in p.categories:
+            counts[c] = counts.get(c, 0) + 1
+    if counts:
+        print("issues in this interview: " + "; ".join(
+            f"{catalog[c].name} x{n}" for c, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))))
+    else:
+        print("no catalog issue found above the model's thresholds")
+    return EXIT_OK
+
+
+# --- review -----------------------------------------------------------------
+
+
+def _add_review(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("review", help="annotation loop: export a review queue, validate, annotate, merge, agreement",
+                       description="Human review of predictions. Queues are Prodigy-style JSONL tasks; "
+                                   "answered lines are never rewritten. See README 'Review loop'.")
+    rsub = p.add_subparsers(title="review commands", dest="review_command", metavar="ACTION")
+    p.set_defaults(func=lambda a: (p.print_help(), EXIT_USAGE)[1])
+
+    def catalog_arg(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--catalog", type=Path, default=None, help="catalog YAML (default annotations/catalog.yaml)")
+
+    e = rsub.add_parser("export", help="write/extend a review queue from predictions, most-likely-wrong first")
+    e.add_argument("predictions", type=Path, help="predictions JSONL from `extractor predict`")
+    e.add_argument("-o", "--output", type=Path, required=True, help="queue JSONL (existing answers are kept)")
+    e.add_argument("--order", choices=["uncertainty", "quality", "random", "file"], default="uncertainty",
+                   help="queue order: uncertainty (default), quality (cleanlab label-quality), random, file")
+    e.add_argument("--limit", type=int, default=None, help="add at most N new tasks")
+    e.add_argument("--turns", type=Path, default=None,
+                   help="turns JSONL the predictions came from: gives the true previous/next turns as context")
+    e.add_argument("--refresh", action="store_true",
+                   help="replace unanswered tasks already queued by their new predictions (answered ones are kept)")
+    e.add_argument("--seed", type=int, default=0, help="seed of --order random")
+    catalog_arg(e)
+    e.set_defaults(func=_run_review_export)
+
+    v = rsub.add_parser("validate", help="check queue/answer files; list every problem as file:line")
+    v.add_argument("files", type=Path, nargs="+")
+    v.add_argument("--turns", type=Path, default=None, help="turns JSONL whose ids the tasks must refer to")
+    catalog_arg(v)
+    v.set_defaults(func=_run_review_validate)
+
+    g = rsub.add_parser("agreement", help="per-label Cohen's kappa / Krippendorff's alpha between annotators")
+    g.add_argument("files", type=Path, nargs="+")
+    g.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    catalog_arg(g)
+    g.set_defaults(func=_run_review_agreement)
+
+    a = rsub.add_parser("annotate", help="terminal reviewer: one task at a time, saved after every answer")
+    a.add_argument("file", type=Path, help="queue JSONL from `extractor review export`")
+    a.add_argument("--annotator", default=None, help="your name (default: $QI_ANNOTATOR or the login name)")
+    catalog_arg(a)
+    a.set_defaults(func=_run_review_annotate)
+
+    m = rsub.add_parser("merge", help="append answers from queues / Prodigy / doccano exports to a corrections file")
+    m.add_argument("files", type=Path, nargs="+")
+    m.add_argument("-o", "--output", type=Path, required=True, help="corrections JSONL (append-only)")
+    catalog_arg(m)
+    m.set_defaults(func=_run_review_merge)
+
+
+def _run_review_export(args: argparse.Namespace) -> int:
+    from extractor.catalog import load_catalog
+    from extractor.jsonl import read_turns
+    from extractor.review import export_queue, read_predictions
+
+    if args.limit is not None and args.limit < 0:
+        raise ExtractorError(f"--limit: expected a count >= 0, found {args.limit}")
+    catalog = load_catalog(args.catalog)
+    preds = read_predictions(args.predictions)
+    if not preds:
+        _err(f"{args.predictions}: no predictions to review")
+        return EXIT_ERROR
+    turns = read_turns(args.turns) if args.turns else None
+    if turns is None:
+        _warn("no --turns given: context shows neighbouring interviewee turns only")
+    s = export_queue(preds, args.output, catalog, turns=turns, order=args.order, limit=args.limit,
+                     refresh=args.refresh, seed=args.seed)
+    print(f"{s.path}: {s.added} task(s) added, {s.kept_answered} answered kept, "
+          f"{s.kept_unanswered} unanswered kept, {s.refreshed} refreshed (order: {s.order})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _run_review_validate(args: argparse.Namespace) -> int:
+    from extractor.catalog import load_catalog
+    from extractor.jsonl import read_turns
+    from extractor.review import validate_files
+
+    catalog = load_catalog(args.catalog)
+    turn_ids = {t.id for t in read_turns(args.turns)} if args.turns else None
+    problems = validate_files(args.files, catalog, turn_ids=turn_ids)
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"{len(problems)} problem(s) in {len({p.path for p in problems})} file(s); nothing was changed",
+              file=sys.stderr)
+        return EXIT_ERROR
+    print(f"ok: {len(args.files)} file(s)" + ("" if turn_ids is not None else " (turn ids not checked: no --turns)"),
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def _run_review_agreement(args: argparse.Namespace) -> int:
+    import math
+
+    from extractor.catalog import load_catalog
+    from extractor.jsonl import write_json
+    from extractor.review import agreement
+
+    rep = agreement(args.files, load_catalog(args.catalog))
+    if args.json:
+        write_json(args.json, rep)
+    if rep["shared_turns"] == 0:
+        _err(f"no turn was answered by two annotators ({len(rep['annotators'])} annotator(s), "
+             f"{rep['turns']} turn(s)); nothing to compare")
+        return EXIT_ERROR
+
+    def f(x: float) -> str:
+        return "   -" if math.isnan(x) else f"{x:+.2f}"
+
+    print(f"annotators: {', '.join(rep['annotators'])}; turns answered by 2+: {rep['shared_turns']}; "
+          f"pooled alpha {f(rep['alpha_pooled'])}")
+    print(f"{'label':34} {'items':>5} {'pos':>4} {'kappa':>6} {'alpha':>6}")
+    for label, r in rep["per_label"].items():
+        print(f"{label:34} {r['items']:>5} {r['positives']:>4} {f(r['kappa']):>6} {f(r['alpha']):>6}")
+    return EXIT_OK
+
+
+def _run_review_annotate(args: argparse.Namespace) -> int:
+    import getpass
+
+    from extractor.annotate_tui import annotate
+    from extractor.catalog import load_catalog
+
+    annotator = args.annotator or os.environ.get("QI_ANNOTATOR") or getpass.getuser()
+    annotate(args.file, annotator, load_catalog(args.catalog), stdin=sys.stdin, stdout=sys.stdout)
+    return EXIT_OK
+
+
+def _run_review_merge(args: argparse.Namespace) -> int:
+    from extractor.catalog import load_catalog
+    from extractor.review import merge_answers
+
+    r = merge_answers(args.files, args.output, load_catalog(args.catalog))
+    print(f"{args.output}: {r['appended']} answer(s) appended ({r['read']} read, "
+          f"{r['existing']} line(s) kept as they were)", file=sys.stderr)
+    return EXIT_OK
+
+
+# --- train ------------------------------------------------------------------
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train an issue classifier on gold turns and review corrections")
+    p.add_argument("inputs", nargs="+", metavar="GOLD_OR_ANNOTATIONS",
+                   help="turns JSONL files with labels (gold/turns.jsonl) and review-correction JSONL files")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="model directory to write (models/NAME)")
+    p.add_argument("--catalog", metavar="YAML", help="catalog to train for (default: annotations/catalog.yaml)")
+    p.add_argument("--base-model", metavar="PATH", help="local sentence-transformers model (default: bundled MiniLM)")
+    p.add_argument("--fast", action="store_true", help="frozen encoder + linear heads only (seconds to a minute)")
+    p.add_argument("--epochs", type=int, help="fine-tuning epochs")
+    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda")
+    p.add_argument("--force", action="store_true", help="replace an existing model directory")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from extractor.classify import ClassifierConfig
+    from extractor.train import train_model
+
+    kw = {"seed": args.seed, "device": args.device, "fine_tune": not args.fast, "base_model": args.base_model}
+    if args.epochs is not None:
+        kw["epochs"] = args.epochs
+    clf = train_model(args.inputs, args.output, config=ClassifierConfig(**kw), catalog=args.catalog,
+                      progress=sys.stderr.isatty(), force=args.force)
+    tr = clf.card_["training"]
+    print(f"trained on {tr['examples']} turns of {tr['interviews']} interviews in {tr['seconds']:.0f}s -> {args.output}")
+    return EXIT_OK
+
+
+# --- predict ----------------------------------------------------------------
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="classify the interviewee turns of a turns file")
+    p.add_argument("turns", metavar="TURNS.jsonl", help="output of `extractor segment` or a gold turns file")
+    p.add_argument("--model", default="models/default", metavar="DIR", help="model directory (default models/default)")
+    p.add_argument("-o", "--output", required=True, metavar="PREDICTIONS.jsonl", help="predictions to write")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda (default: the model's setting)")
+    p.add_argument("--batch-size", type=int, default=256, help="turns per batch (default 256)")
+    p.add_argument("--no-evidence", action="store_true", help="skip the evidence sentences")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from extractor.train import predict_file
+
+    if Path(args.output).exists() and not args.force:
+        _err(f"{args.output}: expected a new output file, found an existing one; pass --force to overwrite it")
+        return EXIT_ERROR
+    if args.batch_size < 1:
+        _err(f"--batch-size: expected a positive integer, found {args.batch_size}")
+        return EXIT_USAGE
+    n = predict_file(args.turns, args.model, args.output, device=args.device, batch_size=args.batch_size,
+                     evidence=not args.no_evidence, progress=sys.stderr.isatty())
+    print(f"wrote {n} predictions to {args.output}")
+    return EXIT_OK
+
+
+# --- evaluate ---------------------------------------------------------------
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="score a model (or predictions) against gold labels, beside human agreement")
+    p.add_argument("gold", metavar="GOLD.jsonl", help="gold turns file with labels and codes (gold/turns.jsonl)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", metavar="DIR", help="model directory to predict the gold turns with")
+    src.add_argument("--predictions", metavar="PRED.jsonl", help="existing predictions (`extractor predict`) instead")
+    src.add_argument("--cv", type=int, metavar="K",
+                     help="train and score K models, each holding out a group of whole interviews")
+    p.add_argument("--fast", action="store_true", help="with --cv: frozen encoder + linear heads only")
+    p.add_argument("--seed", type=int, default=42, help="with --cv: seed of the folds and models (default 42)")
+    p.add_argument("--save-predictions", metavar="PRED.jsonl", help="with --cv: also write the out-of-fold predictions")
+    p.add_argument("--json", metavar="OUT", help="write the full report as JSON (atomically)")
+    p.add_argument("--moderated-only", action="store_true",
+                   help="only turns whose gold labels are the moderated consensus (default: all labelled turns)")
+    p.add_argument("--interviews", metavar="LIST",
+                   help='comma-separated interviews to evaluate on, e.g. "Interview 3,Interview 9" (default: all)')
+    p.add_argument("--catalog", metavar="YAML",
+                   help="catalog mapping labels and study codes (default: the model's, else annotations/catalog.yaml)")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda (with --model or --cv)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from extractor.catalog import load_catalog
+    from extractor.evaluate import evaluate, format_tables
+    from extractor.jsonl import read_turns, write_json
+
+    if args.json and Path(args.json).exists() and not args.force:
+        _err(f"{args.json}: expected a new output file, found an existing one; pass --force to overwrite it")
+        return EXIT_ERROR
+    if args.cv is None and (args.fast or args.save_predictions):
+        _err("--fast and --save-predictions: expected together with --cv K, found without it")
+        return EXIT_USAGE
+    interviews = [s.strip() for s in args.interviews.split(",") if s.strip()] if args.interviews else None
+    turns = read_turns(args.gold)
+    if args.model:
+        from extractor.classify import IssueClassifier
+
+        clf = IssueClassifier.load(args.model, device=args.device)
+        catalog = load_catalog(args.catalog) if args.catalog else clf.catalog_
+        from extractor.classify import _data_hash
+
+        if clf.card_.get("data_sha256") == _data_hash(turns):
+            _warn(f"{args.model} was trained on {args.gold}: these are training-set figures, not an estimate "
+                  "of accuracy on new interviews; use --cv K for held-out figures")
+        keep = set(interviews) if interviews else {t.interview for t in turns if t.labels is not None}
+        # Predict only the interviews that will be scored (whole interviews: context needs neighbours).
+        preds = clf.predict([t for t in turns if t.interview in keep], progress=sys.stderr.isatty(), evidence=False)
+    elif args.cv is not None:
+        from extractor.classify import ClassifierConfig
+        from extractor.evaluate import cross_validate
+
+        if args.cv < 2:
+            _err(f"--cv: expected at least 2 folds, found {args.cv}")
+            return EXIT_USAGE
+        catalog = load_catalog(args.catalog)
+        config = ClassifierConfig(seed=args.seed, device=args.device or "auto", fine_tune=not args.fast)
+        preds, folds = cross_validate(turns, folds=args.cv, catalog=catalog, config=config,
+                                      progress=sys.stderr.isatty())
+        if args.save_predictions:
+            from extractor.jsonl import write_jsonl
+
+            write_jsonl(args.save_predictions, preds)
+    else:
+        from extractor.review import read_predictions
+
+        preds = read_predictions(args.predictions)
+        catalog = load_catalog(args.catalog)
+    result = evaluate(turns, preds, catalog, moderated_only=args.moderated_only, interviews=interviews,
+                      gold_path=args.gold)
+    result["gold"] = str(args.gold)
+    if args.model:
+        result["source"] = {"model": args.model}
+    elif args.cv is not None:
+        result["source"] = {"cv": {"folds": folds, "seed": args.seed, "config": config.to_dict()}}
+    else:
+        result["source"] = {"predictions": args.predictions}
+    if result["missing_predictions"]:
+        _warn(f"{result['missing_predictions']} labelled turns have no prediction and were skipped")
+    print(format_tables(result))
+    if args.json:
+        write_json(args.json, result)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --- discover ---------------------------------------------------------------
+
+
+def _add_discover(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("discover", help="propose new catalog entries from turns no entry matches")
+    p.add_argument("predictions", metavar="PREDICTIONS.jsonl", help="output of `extractor predict`")
+    p.add_argument("-o", "--output", required=True, metavar="PROPOSALS.jsonl", help="proposals to write (one per line)")
+    p.add_argument("--report", metavar="PROPOSALS.md", help="also write a Markdown report for people")
+    p.add_argument("--catalog", metavar="YAML", help="catalog to match against (default annotations/catalog.yaml)")
+    p.add_argument("--rejected", metavar="JSONL",
+                   help="memory of rejected proposals (default annotations/rejected_proposals.jsonl)")
+    p.add_argument("--encoder", metavar="DIR", help="sentence-transformers directory (default: bundled MiniLM)")
+    p.add_argument("--min-words", type=int, help="words a substantive turn needs (default 15)")
+    p.add_argument("--min-cluster-size", type=int, help="smallest proposal, in turns (default 5)")
+    p.add_argument("--min-interviews", type=int, help="interviews a proposal must come from (default 2)")
+    p.add_argument("--score-threshold", type=float, help="classifier score that counts as a match (default 0.5)")
+    p.add_argument("--match-threshold", type=float,
+                   help="cosine similarity to an entry description that counts as a match (default 0.6)")
+    p.add_argument("--no-zero-shot", action="store_true", help="skip the similarity-to-catalog matching step")
+    p.add_argument("--method", choices=["agglomerative", "hdbscan"], help="clustering (default agglomerative)")
+    p.add_argument("--cluster-ratio", type=float, help="agglomerative: unmatched turns per cluster (default 12)")
+    p.add_argument("--no-question", action="store_true", help="embed turns without the interviewer's question")
+    p.add_argument("--max-proposals", type=int, help="keep the strongest N proposals")
+    p.add_argument("--seed", type=int, help="random seed (default 42)")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.set_defaults(func=_run_discover)
+
+
+def _run_discover(args: argparse.Namespace) -> int:
+    from extractor import discover as D
+    from extractor.catalog import load_catalog
+    from extractor.jsonl import atomic_open, write_jsonl
+
+    for out in (args.output, args.report):
+        if out and Path(out).exists() and not args.force:
+            _err(f"{out}: expected a new output file, found an existing one (it may hold review decisions); "
+                 "pass --force to overwrite it")
+            return EXIT_ERROR
+    config = D.config_from_kwargs(
+        min_words=args.min_words, min_cluster_size=args.min_cluster_size, min_interviews=args.min_interviews,
+        score_threshold=args.score_threshold, match_threshold=args.match_threshold, method=args.method,
+        cluster_ratio=args.cluster_ratio, max_proposals=args.max_proposals, seed=args.seed,
+        question_weight=0.0 if args.no_question else None)
+    if args.no_zero_shot:
+        from dataclasses import replace
+
+        config = replace(config, match_threshold=None)
+    preds = D.read_predictions(args.predictions)
+    catalog = load_catalog(args.catalog)
+    rejected = D.load_rejected(args.rejected)
+    result = D.run_discovery(preds, None, catalog, D._cli_embedder(args.encoder), config, rejected=rejected,
+                             progress=sys.stderr.isatty())
+    for w in result.warnings:
+        _warn(w)
+    if result.message:
+        _warn(result.message)
+    n = write_jsonl(args.output, result.proposals)
+    if args.report:
+        with atomic_open(args.report) as fh:
+            fh.write(D.render_report(result, source=str(args.predictions)))
+    s = result.stats
+    print(f"{s.get('turns', 0)} turns, {s.get('unmatched', 0)} unmatched -> wrote {n} proposals to {args.output}"
+          + (f" and {args.report}" if args.report else ""), file=sys.stderr)
+    return EXIT_OK
+
+
+def _add_discover_review(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("discover-review",
+                       help='apply "decision": "accept"/"reject" set on lines of a proposals file')
+    p.add_argument("proposals", metavar="PROPOSALS.jsonl", help="proposals file with reviewers' decisions")
+    p.add_argument("--catalog", metavar="YAML", help="catalog to add accepted entries to (default annotations/catalog.yaml)")
+    p.add_argument("--rejected", metavar="JSONL",
+                   help="memory of rejected proposals, appended to (default annotations/rejected_proposals.jsonl)")
+    p.set_defaults(func=_run_discover_review)
+
+
+def _run_discover_review(args: argparse.Namespace) -> int:
+    from extractor.discover import apply_decisions
+
+    done = apply_decisions(args.proposals, args.catalog, args.rejected)
+    print(f"{len(done['accepted'])} accepted ({', '.join(done['accepted']) or '-'}), {len(done['rejected'])} rejected, "
+          f"{len(done['undecided'])} undecided, {len(done['skipped'])} already applied", file=sys.stderr)
+    return EXIT_OK
+
+
+# --- extract ----------------------------------------------------------------
+
+
+def _add_extract(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "extract", help="segment, predict, discover and report over a directory of transcripts",
+        description="Run the whole pipeline over every transcript and write turns.jsonl, predictions.jsonl, "
+                    "proposals.jsonl, privacy.jsonl, coded_segments.csv, report.html/.md, figures/, "
+                    "project.qdpx + codebook.qdc (REFI-QDA) and manifest.json into OUT. Segments, predictions, "
+                    "embeddings and privacy findings are cached (OUT/.cache), so a rerun after editing one "
+                    "transcript redoes that one only.")
+    p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR", help="transcript files or directories of them")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output directory")
+    p.add_argument("--model", default=None, metavar="DIR", help="classifier directory (default: models/default)")
+    p.add_argument("--cache", default=None, metavar="DIR", help="cache directory (default: OUT/.cache)")
+    p.add_argument("--interviewer", default=None, metavar="NAMES",
+                   help='comma-separated speaker names that are interviewers, e.g. "Alice,Bob"')
+    p.add_argument("--embedder", default=None, metavar="NAME_OR_DIR",
+                   help='sentence encoder for discovery: the bundled MiniLM (default), a local model directory, '
+                        'or "hashing" (model-free, fast, for tests)')
+    p.add_argument("--no-discover", action="store_true", help="skip the discovery of uncatalogued issues")
+    p.add_argument("--no-privacy", action="store_true", help="skip the personal-data check")
+    p.add_argument("--no-qdpx", action="store_true", help="skip the REFI-QDA export")
+    p.add_argument("--force", action="store_true", help="write into a non-empty OUT that holds other files")
+    p.add_argument("--device", default=None, help="torch device for the classifier (default: auto)")
+    p.set_defaults(func=_run_extract)
+
+
+def _run_extract(args: argparse.Namespace) -> int:
+    from extractor.extract import _default_segmenter, embedder_factory, load_classifier, run_extract
+
+    clf, info = load_classifier(args.model, device=args.device)
+    res = run_extract(args.paths, args.output, classifier=clf, model_info=info,
+                      segmenter=_default_segmenter(args.interviewer), cache_dir=args.cache,
+                      embedder_factory=embedder_factory(args.embedder),
+                      discover=not args.no_discover, privacy=not args.no_privacy, qdpx=not args.no_qdpx,
+                      progress=True, force=args.force)
+    c, m = res.manifest["counts"], res.manifest
+    for s in m["skipped"]:
+        _warn(f"skipped {s['error']}")
+    if c["privacy_warnings"]:
+        _warn(f"{c['privacy_warnings']} likely unredacted personal data in the transcripts: see "
+              f"{Path(args.output) / 'privacy.jsonl'} and the report's privacy section before sharing")
+    cache = m["cache"]
+    print(f"extracted {c['interviews']} interviews: {c['turns']} turns, {c['interviewee_turns']} interviewee, "
+          f"{c['issue_turns']} with issues, {c['mitigation_turns']} mitigations, {c['proposals']} proposals; "
+          f"predicted {cache['predict_misses']} interviews ({cache['predict_hits']} cached) in "
+          f"{m['timings_s']['total']:.1f}s -> {Path(args.output) / 'report.html'}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --- qdpx -------------------------------------------------------------------
+
+
+def _add_qdpx(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("qdpx", help="REFI-QDA exchange: export predictions, import human codings",
+                       description="Export turns + predictions as a REFI-QDA project (.qdpx, read by ATLAS.ti, NVivo, "
+                                   "MAXQDA, QualCoder) and the catalog as a codebook (.qdc), or import a project coded "
+                                   "by humans as a labelled turns file for `extractor train`.")
+    qs = p.add_subparsers(dest="qdpx_command", metavar="ACTION", required=True)
+    e = qs.add_parser("export", help="write a .qdpx project (and optionally a .qdc codebook)")
+    e.add_argument("--turns", required=True, metavar="TURNS.jsonl", help="turns from `extractor segment`")
+    e.add_argument("--predictions", required=True, metavar="PREDICTIONS.jsonl", help="from `extractor predict`")
+    e.add_argument("--catalog", default=None, metavar="YAML", help="catalog (default: annotations/catalog.yaml)")
+    e.add_argument("-o", "--output", required=True, metavar="PROJECT.qdpx")
+    e.add_argument("--codebook", default=None, metavar="CODEBOOK.qdc", help="also write the codebook here")
+    e.set_defaults(func=_run_qdpx_export)
+    i = qs.add_parser("import", help="read human codings of a .qdpx as labelled turns (training data)")
+    i.add_argument("project", metavar="PROJECT.qdpx")
+    i.add_argument("--turns", default=None, metavar="TURNS.jsonl",
+                   help="turns of the project's sources (matched by interview name); default: segment the sources")
+    i.add_argument("--catalog", default=None, metavar="YAML", help="catalog (default: annotations/catalog.yaml)")
+    i.add_argument("--no-negatives", action="store_true",
+                   help="label only coded turns (default: uncoded interviewee turns of coded sources get empty labels)")
+    i.add_argument("-o", "--output", required=True, metavar="LABELLED.jsonl", help="gold-like turns file to write")
+    i.set_defaults(func=_run_qdpx_import)
+
+
+def _run_qdpx_export(args: argparse.Namespace) -> int:
+    from extractor.catalog import load_catalog
+    from extractor.jsonl import read_jsonl, read_turns
+    from extractor.qdpx import export_qdc, export_qdpx
+    from extractor.types import Prediction
+
+    catalog = load_catalog(args.catalog)
+    turns = read_turns(args.turns)
+    preds = [Prediction.from_dict(d) for d in read_jsonl(args.predictions)]
+    stats = export_qdpx(args.output, turns, preds, catalog)
+    if args.codebook:
+        export_qdc(args.codebook, catalog)
+    print(f"exported {stats['sources']} sources, {stats['selections']} coded selections, {stats['codings']} codings "
+          f"-> {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _run_qdpx_import(args: argparse.Namespace) -> int:
+    from extractor.catalog import load_catalog
+    from extractor.jsonl import read_turns, write_jsonl
+    from extractor.qdpx import import_labels, labelled_turns
+
+    catalog = load_catalog(args.catalog)
+    turns = read_turns(args.turns) if args.turns else None
+    labels, source_turns, unmatched = import_labels(args.project, catalog, turns, negatives=not args.no_negatives)
+    if unmatched:
+        _warn(f"{len(unmatched)} codes match no catalog entry and were ignored: {', '.join(unmatched[:8])}"
+              + (", ..." if len(unmatched) > 8 else ""))
+    if not labels:
+        _err(f"{args.project}: no coded selection could be mapped to a turn and a catalog label")
+        return EXIT_ERROR
+    rows = labelled_turns(labels, source_turns, label_source=f"qdpx:{Path(args.project).name}")
+    write_jsonl(args.output, rows)
+    coded = sum(1 for lab in labels.values() if lab.categories or lab.phases or lab.mitigation)
+    print(f"imported labels for {len(labels)} interviewee turns ({coded} coded) of {len(source_turns)} sources "
+          f"-> {args.output}", file=sys.stderr)
+    return EXIT_OK
 
 
 # --- registry ---------------------------------------------------------------
@@ -64,6 +662,14 @@ def _run_demo(args: argparse.Namespace) -> int:
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_segment,
     _add_demo,
+    _add_review,
+    _add_train,
+    _add_predict,
+    _add_evaluate,
+    _add_discover,
+    _add_discover_review,
+    _add_extract,
+    _add_qdpx,
 ]
 
 

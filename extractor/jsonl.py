@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,23 +23,30 @@ def enumerate_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, obj)`` per non-blank line; a bad line raises :class:`InputError`."""
     path = Path(path)
     try:
-        fh = path.open("r", encoding="utf-8")
+        fh = path.open("rb")
     except FileNotFoundError:
         raise InputError(path, "an existing JSONL file", "no such file") from None
+    except IsADirectoryError:
+        raise InputError(path, "a JSONL file", "a directory") from None
     with fh:
-        try:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InputError(path, "one JSON object per line", f"invalid JSON ({e.msg}) in {_short(line)}", line=n) from None
-                if not isinstance(obj, dict):
-                    raise InputError(path, "a JSON object", f"{type(obj).__name__} {_short(line)}", line=n)
-                yield n, obj
-        except UnicodeDecodeError as e:
-            raise InputError(path, "UTF-8 text", f"undecodable byte at offset {e.start}") from None
+        # Decode line by line (not through a text wrapper, which decodes in chunks) so a
+        # bad byte is reported with its own line and column.
+        for n, raw in enumerate(fh, 1):
+            try:
+                # utf-8-sig on line 1: files saved by some Windows editors start with a BOM
+                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(path, "UTF-8 text", f"undecodable byte 0x{raw[e.start]:02x} at column {e.start + 1}",
+                                 line=n) from None
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(path, "one JSON object per line", f"invalid JSON ({e.msg}) in {_short(line)}", line=n) from None
+            if not isinstance(obj, dict):
+                raise InputError(path, "a JSON object", f"{type(obj).__name__} {_short(line)}", line=n)
+            yield n, obj
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -60,8 +68,26 @@ def read_turns(path: str | Path) -> list[Turn]:
                                  hint="is this a turns file from `extractor segment`?")
         if obj["speaker"] not in ("interviewee", "interviewer"):
             raise InputError(path, 'speaker "interviewee" or "interviewer"', repr(obj["speaker"]), line=n)
+        labels = obj.get("labels")
+        # A malformed labels object would otherwise be dropped (or a string split into letters).
+        if labels is not None and not (
+            isinstance(labels, dict)
+            and all(isinstance(labels.get(k, []), list) and all(isinstance(x, str) for x in labels.get(k, []))
+                    for k in ("categories", "phases"))
+        ):
+            raise InputError(path, '"labels" = {"categories": [ids], "phases": [ids], "mitigation": bool}',
+                             repr(labels)[:80], line=n)
         turns.append(Turn.from_dict(obj))
     return list(with_ids(turns))
+
+
+def _target_mode(path: Path) -> int:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 @contextmanager
@@ -74,6 +100,8 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates 0600; give the result the old file's mode, else the usual 0666 & ~umask.
+        os.chmod(tmp, _target_mode(path))
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as fh:
             yield fh
             fh.flush()

@@ -20,7 +20,9 @@ _WS = re.compile(r"\s+")
 
 def normalize_text(text: str) -> str:
     """Collapse runs of whitespace and strip: the form turns are compared and hashed in."""
-    return _WS.sub(" ", text).strip()
+    # Same result as _WS.sub(" ", text).strip() (str.split and re's \s agree on every
+    # code point) but several times faster on long texts.
+    return " ".join(text.split())
 
 
 def turn_id(interview: str, speaker: str, text: str, occurrence: int = 0) -> str:

@@ -1,0 +1,457 @@
+"""REFI-QDA exchange (QDA-XML 1.0): ``.qdpx`` projects and ``.qdc`` codebooks.
+
+The format is read and written by ATLAS.ti, NVivo, MAXQDA and QualCoder. Export:
+sources = the transcripts (plain text), codes = the catalog (categories, phases and a
+``Mitigation`` code), coded selections = predicted labels on each turn's character range.
+Import: a project coded by humans -> :class:`Labels` per turn id, for training.
+
+A ``.qdpx`` is a zip holding ``project.qde`` (XML, namespace ``urn:QDA-XML:project:1.0``)
+and ``sources/<guid>.txt``. GUIDs are UUID5 of stable names, so exporting the same
+input twice gives the same bytes (given the same ``created`` time).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+import xml.etree.ElementTree as ET
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from extractor import __version__
+from extractor.catalog import Catalog
+from extractor.errors import InputError
+from extractor.jsonl import atomic_open
+from extractor.types import Labels, Prediction, Turn, normalize_text
+
+log = logging.getLogger(__name__)
+
+NS_PROJECT = "urn:QDA-XML:project:1.0"
+NS_CODEBOOK = "urn:QDA-XML:codebook:1.0"
+_UUID_NS = uuid.UUID("5b0c3e8e-2f7a-4c56-9a39-0d3c1e0a9f11")  # fixed: GUIDs stay stable across runs
+ROOT_CATEGORIES, ROOT_PHASES, MITIGATION = "Issue categories", "Lifecycle phases", "Mitigation"
+_ZIP_TIME = (2020, 1, 1, 0, 0, 0)
+
+
+def stable_guid(*parts: str) -> str:
+    return str(uuid.uuid5(_UUID_NS, "\x1f".join(parts)))
+
+
+# --- sources ----------------------------------------------------------------
+
+
+@dataclass
+class SourceText:
+    """One interview as a plain-text source, with each turn's ``[start, end)`` range in it."""
+
+    name: str
+    text: str
+    ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    file: str = ""
+
+
+def _aligned(text: str, turns: Sequence[Turn]) -> bool:
+    for t in turns:
+        s = t.source or {}
+        start, end = s.get("start"), s.get("end")
+        if not isinstance(start, int) or not isinstance(end, int) or not 0 <= start < end <= len(text):
+            return False
+        words = normalize_text(t.text).split()
+        if words and words[0] not in text[start:end]:
+            return False
+    return True
+
+
+def _read_source_file(turns: Sequence[Turn]) -> tuple[str, str] | None:
+    """The transcript file the turns were segmented from, if its offsets still match it."""
+    files = {str((t.source or {}).get("file") or "") for t in turns}
+    if len(files) != 1 or not next(iter(files)):
+        return None
+    path = Path(next(iter(files)))
+    if not path.is_file() or path.suffix.lower() not in (".txt", ".md", ".markdown"):
+        return None
+    for newline in (None, ""):  # universal newlines first, then raw
+        with path.open(encoding="utf-8", errors="replace", newline=newline) as fh:
+            text = fh.read()
+        if _aligned(text, turns):
+            return str(path), text
+    return None
+
+
+def build_sources(turns: Iterable[Turn]) -> list[SourceText]:
+    """Group turns by interview; use the original transcript where the turns' ``source``
+    offsets match it, otherwise a synthetic text of ``Speaker: text`` paragraphs."""
+    by_iv: dict[str, list[Turn]] = defaultdict(list)
+    for t in turns:
+        by_iv[t.interview].append(t)
+    out = []
+    for iv, ts in by_iv.items():
+        ts.sort(key=lambda t: t.turn)
+        found = _read_source_file(ts)
+        if found:
+            path, text = found
+            out.append(SourceText(iv, text, {t.id: (t.source["start"], t.source["end"]) for t in ts}, path))
+            continue
+        chunks, ranges, pos = [], {}, 0
+        for t in ts:
+            prefix = f"{t.speaker_raw or t.speaker.capitalize()}: "
+            body = normalize_text(t.text)
+            ranges[t.id] = (pos + len(prefix), pos + len(prefix) + len(body))
+            chunk = prefix + body + "\n\n"
+            chunks.append(chunk)
+            pos += len(chunk)
+        out.append(SourceText(iv, "".join(chunks), ranges))
+    return out
+
+
+# --- codes ------------------------------------------------------------------
+
+
+def _code_el(parent: ET.Element, ns: str, guid: str, name: str, codable: bool, description: str = "",
+             color: str | None = None) -> ET.Element:
+    el = ET.SubElement(parent, f"{{{ns}}}Code", {"guid": guid, "name": name, "isCodable": "true" if codable else "false"})
+    if color:
+        el.set("color", color)
+    if description:
+        ET.SubElement(el, f"{{{ns}}}Description").text = description
+    return el
+
+
+def code_guids(catalog: Catalog) -> dict[str, str]:
+    """Label id (category, phase or ``mitigation``) -> code GUID."""
+    g = {e.id: stable_guid(catalog.name, "code", e.id) for e in (*catalog.categories, *catalog.phases)}
+    g["mitigation"] = stable_guid(catalog.name, "code", "mitigation")
+    return g
+
+
+def _codes(parent: ET.Element, ns: str, catalog: Catalog) -> None:
+    guids = code_guids(catalog)
+    codes = ET.SubElement(parent, f"{{{ns}}}Codes")
+    root = _code_el(codes, ns, stable_guid(catalog.name, "root", "categories"), ROOT_CATEGORIES, False,
+                    f"Issue categories of {catalog.tag}")
+    for e in catalog.categories:
+        _code_el(root, ns, guids[e.id], e.name, True, f"{e.definition} [id: {e.id}]", "#1F4E8C")
+    root = _code_el(codes, ns, stable_guid(catalog.name, "root", "phases"), ROOT_PHASES, False,
+                    f"Lifecycle phases of {catalog.tag}")
+    for e in catalog.phases:
+        _code_el(root, ns, guids[e.id], e.name, True, f"{e.definition} [id: {e.id}]", "#3A7D44")
+    _code_el(codes, ns, guids["mitigation"], MITIGATION, True,
+             "The turn describes how an issue was fixed or avoided [id: mitigation]", "#C06000")
+
+
+def codebook_xml(catalog: Catalog) -> bytes:
+    """The catalog as a REFI-QDA codebook (``.qdc``, namespace ``urn:QDA-XML:codebook:1.0``)."""
+    ET.register_namespace("", NS_CODEBOOK)
+    root = ET.Element(f"{{{NS_CODEBOOK}}}CodeBook", {"origin": f"qi-extractor {__version__} ({catalog.tag})"})
+    _codes(root, NS_CODEBOOK, catalog)
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def export_qdc(path: str | Path, catalog: Catalog) -> Path:
+    with atomic_open(path, "wb") as fh:
+        fh.write(codebook_xml(catalog))
+    return Path(path)
+
+
+# --- project export ---------------------------------------------------------
+
+
+def _labels_of(p: Prediction) -> list[str]:
+    return [*p.categories, *p.phases, *(["mitigation"] if p.mitigation else [])]
+
+
+def project_xml(sources: Sequence[SourceText], predictions: Sequence[Prediction], catalog: Catalog, *,
+                name: str = "qi-extractor", created: str | None = None, user: str = "qi-extractor") -> bytes:
+    """``project.qde``: users, the codebook, one TextSource per interview with one
+    PlainTextSelection per coded turn (one Coding per label)."""
+    ET.register_namespace("", NS_PROJECT)
+    n = lambda tag: f"{{{NS_PROJECT}}}{tag}"  # noqa: E731
+    created = created or datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    user_guid = stable_guid("user", user)
+    root = ET.Element(n("Project"), {"name": name, "origin": f"qi-extractor {__version__}",
+                                     "creatingUserGUID": user_guid, "creationDateTime": created})
+    users = ET.SubElement(root, n("Users"))
+    ET.SubElement(users, n("User"), {"guid": user_guid, "name": user})
+    book = ET.SubElement(root, n("CodeBook"))
+    _codes(book, NS_PROJECT, catalog)
+    guids = code_guids(catalog)
+    by_id = {p.id: p for p in predictions}
+    src_el = ET.SubElement(root, n("Sources"))
+    unknown: set[str] = set()
+    for s in sources:
+        sguid = stable_guid("source", s.name)
+        el = ET.SubElement(src_el, n("TextSource"), {"guid": sguid, "name": s.name,
+                                                     "plainTextPath": f"internal://{sguid}.txt",
+                                                     "creatingUser": user_guid, "creationDateTime": created})
+        for tid, (start, end) in sorted(s.ranges.items(), key=lambda kv: kv[1]):
+            p = by_id.get(tid)
+            labels = [lab for lab in (_labels_of(p) if p else []) if lab in guids or unknown.add(lab)]
+            if not labels:
+                continue
+            sel = ET.SubElement(el, n("PlainTextSelection"), {
+                "guid": stable_guid("selection", s.name, tid), "name": f"{s.name} turn {p.turn}",
+                "startPosition": str(start), "endPosition": str(end), "creatingUser": user_guid,
+                "creationDateTime": created})
+            for lab in labels:
+                c = ET.SubElement(sel, n("Coding"), {"guid": stable_guid("coding", s.name, tid, lab),
+                                                     "creatingUser": user_guid, "creationDateTime": created})
+                ET.SubElement(c, n("CodeRef"), {"targetGUID": guids[lab]})
+    if unknown:
+        log.warning("labels absent from %s were not exported: %s", catalog.tag, sorted(unknown))
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def export_qdpx(path: str | Path, turns: Sequence[Turn], predictions: Sequence[Prediction], catalog: Catalog, *,
+                name: str = "qi-extractor", created: str | None = None) -> dict[str, int]:
+    """Write a ``.qdpx`` project atomically; return counts (sources, selections, codings)."""
+    sources = build_sources(turns)
+    xml = project_xml(sources, predictions, catalog, name=name, created=created)
+    with atomic_open(path, "wb") as fh:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            def put(arcname: str, data: bytes) -> None:
+                info = zipfile.ZipInfo(arcname, date_time=_ZIP_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, data)
+
+            put("project.qde", xml)
+            for s in sources:
+                put(f"sources/{stable_guid('source', s.name)}.txt", s.text.encode("utf-8"))
+    root = ET.fromstring(xml)
+    return {"sources": len(sources),
+            "selections": len(root.findall(f".//{{{NS_PROJECT}}}PlainTextSelection")),
+            "codings": len(root.findall(f".//{{{NS_PROJECT}}}Coding"))}
+
+
+# --- import -----------------------------------------------------------------
+
+
+@dataclass
+class Selection:
+    start: int
+    end: int
+    codes: list[str]  # code GUIDs
+    user: str = ""
+
+
+@dataclass
+class Source:
+    guid: str
+    name: str
+    text: str
+    selections: list[Selection] = field(default_factory=list)
+
+
+@dataclass
+class Project:
+    """What :func:`read_qdpx` takes from a project: codes (GUID -> (name, parent GUID)) and text sources."""
+
+    codes: dict[str, tuple[str, str | None]]
+    sources: list[Source]
+    path: str = ""
+
+
+def read_qdpx(path: str | Path) -> Project:
+    """Parse a ``.qdpx`` (or a bare ``project.qde``) into codes, text sources and coded selections."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "a .qdpx project file", "no such file")
+    zf = None
+    try:
+        if zipfile.is_zipfile(path):
+            zf = zipfile.ZipFile(path)
+            qde = [n for n in zf.namelist() if n.lower().endswith(".qde")]
+            if not qde:
+                raise InputError(path, "a zip with a project.qde file", f"{len(zf.namelist())} entries, no .qde",
+                                 hint="is this a REFI-QDA .qdpx export?")
+            data = zf.read(qde[0])
+        else:
+            data = path.read_bytes()
+        try:
+            root = ET.fromstring(data)
+        except ET.ParseError as e:
+            raise InputError(f"{path}!project.qde", "well-formed XML", str(e), line=e.position[0]) from None
+        if root.tag != f"{{{NS_PROJECT}}}Project":
+            raise InputError(path, f"a <Project> root in namespace {NS_PROJECT}", f"<{root.tag}>")
+        n = lambda tag: f"{{{NS_PROJECT}}}{tag}"  # noqa: E731
+        codes: dict[str, tuple[str, str | None]] = {}
+
+        def walk(el: ET.Element, parent: str | None) -> None:
+            for c in el.findall(n("Code")):
+                codes[c.get("guid", "")] = (c.get("name", ""), parent)
+                walk(c, c.get("guid"))
+
+        book = root.find(n("CodeBook"))
+        if book is not None and book.find(n("Codes")) is not None:
+            walk(book.find(n("Codes")), None)
+        sources = []
+        for s in root.iter(n("TextSource")):
+            text = _source_text(path, zf, s)
+            src = Source(s.get("guid", ""), s.get("name", "") or s.get("guid", ""), text)
+            for sel in s.findall(n("PlainTextSelection")):
+                try:
+                    start, end = int(sel.get("startPosition", "")), int(sel.get("endPosition", ""))
+                except ValueError:
+                    raise InputError(path, "integer startPosition/endPosition",
+                                     f"{sel.get('startPosition')!r}-{sel.get('endPosition')!r} in selection "
+                                     f"{sel.get('guid')}") from None
+                refs = [r.get("targetGUID", "") for c in sel.findall(n("Coding")) for r in c.findall(n("CodeRef"))]
+                src.selections.append(Selection(min(start, end), max(start, end), refs, sel.get("creatingUser", "")))
+            sources.append(src)
+        return Project(codes, sources, str(path))
+    finally:
+        if zf is not None:
+            zf.close()
+
+
+def _source_text(path: Path, zf: zipfile.ZipFile | None, el: ET.Element) -> str:
+    content = el.find(f"{{{NS_PROJECT}}}PlainTextContent")
+    if content is not None and content.text:
+        return content.text
+    ref = el.get("plainTextPath") or ""
+    if not ref:
+        return ""
+    name = ref.split("://", 1)[1] if ref.startswith("internal://") else ref
+    if zf is not None:
+        names = {n.lower(): n for n in zf.namelist()}
+        for cand in (f"sources/{name}", f"Sources/{name}", name):
+            if cand.lower() in names:
+                return zf.read(names[cand.lower()]).decode("utf-8-sig")
+    external = path.parent / name
+    if external.is_file():
+        return external.read_text(encoding="utf-8-sig")
+    raise InputError(path, f"the plain text of source {el.get('name')!r}", f"no {ref!r} in the project")
+
+
+def resolve_codes(project: Project, catalog: Catalog) -> tuple[dict[str, set[str]], list[str]]:
+    """Code GUID -> label ids it stands for, matching (case-insensitively) the catalog id,
+    the entry name, or one of the entry's study codes; also the names that matched nothing."""
+    keys: dict[str, set[str]] = defaultdict(set)
+    for e in (*catalog.categories, *catalog.phases):
+        for k in (e.id, e.name, *e.codes):
+            keys[k.strip().lower()].add(e.id)
+    for k in ("mitigation", MITIGATION, *catalog.extra.get("mitigation_codes", [])):
+        keys[str(k).strip().lower()].add("mitigation")
+    phase_ids = set(catalog.phase_ids)
+    out: dict[str, set[str]] = {}
+    unmatched = []
+    for guid, (name, parent) in project.codes.items():
+        labels = set(keys.get(name.strip().lower(), set()))
+        # The same display name can be a category and a phase: the exported hierarchy decides.
+        parent_name = project.codes.get(parent, ("", None))[0] if parent else ""
+        if parent_name == ROOT_PHASES:
+            labels = {lab for lab in labels if lab in phase_ids} or labels
+        elif parent_name == ROOT_CATEGORIES:
+            labels = {lab for lab in labels if lab not in phase_ids and lab != "mitigation"} or labels
+        if labels:
+            out[guid] = labels
+        elif name not in (ROOT_CATEGORIES, ROOT_PHASES):
+            unmatched.append(name)
+    return out, sorted(set(unmatched))
+
+
+def _overlaps(sel: Selection, start: int, end: int) -> bool:
+    # A selection codes a turn when it covers half the turn or half of itself lies in it;
+    # a few characters spilling into the next turn do not count.
+    ov = min(sel.end, end) - max(sel.start, start)
+    return ov > 0 and (2 * ov >= end - start or 2 * ov >= sel.end - sel.start)
+
+
+def import_labels(path: str | Path, catalog: Catalog, turns: Sequence[Turn] | None = None, *,
+                  negatives: bool = True) -> tuple[dict[str, Labels], dict[str, list[Turn]], list[str]]:
+    """Labels per turn id from a human-coded project.
+
+    ``turns`` locate turns in the sources (matched by interview name = source name, ranges
+    from ``build_sources``); without them the sources are segmented with
+    :mod:`extractor.segment`. With ``negatives``, every interviewee turn of a source that
+    has at least one coding gets labels (empty when uncoded). Returns (labels by turn id,
+    turns by source name, code names that matched no catalog entry).
+    """
+    project = read_qdpx(path)
+    code_labels, unmatched = resolve_codes(project, catalog)
+    if unmatched:
+        log.warning("%s: %d codes match no catalog entry and were ignored: %s", path, len(unmatched),
+                    ", ".join(unmatched[:10]))
+    phase_ids, cat_ids = set(catalog.phase_ids), set(catalog.category_ids)
+    by_name = defaultdict(list)
+    for t in turns or ():
+        by_name[t.interview].append(t)
+    labels: dict[str, Labels] = {}
+    source_turns: dict[str, list[Turn]] = {}
+    for src in project.sources:
+        if not src.selections:
+            continue
+        for sel in src.selections:
+            if not 0 <= sel.start <= sel.end <= len(src.text):
+                raise InputError(path, f"selections within source {src.name!r} ({len(src.text)} characters)",
+                                 f"range {sel.start}-{sel.end}")
+        if turns is not None:
+            ts = by_name.get(src.name)
+            if not ts:
+                log.warning("%s: source %r matches no interview of the given turns; skipped", path, src.name)
+                continue
+            ranges = _ranges_in(src, ts)
+        else:
+            ts = _segment_text(src)
+            ranges = {t.id: (t.source["start"], t.source["end"]) for t in ts}
+        source_turns[src.name] = ts
+        for t in ts:
+            if not t.is_interviewee or t.id not in ranges:
+                continue
+            start, end = ranges[t.id]
+            found: set[str] = set()
+            for sel in src.selections:
+                if _overlaps(sel, start, end):
+                    for g in sel.codes:
+                        found |= code_labels.get(g, set())
+            if found or negatives:
+                labels[t.id] = Labels(categories=tuple(c for c in catalog.category_ids if c in found & cat_ids),
+                                      phases=tuple(p for p in catalog.phase_ids if p in found & phase_ids),
+                                      mitigation="mitigation" in found)
+    return labels, source_turns, unmatched
+
+
+def _ranges_in(src: Source, ts: Sequence[Turn]) -> dict[str, tuple[int, int]]:
+    """Turn ranges in this source: its own offsets when they fit, else the synthetic layout."""
+    if _aligned(src.text, ts):
+        return {t.id: (t.source["start"], t.source["end"]) for t in ts}
+    built = build_sources(ts)[0]
+    if built.text != src.text:
+        raise InputError(src.name, "turns whose text or offsets match the project's source text",
+                         "a source that differs from the given turns",
+                         hint="segment the project's sources instead (omit --turns)")
+    return built.ranges
+
+
+def _segment_text(src: Source) -> list[Turn]:
+    import tempfile
+
+    try:
+        from extractor.segment import segment_file
+    except ImportError:  # pragma: no cover - segment is part of the package
+        raise InputError(src.name, "turns for the project's sources", "no segmenter available",
+                         hint="pass --turns") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / f"{src.name}.txt"
+        p.write_text(src.text, encoding="utf-8")
+        res = segment_file(p)
+        ts = list(getattr(res, "turns", res))
+    return [t for t in ts if t.source and "start" in t.source]
+
+
+def labelled_turns(labels: Mapping[str, Labels], source_turns: Mapping[str, Sequence[Turn]],
+                   label_source: str = "qdpx") -> list[Turn]:
+    """Turns with the imported labels attached: a gold-like turns file for ``extractor train``."""
+    from dataclasses import replace
+
+    out = []
+    for ts in source_turns.values():
+        for t in ts:
+            lab = labels.get(t.id)
+            out.append(replace(t, labels=lab, label_source=label_source if lab is not None else None, codes=None))
+    return out

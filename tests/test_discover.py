@@ -1,0 +1,315 @@
+"""Tests of extractor.discover: filter, clustering, proposals, degenerate cases, review loop, CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from extractor import discover as D
+from extractor.catalog import Entry, load_catalog, save_catalog
+from extractor.embed import HashingEmbedder
+from extractor.errors import ExtractorError
+from extractor.types import Prediction
+
+# Three invented themes, voiced in several interviews, that the toy catalog does not cover.
+THEMES = {
+    "gpu": "our gpu cluster quota queue scheduling blocks training jobs for days waiting cluster quota gpu {i}",
+    "legal": "the legal team contract licence review delays dataset licence approval contract lawyers {i}",
+    "docs": "nobody writes documentation wiki pages onboarding newcomers documentation wiki outdated {i}",
+}
+FILLER = "and then we moved on to other parts of the project with the rest of the team in that period"
+
+
+def make_preds(n_per_theme: int = 6, interviews: int = 3, matched: int = 4) -> list[Prediction]:
+    preds = []
+    turn = 0
+    for k in range(n_per_theme):
+        for theme, text in THEMES.items():
+            iv = f"Interview {k % interviews + 1}"
+            preds.append(Prediction(interview=iv, turn=turn, id=f"{theme}-{k}", categories=(), phases=("data_collection",),
+                                    mitigation=False, scores={"drift": 0.1}, text=text.format(i=k) + " " + FILLER))
+            turn += 1
+    for k in range(matched):  # covered by the catalog: never clustered
+        preds.append(Prediction(interview="Interview 1", turn=turn, id=f"m-{k}", categories=("drift",), phases=(),
+                                mitigation=False, scores={"drift": 0.9}, text="the data distribution drifted " * 5))
+        turn += 1
+    preds.append(Prediction(interview="Interview 1", turn=turn, id="hello", categories=(), phases=(), mitigation=False,
+                            scores={}, text="Thank you, nice to meet you too."))
+    return preds
+
+
+@pytest.fixture()
+def catalog():
+    return load_catalog()
+
+
+@pytest.fixture()
+def cfg():
+    return D.DiscoverConfig(min_words=5, min_cluster_size=3, cluster_ratio=6, pca_dim=8, match_threshold=None)
+
+
+def test_substantive_filter_rule():
+    c = D.DiscoverConfig(min_words=5)
+    assert not D.is_substantive("Yes, exactly.", c)
+    assert not D.is_substantive("Thank you so much, it was a pleasure to talk.", c)
+    assert not D.is_substantive("Can you hear me now, is the recording on?", c)
+    assert not D.is_substantive("Do you mean the data we collect for the model?", c)
+    assert D.is_substantive("The labels from the vendor were wrong for a third of the images.", c)
+    # a long answer that starts with thanks is still substantive
+    long = "Thanks, good question. " + "We lost two weeks because the upstream schema changed without notice. " * 3
+    assert D.is_substantive(long, c)
+
+
+def test_config_validation_messages():
+    with pytest.raises(ExtractorError, match="min_cluster_size"):
+        D.DiscoverConfig(min_cluster_size=1)
+    with pytest.raises(ExtractorError, match='method.*"agglomerative" or "hdbscan"'):
+        D.DiscoverConfig(method="kmeans")
+    with pytest.raises(ExtractorError, match="score_threshold"):
+        D.DiscoverConfig(score_threshold=1.5)
+
+
+def test_discover_finds_the_three_themes(catalog, cfg):
+    preds = make_preds()
+    res = D.run_discovery(preds, None, catalog, HashingEmbedder(), cfg)
+    assert not res.message
+    assert res.stats["matched_by_classifier"] == 4
+    assert "hello" not in res.unmatched  # filtered as procedure talk
+    groups = [{m.split("-")[0] for m in p.members} for p in res.proposals]
+    assert sorted(g.pop() for g in groups if len(g) == 1) == ["docs", "gpu", "legal"]
+    gpu = next(p for p in res.proposals if p.members[0].startswith("gpu"))
+    assert gpu.size == 6 and gpu.n_interviews == 3
+    assert {"gpu", "quota"} & set(gpu.keywords[:4])
+    assert 3 <= len(gpu.quotes) <= 5 and len({q.interview for q in gpu.quotes}) == 3
+    assert gpu.nearest and gpu.nearest[0]["id"] in catalog.category_ids
+    assert gpu.suggestion in ("new", "variant")
+    assert gpu.phases == ("data_collection",)
+    assert gpu.id == D.proposal_id(gpu.members)
+
+
+def test_deterministic_and_order_independent(catalog, cfg):
+    preds = make_preds()
+    a = [p.to_dict() for p in D.discover(preds, None, catalog, HashingEmbedder(), cfg)]
+    b = [p.to_dict() for p in D.discover(list(reversed(preds)), None, catalog, HashingEmbedder(), cfg)]
+    assert a and a == b
+
+
+def test_proposal_roundtrip(catalog, cfg):
+    p = D.discover(make_preds(), None, catalog, HashingEmbedder(), cfg)[0]
+    q = D.Proposal.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert q == p
+
+
+def test_ctfidf_prefers_cluster_specific_terms():
+    docs = ["gpu quota gpu cluster", "gpu quota waiting", "legal contract review", "legal contract lawyers",
+            "team project meeting", "team project people"]
+    kw = D.ctfidf_keywords(docs, [0, 0, 1, 1, -1, -1], n=3)
+    assert kw[0][0][0] in ("gpu", "gpu quota") and kw[1][0][0] in ("legal", "legal contract")
+    assert all(not k.startswith("team") for k, _ in kw[0] + kw[1])
+    assert D.suggest_name(["gpu quota", "gpu", "waiting"]) == "Gpu quota / waiting"
+    assert D.suggest_name([]) == "Unnamed theme"
+
+
+# --- degenerate cases -------------------------------------------------------------------
+
+
+def test_no_unmatched_turns(catalog, cfg):
+    preds = [p for p in make_preds() if p.id.startswith("m-")]
+    res = D.run_discovery(preds, None, catalog, HashingEmbedder(), cfg)
+    assert res.proposals == [] and "no unmatched turns" in res.message
+
+
+def test_fewer_turns_than_min_cluster_size(catalog):
+    preds = make_preds(n_per_theme=1)
+    res = D.run_discovery(preds, None, catalog, HashingEmbedder(), D.DiscoverConfig(min_words=5, min_cluster_size=5))
+    assert res.proposals == [] and "fewer than the minimum cluster size 5" in res.message
+
+
+def test_one_interview_only_warns_and_still_proposes(catalog, cfg):
+    preds = make_preds(interviews=1)
+    res = D.run_discovery(preds, None, catalog, HashingEmbedder(), cfg)
+    assert res.proposals and all(p.n_interviews == 1 for p in res.proposals)
+    assert any("one interview only" in w for w in res.warnings)
+
+
+def test_empty_input(catalog, cfg):
+    res = D.run_discovery([], None, catalog, HashingEmbedder(), cfg)
+    assert res.proposals == [] and "no interviewee turns" in res.message
+
+
+def test_single_interview_themes_dropped_when_several_interviews(catalog, cfg):
+    preds = make_preds(interviews=3)
+    # a theme voiced only in Interview 9
+    extra = [Prediction(interview="Interview 9", turn=100 + k, id=f"solo-{k}", categories=(), phases=(), mitigation=False,
+                        scores={}, text="my favourite espresso machine brews coffee beans grinder espresso " * 2)
+             for k in range(4)]
+    res = D.run_discovery(preds + extra, None, catalog, HashingEmbedder(), cfg)
+    assert not any(m.startswith("solo") for p in res.proposals for m in p.members)
+    assert res.stats["dropped_few_interviews"] >= 1
+
+
+# --- review loop ------------------------------------------------------------------------
+
+
+def test_accept_adds_entry_with_new_version(tmp_path, catalog, cfg):
+    path = tmp_path / "catalog.yaml"
+    save_catalog(catalog, path)
+    p = D.discover(make_preds(), None, catalog, HashingEmbedder(), cfg)[0]
+    new = D.accept_proposal(p, path, name="GPU quota waits", definition="Training blocked by shared GPU quotas.")
+    assert new.version == catalog.version + 1
+    e = new["gpu-quota-waits"]
+    assert e.added_from == f"discover:{p.id}" and e.keywords == p.keywords
+    with pytest.raises(ExtractorError, match="already entry 'gpu-quota-waits'"):
+        D.accept_proposal(p, path)
+    # once accepted, discovery does not propose it again
+    again = D.discover(make_preds(), None, load_catalog(path), HashingEmbedder(), cfg)
+    assert p.id not in {q.id for q in again}
+
+
+def test_rejected_is_remembered_and_not_proposed_again(tmp_path, catalog, cfg):
+    mem = tmp_path / "rejected.jsonl"
+    props = D.discover(make_preds(), None, catalog, HashingEmbedder(), cfg)
+    D.reject_proposal(props[0], mem, reason="not an issue")
+    D.reject_proposal(props[1], mem)
+    rows = D.load_rejected(mem)
+    assert [r["id"] for r in rows] == [props[0].id, props[1].id] and rows[0]["reason"] == "not an issue"
+    res = D.run_discovery(make_preds(), None, catalog, HashingEmbedder(), cfg, rejected=rows)
+    assert {p.id for p in res.proposals}.isdisjoint({props[0].id, props[1].id})
+    assert res.stats["previously_rejected"] == 2
+    # a cluster that comes back with a member more is still recognised (overlap, not only id)
+    bigger = replace(props[0], members=props[0].members + ("new-turn",), id="p-other")
+    assert D.is_rejected(bigger, rows)
+
+
+def test_apply_decisions_from_reviewed_jsonl(tmp_path, catalog, cfg):
+    cat_path, mem, reviewed = tmp_path / "catalog.yaml", tmp_path / "rejected.jsonl", tmp_path / "proposals.jsonl"
+    save_catalog(catalog, cat_path)
+    props = D.discover(make_preds(), None, catalog, HashingEmbedder(), cfg)
+    rows = [p.to_dict() for p in props]
+    rows[0]["decision"], rows[0]["name"] = "accept", "Shared GPU quota"
+    rows[1]["decision"] = "reject"
+    reviewed.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = D.apply_decisions(reviewed, cat_path, mem)
+    assert done["accepted"] == ["shared-gpu-quota"] and done["rejected"] == [props[1].id]
+    assert done["undecided"] == [p.id for p in props[2:]]
+    assert load_catalog(cat_path).version == catalog.version + 1
+    # applying the same file twice changes nothing
+    again = D.apply_decisions(reviewed, cat_path, mem)
+    assert again["accepted"] == [] and sorted(again["skipped"]) == sorted([props[0].id, props[1].id])
+    assert len(D.load_rejected(mem)) == 1
+
+
+def test_bad_decision_is_reported_with_line(tmp_path):
+    f = tmp_path / "p.jsonl"
+    f.write_text(json.dumps({"id": "p-1", "name": "x", "members": ["a"], "decision": "maybe"}) + "\n")
+    with pytest.raises(ExtractorError, match=r"p.jsonl:1: expected decision \"accept\", \"reject\" or null, found 'maybe'"):
+        D.read_proposals(f)
+    f.write_text(json.dumps({"interview": "Interview 1", "turn": 0}) + "\n")
+    with pytest.raises(ExtractorError, match=r"p.jsonl:1: expected a proposal with a string \"id\".*extractor discover"):
+        D.read_proposals(f)
+
+
+def test_report_has_table_quotes_and_nearest(catalog, cfg):
+    res = D.run_discovery(make_preds(), None, catalog, HashingEmbedder(), cfg)
+    md = D.render_report(res, source="preds.jsonl")
+    assert "| # | Proposed name | Size | Interviews | Suggestion | Nearest entry (similarity) | Keywords |" in md
+    assert md.count("\n## ") == len(res.proposals)
+    assert "> — Interview 1, turn" in md and "nearest entries" in md
+    empty = D.render_report(D.run_discovery([], None, catalog, HashingEmbedder(), cfg))
+    assert "No proposals" in empty
+
+
+# --- CLI ----------------------------------------------------------------------------------
+
+
+def _write_preds(path: Path, preds) -> None:
+    path.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in preds))
+
+
+def test_cli_discover_and_review(tmp_path, monkeypatch, capsys):
+    from extractor import cli
+
+    monkeypatch.setattr(D, "_cli_embedder", lambda name: HashingEmbedder())
+    preds, out, report = tmp_path / "preds.jsonl", tmp_path / "proposals.jsonl", tmp_path / "proposals.md"
+    _write_preds(preds, make_preds())
+    cat_path, mem = tmp_path / "catalog.yaml", tmp_path / "rejected.jsonl"
+    save_catalog(load_catalog(), cat_path)
+    rc = cli.main(["discover", str(preds), "-o", str(out), "--report", str(report), "--catalog", str(cat_path),
+                   "--rejected", str(mem), "--min-words", "5", "--min-cluster-size", "3", "--cluster-ratio", "6",
+                   "--no-zero-shot"])
+    assert rc == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) >= 3 and all(r["decision"] is None for r in rows)
+    assert "Proposed name" in report.read_text()
+    rows[0]["decision"] = "reject"
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli.main(["discover-review", str(out), "--catalog", str(cat_path), "--rejected", str(mem)]) == 0
+    assert "1 rejected" in capsys.readouterr().err
+    # the rejected one is not proposed again
+    out2 = tmp_path / "again.jsonl"
+    assert cli.main(["discover", str(preds), "-o", str(out2), "--catalog", str(cat_path), "--rejected", str(mem),
+                     "--min-words", "5", "--min-cluster-size", "3", "--cluster-ratio", "6", "--no-zero-shot"]) == 0
+    assert rows[0]["id"] not in out2.read_text()
+
+
+def test_cli_degenerate_case_warns_and_writes_empty_output(tmp_path, monkeypatch, capsys):
+    from extractor import cli
+
+    monkeypatch.setattr(D, "_cli_embedder", lambda name: HashingEmbedder())
+    preds, out = tmp_path / "preds.jsonl", tmp_path / "proposals.jsonl"
+    _write_preds(preds, make_preds(n_per_theme=1))
+    rc = cli.main(["discover", str(preds), "-o", str(out), "--min-words", "5", "--no-zero-shot",
+                   "--rejected", str(tmp_path / "r.jsonl")])
+    assert rc == 0 and out.read_text() == ""
+    assert "fewer than the minimum cluster size" in capsys.readouterr().err
+
+
+def test_cli_refuses_to_overwrite_and_rejects_bad_input(tmp_path, monkeypatch, capsys):
+    from extractor import cli
+
+    monkeypatch.setattr(D, "_cli_embedder", lambda name: HashingEmbedder())
+    preds, out = tmp_path / "preds.jsonl", tmp_path / "proposals.jsonl"
+    preds.write_text(json.dumps({"interview": "Interview 1", "turn": 0}) + "\n")
+    assert cli.main(["discover", str(preds), "-o", str(out)]) == 1
+    assert 'preds.jsonl:1: expected a prediction with "id"' in capsys.readouterr().err
+    _write_preds(preds, make_preds())
+    out.write_text("keep me\n")
+    assert cli.main(["discover", str(preds), "-o", str(out)]) == 1
+    assert "found an existing one" in capsys.readouterr().err and out.read_text() == "keep me\n"
+
+
+def test_real_encoder_groups_paraphrases(encoder, catalog):
+    """The real MiniLM puts paraphrases of one invented theme together."""
+    texts = {
+        "a": ["Our annotators in two time zones never agreed on a shared labelling calendar, so handoffs slipped.",
+              "Scheduling the labelling shifts across time zones was a constant headache for the annotation vendor.",
+              "The annotation team worked in different time zones and the shift handover between labellers broke."],
+        "b": ["The mobile app froze because the on-device model used too much battery and memory on old phones.",
+              "On older phones the embedded model drained the battery and the app ran out of memory.",
+              "Battery drain and memory pressure from the on-device model made the phone app crash."],
+    }
+    preds = [Prediction(interview=f"Interview {k + 1}", turn=10 * j + k, id=f"{g}{k}", categories=(), phases=(),
+                        mitigation=False, scores={}, text=t)
+             for j, (g, ts) in enumerate(texts.items()) for k, t in enumerate(ts)]
+    c = D.DiscoverConfig(min_words=5, min_cluster_size=3, cluster_ratio=3, pca_dim=0, match_threshold=None)
+    props = D.discover(preds, None, catalog, encoder, c)
+    assert sorted(tuple(sorted(p.members)) for p in props) == [("a0", "a1", "a2"), ("b0", "b1", "b2")]
+
+
+def test_real_end_to_end_on_uncoded_corpus_interviews(corpus, encoder, catalog):
+    """The first 50 answers of two uncoded interviews -> (no classifier: empty scores) ->
+    discover with the real encoder (kept small: the slow part is encoding)."""
+    from extractor.jsonl import read_turns
+
+    turns = [t for t in read_turns(corpus / "gold" / "turns.jsonl")
+             if t.interview in ("Interview 16", "Interview 17") and t.is_interviewee]
+    turns = [t for t in turns if t.interview == "Interview 16"][:50] + [t for t in turns if t.interview == "Interview 17"][:50]
+    preds = [Prediction(interview=t.interview, turn=t.turn, id=t.id, categories=(), phases=(), mitigation=False,
+                        scores={}, text=t.text, question=t.question) for t in turns]
+    res = D.run_discovery(preds, None, catalog, encoder, D.DiscoverConfig())
+    assert res.stats["substantive"] < len(turns)
+    assert res.proposals and all(p.n_interviews >= 2 for p in res.proposals)
+    assert all(3 <= len(p.quotes) <= 5 and p.keywords for p in res.proposals)

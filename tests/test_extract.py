@@ -1,0 +1,175 @@
+"""Batch extraction: outputs, manifest, cache behaviour, errors, and one real end-to-end run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from extractor.cli import main
+from extractor.embed import HashingEmbedder
+from extractor.errors import ExtractorError, InputError
+from extractor.extract import CachedEmbedder, run_extract
+from extractor.jsonl import read_jsonl
+
+from extract_fixtures import KeywordClassifier, write_catalog, write_transcripts
+
+
+def _run(tmp_path, clf=None, out="out", fingerprint="m1", **kw):
+    cat = write_catalog(tmp_path)
+    clf = clf or KeywordClassifier(cat)
+    res = run_extract([tmp_path / "t"], tmp_path / out, classifier=clf, catalog=cat,
+                      model_info={"fingerprint": fingerprint, "name": "keyword"}, embedder_factory=HashingEmbedder,
+                      **kw)
+    return clf, res
+
+
+def test_outputs_and_manifest(tmp_path):
+    write_transcripts(tmp_path / "t")
+    clf, res = _run(tmp_path)
+    out = tmp_path / "out"
+    for name in ("turns.jsonl", "predictions.jsonl", "proposals.jsonl", "privacy.jsonl", "coded_segments.csv",
+                 "report.html", "report.md", "summary.json", "project.qdpx", "codebook.qdc", "manifest.json",
+                 "figures/category_phase_heatmap.svg", "figures/categories_by_interviews.svg"):
+        assert (out / name).is_file(), name
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["model"]["fingerprint"] == "m1" and m["catalog"]["tag"] == "tiny-catalog@3"
+    assert [Path(i["path"]).name for i in m["inputs"]] == ["Interview A.txt", "Interview B.txt"]
+    assert all(len(i["sha256"]) == 64 and i["turns"] > 0 for i in m["inputs"])
+    preds = list(read_jsonl(out / "predictions.jsonl"))
+    turns = list(read_jsonl(out / "turns.jsonl"))
+    assert m["counts"]["predictions"] == len(preds) == sum(t["speaker"] == "interviewee" for t in turns)
+    assert m["counts"]["issue_turns"] == sum(bool(p["categories"]) for p in preds) == 3
+    assert m["counts"]["mitigation_turns"] == 1
+    assert set(m["timings_s"]) >= {"segment", "predict", "discover", "privacy", "report", "qdpx", "total"}
+    assert m["cache"]["predict_misses"] == 2 and clf.calls == [["Interview A", "Interview B"]]
+    assert all("start" in t["source"] for t in turns)
+
+
+def test_rerun_uses_the_cache_and_redoes_only_the_edited_transcript(tmp_path):
+    d = write_transcripts(tmp_path / "t")
+    _run(tmp_path)
+    before = (tmp_path / "out" / "predictions.jsonl").read_text()
+    clf, res = _run(tmp_path)
+    assert clf.calls == [] and res.manifest["cache"]["predict_hits"] == 2
+    assert res.manifest["cache"]["segment_hits"] == 2
+    assert (tmp_path / "out" / "predictions.jsonl").read_text() == before
+    with open(d / "Interview B.txt", "a", encoding="utf-8") as fh:
+        fh.write("\nInterviewer: One more?\n\nInterviewee: The model drift again.\n")
+    clf, res = _run(tmp_path)
+    assert clf.calls == [["Interview B"]]
+    assert [i["cached"] for i in res.manifest["inputs"]] == [True, False]
+    assert res.manifest["counts"]["issue_turns"] == 4
+    # Another model (fingerprint) invalidates every prediction.
+    clf, _ = _run(tmp_path, fingerprint="m2")
+    assert clf.calls == [["Interview A", "Interview B"]]
+
+
+def test_cache_dir_option_and_refusal_to_clobber(tmp_path):
+    write_transcripts(tmp_path / "t")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="expected an empty directory or the output of an earlier"):
+        _run(tmp_path, out="busy")
+    _, res = _run(tmp_path, out="busy", force=True, cache_dir=tmp_path / "cache")
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "cache" / "predictions").is_dir() and not (tmp_path / "busy" / ".cache").exists()
+
+
+def test_bad_files_are_skipped_and_no_input_is_an_error(tmp_path):
+    d = write_transcripts(tmp_path / "t")
+    (d / "notes.pdf").write_bytes(b"%PDF-1.4")
+    _, res = _run(tmp_path)
+    assert [Path(s["path"]).name for s in res.manifest["skipped"]] == ["notes.pdf"]
+    assert res.manifest["counts"]["interviews"] == 2
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "x.pdf").write_bytes(b"%PDF-1.4")
+    cat = write_catalog(tmp_path)
+    with pytest.raises(ExtractorError, match="no transcript could be segmented"):
+        run_extract([tmp_path / "only"], tmp_path / "o2", classifier=KeywordClassifier(cat), catalog=cat,
+                    model_info={"fingerprint": "x"})
+    with pytest.raises(InputError, match="expected a transcript file or directory, found nothing"):
+        run_extract([tmp_path / "nope"], tmp_path / "o3", classifier=KeywordClassifier(cat), catalog=cat,
+                    model_info={"fingerprint": "x"})
+
+
+def test_cached_embedder_round_trip(tmp_path):
+    calls = []
+
+    class Counting(HashingEmbedder):
+        def encode(self, texts, **kw):
+            calls.append(list(texts))
+            return super().encode(texts, **kw)
+
+    e = CachedEmbedder(Counting, tmp_path / "e.npz", "c")
+    a = e.encode(["alpha beta gamma", "delta epsilon"])
+    e.save()
+    e2 = CachedEmbedder(Counting, tmp_path / "e.npz", "c")
+    b = e2.encode(["delta epsilon", "alpha beta gamma", "new words here"])
+    assert (b[0] == a[1]).all() and (b[1] == a[0]).all()
+    assert calls == [["alpha beta gamma", "delta epsilon"], ["new words here"]]
+    assert e2.hits == 2 and e2.misses == 1 and e2.dim == 64
+
+
+def test_cli_reports_a_missing_model(tmp_path, capsys):
+    write_transcripts(tmp_path / "t")
+    rc = main(["extract", str(tmp_path / "t"), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "nomodel")])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("error: ") and "nomodel" in err and len(err.strip().splitlines()) == 1
+
+
+def test_end_to_end_with_a_real_classifier_and_the_cli(tmp_path, capsys):
+    """Real segmenter, a real (hashing-encoder) IssueClassifier saved and loaded, real discovery."""
+    from extractor.classify import ClassifierConfig, IssueClassifier
+    from extractor.segment import segment_file
+
+    cat = write_catalog(tmp_path)
+    d = write_transcripts(tmp_path / "t")
+    turns = []
+    for f in sorted(d.iterdir()):
+        for t in segment_file(f).turns:
+            if t.is_interviewee:
+                low = t.text.lower()
+                from extractor.types import Labels
+                from dataclasses import replace
+
+                lab = Labels(("drift",) if "drift" in low else (), ("model_maintenance",) if "drift" in low else (),
+                             "fixed" in low)
+                t = replace(t, labels=lab, label_source="moderated")
+            turns.append(t)
+    IssueClassifier(cat, ClassifierConfig(base_model="hashing", seed=1)).fit(turns).save(tmp_path / "model")
+    out = tmp_path / "out"
+    assert main(["extract", str(d), "-o", str(out), "--model", str(tmp_path / "model"), "--embedder", "hashing"]) == 0
+    err = capsys.readouterr().err
+    assert "extracted 2 interviews" in err
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["model"]["fingerprint"] and m["model"]["card"]["base_model"]
+    assert m["counts"]["predictions"] == sum(t.is_interviewee for t in turns)
+    assert (out / "report.html").read_text().count('class="category"') == len(cat.category_ids)
+    assert main(["extract", str(d), "-o", str(out), "--model", str(tmp_path / "model"), "--embedder", "hashing"]) == 0
+    assert "predicted 0 interviews (2 cached)" in capsys.readouterr().err
+
+
+def test_duplicate_interview_names_and_a_file_as_output_are_errors(tmp_path):
+    d = write_transcripts(tmp_path / "t")
+    (d / "Interview A.md").write_text((d / "Interview A.txt").read_text(), encoding="utf-8")
+    with pytest.raises(InputError, match="expected a unique interview name .* found 'Interview A' also from"):
+        _run(tmp_path)
+    (d / "Interview A.md").unlink()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="expected an output directory, found a file"):
+        _run(tmp_path, out="file")
+
+
+def test_privacy_findings_reach_the_outputs(tmp_path):
+    d = write_transcripts(tmp_path / "t")
+    with open(d / "Interview B.txt", "a", encoding="utf-8") as fh:
+        fh.write("\nInterviewee: Mail me at someone@example.org please.\n")
+    _, res = _run(tmp_path)
+    rows = list(read_jsonl(tmp_path / "out" / "privacy.jsonl"))
+    assert [(Path(r["file"]).name, r["kind"], r["text"]) for r in rows] == [("Interview B.txt", "email",
+                                                                           "someone@example.org")]
+    assert rows[0]["line"] == len((d / "Interview B.txt").read_text().splitlines())
+    assert "someone@example.org" in (tmp_path / "out" / "report.html").read_text()
+    assert res.manifest["counts"]["privacy_warnings"] == 1

@@ -1,0 +1,588 @@
+"""Tests of the annotation loop: queue export, validation, corrections, agreement, terminal reviewer."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from extractor import review
+from extractor.annotate_tui import annotate
+from extractor.catalog import load_catalog
+from extractor.cli import main
+from extractor.errors import InputError
+from extractor.types import Labels, Prediction, Turn, with_ids
+
+CATALOG_YAML = """\
+name: tiny
+version: 3
+phases:
+- {id: collect, name: Collection, definition: Getting data.}
+- {id: deploy, name: Deployment, definition: Shipping models.}
+categories:
+- {id: drift, name: Drift, definition: Data changes over time., phases: [deploy]}
+- {id: noisy, name: Noisy labels, definition: Wrong labels., phases: [collect]}
+- {id: cost, name: Cost, definition: Infrastructure is expensive.}
+"""
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    path = tmp_path / "catalog.yaml"
+    path.write_text(CATALOG_YAML)
+    return load_catalog(path)
+
+
+def _turns() -> list[Turn]:
+    rows = []
+    for k in range(6):
+        rows.append(Turn("I1", 2 * k, "interviewer", f"question number {k}?"))
+        rows.append(Turn("I1", 2 * k + 1, "interviewee", f"answer number {k} about data", question=f"question number {k}?"))
+    return list(with_ids(rows))
+
+
+def _preds(turns, scores_by_k=None) -> list[Prediction]:
+    out = []
+    for k, t in enumerate(x for x in turns if x.is_interviewee):
+        s = (scores_by_k or {}).get(k) or {"drift": 0.1 * k, "noisy": 0.05, "cost": 0.9 - 0.1 * k,
+                                           "collect": 0.05, "deploy": 0.9, "mitigation": 0.1}
+        out.append(Prediction(t.interview, t.turn, t.id,
+                              categories=tuple(c for c in ("drift", "noisy", "cost") if s[c] >= 0.5),
+                              phases=tuple(p for p in ("collect", "deploy") if s[p] >= 0.5),
+                              mitigation=s["mitigation"] >= 0.5, scores=s, text=t.text, question=t.question,
+                              model="m@1"))
+    return out
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _answer(path: Path, n: int, answer: str, annotator: str, accept=None, ts="2026-01-01T00:00:00Z") -> None:
+    """Answer the n-th line of a queue in place, as someone editing JSON by hand would."""
+    lines = path.read_text().splitlines(keepends=True)
+    obj = json.loads(lines[n])
+    obj.update(answer=answer, annotator=annotator, timestamp=ts)
+    if accept is not None:
+        obj["accept"] = accept
+    lines[n] = json.dumps(obj) + "\n"
+    path.write_text("".join(lines))
+
+
+# --- option encoding and ordering -------------------------------------------------------------
+
+
+def test_option_ids_and_label_roundtrip(catalog):
+    assert review.option_ids(catalog) == ["cat:drift", "cat:noisy", "cat:cost", "phase:collect", "phase:deploy",
+                                          "mitigation"]
+    labels = Labels(("drift",), ("deploy",), True)
+    assert review.accept_to_labels(review.labels_to_accept(labels)) == labels
+
+
+def test_uncertainty_puts_borderline_turns_first(catalog):
+    turns = _turns()
+    preds = _preds(turns)
+    # drift goes 0.0 .. 0.5 and cost 0.9 .. 0.4: turns 4 and 5 sit closest to a decision boundary.
+    order = review.rank(preds, catalog, "uncertainty", thresholds={k: 0.5 for k in preds[0].scores})
+    assert order == [4, 5, 3, 2, 1, 0]
+    # Without thresholds they are read off the predictions: drift and cost flip between 0.4 and 0.5.
+    assert set(review.rank(preds, catalog, "uncertainty")[:2]) == {4, 5}
+
+
+def test_quality_order_uses_cleanlab(catalog):
+    pytest.importorskip("cleanlab")
+    preds = _preds(_turns())
+    pri = review.priorities(preds, catalog, "quality")
+    assert pri.shape == (len(preds),)
+    assert int(pri.argmin()) in (4, 5)
+
+
+def test_unknown_order_is_an_error(catalog):
+    with pytest.raises(review.ExtractorError, match="unknown queue order"):
+        review.priorities(_preds(_turns()), catalog, "loudest")
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+def test_export_writes_prodigy_style_tasks(tmp_path, catalog):
+    turns = _turns()
+    q = tmp_path / "queue.jsonl"
+    s = review.export_queue(_preds(turns), q, catalog, turns=turns)
+    assert s.added == 6
+    tasks = _lines(q)
+    t = next(x for x in tasks if x["meta"]["turn"] == 3)
+    assert t["text"] == "answer number 1 about data"
+    assert t["context"]["question"] == "question number 1?"
+    assert t["context"]["previous"]["speaker"] == "interviewer"
+    assert t["context"]["next"]["text"] == "question number 2?"
+    assert [o["id"] for o in t["options"]] == review.option_ids(catalog)
+    assert {o["id"]: o["score"] for o in t["options"]}["cat:cost"] == 0.8
+    assert t["accept"] == ["cat:cost", "phase:deploy"]
+    assert (t["answer"], t["annotator"], t["timestamp"]) == (None, None, None)
+    assert t["meta"]["model"] == "m@1" and t["meta"]["catalog"] == "tiny@3"
+    assert t["_input_hash"] == review.input_hash(t["meta"]["id"])
+    assert isinstance(t["_task_hash"], int) and t["_task_hash"] != t["_input_hash"]
+    assert review.validate_files([q], catalog) == []
+
+
+def test_reexport_keeps_answered_tasks_byte_for_byte_and_adds_only_new(tmp_path, catalog):
+    turns = _turns()
+    preds = _preds(turns)
+    q = tmp_path / "queue.jsonl"
+    review.export_queue(preds[:3], q, catalog, turns=turns, order="file")
+    _answer(q, 0, "accept", "ann", ["cat:drift"])
+    before = q.read_text().splitlines(keepends=True)
+    newer = [Prediction(**{**p.__dict__, "model": "m@2", "scores": {**p.scores, "drift": 0.99}}) for p in preds]
+    s = review.export_queue(newer, q, catalog, turns=turns, order="file")
+    after = q.read_text().splitlines(keepends=True)
+    assert after[:3] == before  # nothing existing touched
+    assert (s.added, s.kept_answered, s.kept_unanswered) == (3, 1, 2)
+    assert len(after) == 6
+    # --refresh updates the unanswered tasks only
+    s = review.export_queue(newer, q, catalog, turns=turns, order="file", refresh=True)
+    final = q.read_text().splitlines(keepends=True)
+    assert final[0] == before[0]
+    assert s.refreshed == 5 and s.added == 0
+    assert json.loads(final[1])["meta"]["model"] == "m@2"
+
+
+def test_export_limit_and_refuses_malformed_queue(tmp_path, catalog):
+    turns = _turns()
+    q = tmp_path / "queue.jsonl"
+    assert review.export_queue(_preds(turns), q, catalog, limit=2).added == 2
+    q.write_text(q.read_text() + '{"text": "cut\n')
+    old = q.read_bytes()
+    with pytest.raises(InputError, match=r"queue.jsonl:3: expected one JSON object per line"):
+        review.export_queue(_preds(turns), q, catalog)
+    assert q.read_bytes() == old
+
+
+# --- validation: every problem, with file:line, nothing lost -------------------------------------
+
+
+def _malformed_queue(tmp_path, catalog) -> Path:
+    turns = _turns()
+    q = tmp_path / "bad.jsonl"
+    review.export_queue(_preds(turns), q, catalog, order="file")
+    lines = q.read_text().splitlines(keepends=True)
+    t = json.loads(lines[1])
+    lines[1] = lines[1][: len(lines[1]) // 2] + "\n"  # truncated JSON
+    t2 = json.loads(lines[2])
+    t2["accept"] = ["cat:teleportation"]  # unknown category
+    lines[2] = json.dumps(t2) + "\n"
+    lines.append(lines[3])  # duplicated task
+    t4 = json.loads(lines[4])
+    t4["accept"] = "cat:drift"  # wrong type
+    t4["meta"]["turn"] = "nine"
+    lines[4] = json.dumps(t4) + "\n"
+    t5 = json.loads(lines[5])
+    t5.update(answer="maybe", annotator="ann")
+    lines[5] = json.dumps(t5) + "\n"
+    lines.append("[1, 2]\n")
+    q.write_text("".join(lines))
+    del t
+    return q
+
+
+def test_validate_reports_every_problem_with_file_and_line(tmp_path, catalog):
+    q = _malformed_queue(tmp_path, catalog)
+    old = q.read_bytes()
+    msgs = [str(p) for p in review.validate_files([q], catalog)]
+    text = "\n".join(msgs)
+    assert f"{q}:2: expected one JSON object per line, found invalid JSON" in text
+    assert f"{q}:3: expected accept ids among the catalog's options" in text and "teleportation" in text
+    assert f"{q}:7: expected each task once, found duplicated task" in text and "also line 4" in text
+    assert f"{q}:5: expected a list of option-id strings for \"accept\", found str" in text
+    assert f"{q}:5: expected an integer \"meta.turn\", found str" in text
+    assert f"{q}:6: expected \"answer\" one of accept, reject, ignore" in text
+    assert f"{q}:8: expected a JSON object (one task), found list" in text
+    assert q.read_bytes() == old  # validation never changes a file
+
+
+def test_validate_checks_turn_ids_and_hashes(tmp_path, catalog):
+    turns = _turns()
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(turns), q, catalog, order="file")
+    lines = q.read_text().splitlines(keepends=True)
+    t = json.loads(lines[0])
+    t["meta"]["id"] = "0000deadbeef0000"
+    lines[0] = json.dumps(t) + "\n"
+    q.write_text("".join(lines))
+    msgs = "\n".join(map(str, review.validate_files([q], catalog, turn_ids={x.id for x in turns})))
+    assert f"{q}:1: expected a turn id present in the turns file, found '0000deadbeef0000'" in msgs
+    assert f"{q}:1: expected \"_input_hash\"" in msgs
+
+
+def test_read_corrections_refuses_malformed_files_and_names_the_line(tmp_path, catalog):
+    q = _malformed_queue(tmp_path, catalog)
+    with pytest.raises(InputError) as e:
+        review.read_corrections([q], catalog)
+    assert str(e.value).startswith(f"{q}:2: expected one JSON object per line")
+    assert "more problem(s); run `extractor review validate`" in str(e.value)
+
+
+def test_cli_validate_lists_all_problems_and_fails(tmp_path, catalog, capsys):
+    q = _malformed_queue(tmp_path, catalog)
+    assert main(["review", "validate", str(q), "--catalog", catalog.path]) == 1
+    out, err = capsys.readouterr()
+    assert len(out.strip().splitlines()) >= 7
+    assert "nothing was changed" in err
+
+
+def test_cli_validate_ok(tmp_path, catalog, capsys):
+    turns = _turns()
+    tf = tmp_path / "turns.jsonl"
+    tf.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in turns))
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(turns), q, catalog)
+    assert main(["review", "validate", str(q), "--turns", str(tf), "--catalog", catalog.path]) == 0
+    assert "ok: 1 file(s)" in capsys.readouterr().err
+
+
+# --- corrections: latest wins, several annotators kept ---------------------------------------------
+
+
+def test_read_corrections_semantics(tmp_path, catalog):
+    turns = _turns()
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(turns), q, catalog, order="file")
+    ids = [t["meta"]["id"] for t in _lines(q)]
+    _answer(q, 0, "accept", "ann", ["cat:drift", "phase:deploy", "mitigation"], ts="2026-01-01T10:00:00Z")
+    _answer(q, 1, "reject", "ann")
+    _answer(q, 2, "ignore", "ann")
+    # A later, second answer of the same annotator on turn 0 wins; ignore withdraws on turn 3.
+    first = _lines(q)
+    extra = [dict(first[0], accept=["cat:noisy"], timestamp="2026-01-02T00:00:00Z"),
+             dict(first[3], answer="accept", annotator="bob", accept=["cat:cost"], timestamp="2026-01-01T00:00:00Z"),
+             dict(first[3], answer="ignore", annotator="bob", accept=[], timestamp="2026-01-03T00:00:00Z")]
+    with q.open("a") as fh:
+        fh.writelines(json.dumps(x) + "\n" for x in extra)
+    corr = review.read_corrections([q], catalog)
+    assert corr == {ids[0]: Labels(("noisy",), (), False), ids[1]: Labels()}
+
+
+def test_two_annotators_are_both_kept_and_agreement_computed(tmp_path, catalog, capsys):
+    turns = _turns()
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(turns), q, catalog, order="file")
+    base = _lines(q)
+    a_sets = [["cat:drift"], ["cat:drift"], [], ["cat:noisy"], [], ["cat:cost"]]
+    b_sets = [["cat:drift"], [], [], ["cat:noisy"], [], ["cat:cost", "cat:drift"]]
+    rows = [dict(base[i], answer="accept", annotator=who, accept=sets[i], timestamp="2026-01-01T00:00:00Z")
+            for who, sets in (("alice", a_sets), ("bob", b_sets)) for i in range(6)]
+    ans = tmp_path / "answers.jsonl"
+    ans.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rep = review.agreement([ans], catalog)
+    assert rep["annotators"] == ["alice", "bob"] and rep["shared_turns"] == 6
+    assert rep["per_label"]["cat:noisy"]["kappa"] == pytest.approx(1.0)
+    assert rep["per_label"]["cat:noisy"]["alpha"] == pytest.approx(1.0)
+    # drift: alice 1,1,0,0,0,0  bob 1,0,0,0,0,1 -> kappa 0.25
+    assert rep["per_label"]["cat:drift"]["kappa"] == pytest.approx(0.25)
+    assert rep["per_label"]["cat:drift"]["alpha"] < rep["per_label"]["cat:noisy"]["alpha"]
+    assert math.isnan(rep["per_label"]["phase:collect"]["alpha"])  # nobody ever picked it
+    assert main(["review", "agreement", str(ans), "--catalog", catalog.path, "--json", str(tmp_path / "a.json")]) == 0
+    assert "cat:drift" in capsys.readouterr().out
+    assert json.loads((tmp_path / "a.json").read_text())["shared_turns"] == 6
+
+
+def test_agreement_with_one_annotator_fails_cleanly(tmp_path, catalog, capsys):
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(_turns()), q, catalog)
+    _answer(q, 0, "accept", "ann")
+    assert main(["review", "agreement", str(q), "--catalog", catalog.path]) == 1
+    assert "no turn was answered by two annotators" in capsys.readouterr().err
+
+
+def test_krippendorff_alpha_matches_hand_computation():
+    # 2 coders, 4 items: (1,1) (0,0) (1,0) (0,0): o11=2, o00=4, o01=o10=1; n=8, n1=3, n0=5
+    # D_o = 2/8, D_e = 2*3*5/(8*7) -> alpha = 1 - (2/8)/(30/56) = 0.5333...
+    alpha = review.krippendorff_alpha_nominal([[1, 1], [0, 0], [1, 0], [0, 0], [1]])
+    assert alpha == pytest.approx(1 - (2 / 8) / (30 / 56))
+    assert math.isnan(review.krippendorff_alpha_nominal([[1, 1], [1, 1]]))
+
+
+def test_doccano_lines_are_read_as_accept_answers(tmp_path, catalog):
+    turns = _turns()
+    tid = turns[1].id
+    d = tmp_path / "alice.jsonl"
+    d.write_text(json.dumps({"id": 7, "text": "x", "label": ["drift", "deploy", "mitigation"], "meta": {"id": tid}}) + "\n"
+                 + json.dumps({"id": 8, "text": "y", "label": ["warp"], "turn_id": turns[3].id}) + "\n")
+    probs = review.validate_files([d], catalog)
+    assert [str(p) for p in probs] == [f"{d}:2: expected labels among the catalog's categories, phases and "
+                                       f"mitigation, found 'warp'"]
+    d.write_text(d.read_text().splitlines()[0] + "\n")
+    assert review.read_corrections([d], catalog) == {tid: Labels(("drift",), ("deploy",), True)}
+    recs = review.read_answers([d], catalog)
+    assert recs[0].annotator == "doccano:alice"
+
+
+def test_merge_is_append_only_and_idempotent(tmp_path, catalog):
+    turns = _turns()
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(turns), q, catalog, order="file")
+    _answer(q, 0, "accept", "ann", ["cat:drift"])
+    _answer(q, 1, "reject", "ann")
+    out = tmp_path / "corrections.jsonl"
+    assert review.merge_answers([q], out, catalog)["appended"] == 2
+    before = out.read_bytes()
+    assert review.merge_answers([q], out, catalog)["appended"] == 0
+    assert out.read_bytes() == before
+    _answer(q, 2, "accept", "ann", [])
+    assert review.merge_answers([q], out, catalog)["appended"] == 1
+    assert out.read_bytes().startswith(before)
+    assert len(review.read_corrections([out], catalog)) == 3
+
+
+# --- atomic writes -----------------------------------------------------------------------------------
+
+
+def test_failure_mid_export_leaves_previous_queue_intact(tmp_path, catalog, monkeypatch):
+    turns = _turns()
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(turns)[:2], q, catalog)
+    _answer(q, 0, "accept", "ann", ["cat:drift"])
+    old = q.read_bytes()
+    calls = {"n": 0}
+    real = review._dumps
+
+    def exploding(obj):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("disk on fire")
+        return real(obj)
+
+    monkeypatch.setattr(review, "_dumps", exploding)
+    with pytest.raises(RuntimeError):
+        review.export_queue(_preds(turns), q, catalog)
+    assert q.read_bytes() == old
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".q.jsonl")] == []
+
+
+def test_kill_mid_write_leaves_previous_file_intact(tmp_path):
+    target = tmp_path / "q.jsonl"
+    target.write_text('{"answer": "accept"}\n')
+    old = target.read_bytes()
+    code = (
+        "import sys, time\n"
+        "from extractor.jsonl import atomic_open\n"
+        "with atomic_open(sys.argv[1]) as fh:\n"
+        "    fh.write('partial'); fh.flush(); print('writing', flush=True); time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert target.read_bytes() == old
+
+
+# --- terminal reviewer, driven by scripted key presses ---------------------------------------------
+
+
+def _run_tui(q, catalog, keys: str, annotator="ann"):
+    out = io.StringIO()
+    ticks = iter(f"2026-01-01T00:00:{s:02d}Z" for s in range(60))
+    summary = annotate(q, annotator, catalog, stdin=io.StringIO(keys), stdout=out, clock=lambda: next(ticks))
+    return summary, out.getvalue()
+
+
+def test_tui_accept_toggle_reject_skip_undo_quit_and_resume(tmp_path, catalog):
+    turns = _turns()
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(turns), q, catalog, order="file")
+    ids = [t["meta"]["id"] for t in _lines(q)]
+    pre0 = _lines(q)[0]["accept"]
+    keys = "\n".join([
+        "?",            # help
+        "1",            # toggle cat:drift on task 0
+        "c cost",       # toggle cat:cost (pre-selected) off
+        "m",            # mitigation on
+        "a",            # accept task 0
+        "r",            # reject task 1
+        "u",            # undo the reject -> back to task 1
+        "xyz",          # unknown command: message, nothing changes
+        "p collect",
+        "a",            # accept task 1 with collect added
+        "s",            # skip task 2
+        "q",
+    ]) + "\n"
+    summary, screen = _run_tui(q, catalog, keys)
+    assert "commands (then Enter)" in screen and "unknown command 'xyz'" in screen
+    assert summary.answered == 2 and summary.skipped == 1 and summary.undone == 1
+    rows = _lines(q)
+    assert len(rows) == 6  # answers replaced their unanswered lines
+    assert rows[0]["answer"] == "accept" and rows[0]["annotator"] == "ann"
+    assert set(rows[0]["accept"]) == (set(pre0) ^ {"cat:drift", "cat:cost"}) | {"mitigation"}
+    assert rows[1]["answer"] == "accept" and "phase:collect" in rows[1]["accept"]
+    assert rows[2]["answer"] is None
+    assert review.validate_files([q], catalog) == []
+    # Resume: a new session starts at the skipped task; EOF quits cleanly.
+    summary2, screen2 = _run_tui(q, catalog, "a\n")
+    assert "task 3/6" in screen2
+    assert _lines(q)[2]["answer"] == "accept" and summary2.answered == 1
+    corr = review.read_corrections([q], catalog)
+    assert set(corr) == {ids[0], ids[1], ids[2]}
+
+
+def test_tui_second_annotator_appends_and_first_answers_stay(tmp_path, catalog):
+    turns = _turns()
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(turns)[:2], q, catalog, order="file")
+    _run_tui(q, catalog, "a\na\n", annotator="alice")
+    before = q.read_bytes()
+    summary, _ = _run_tui(q, catalog, "r\nu\nr\nr\n", annotator="bob")
+    assert summary.answered == 2
+    assert q.read_bytes().startswith(before)  # alice's lines untouched, bob's appended
+    rows = _lines(q)
+    assert [r["annotator"] for r in rows] == ["alice", "alice", "bob", "bob"]
+    summary, screen = _run_tui(q, catalog, "", annotator="bob")
+    assert "nothing to review" in screen
+
+
+def test_tui_refuses_malformed_queue(tmp_path, catalog):
+    q = tmp_path / "q.jsonl"
+    q.write_text('{"text": \n')
+    with pytest.raises(InputError, match="q.jsonl:1: expected one JSON object per line"):
+        _run_tui(q, catalog, "a\n")
+
+
+# --- CLI export --------------------------------------------------------------------------------------
+
+
+def test_cli_export_and_errors(tmp_path, catalog, capsys):
+    turns = _turns()
+    pf = tmp_path / "pred.jsonl"
+    pf.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in _preds(turns)))
+    q = tmp_path / "queue" / "q.jsonl"
+    assert main(["review", "export", str(pf), "-o", str(q), "--limit", "4", "--catalog", catalog.path]) == 0
+    assert len(_lines(q)) == 4
+    assert "4 task(s) added" in capsys.readouterr().err
+    assert main(["review", "export", str(pf), "-o", str(q), "--limit", "-1", "--catalog", catalog.path]) == 1
+    assert "--limit: expected a count >= 0" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"interview": "I1", "turn": "3", "id": "x"}\n')
+    assert main(["review", "export", str(bad), "-o", str(q), "--catalog", catalog.path]) == 1
+    assert f'{bad}:1: expected field "turn" of type int' in capsys.readouterr().err
+
+
+# --- end to end: export, annotate 50 tasks, validate, retrain, predict again ---------------------------
+
+E2E_INTERVIEWS = ("Interview 7", "Interview 31", "Interview 34", "Interview 40")
+
+
+def _agreement(preds: dict[str, set[str]], truth: dict[str, set[str]], options: list[str]) -> float:
+    """Share of (turn, option) decisions where the model says what the annotator said."""
+    hits = sum((o in preds[t]) == (o in truth[t]) for t in truth for o in options)
+    return hits / (len(truth) * len(options))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """The classifier's tiny full-batch heads train several times faster on one thread on a
+    busy 2-core machine (two threads mostly wait for each other)."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.corpus
+def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread):
+    """A simulated annotator corrects 50 tasks; the retrained model moves toward the corrections."""
+    from extractor.jsonl import read_jsonl, read_turns
+
+    turns = [t for t in read_turns(corpus / "gold" / "turns.jsonl") if t.interview in E2E_INTERVIEWS]
+    gold = tmp_path / "turns.jsonl"
+    gold.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in turns))
+    from extractor.classify import ClassifierConfig
+    from extractor.train import predict_file, train_model
+
+    # Frozen model-free encoder and light heads: the loop is under test here, not the model.
+    fast = ClassifierConfig(base_model="hashing", device="cpu", threshold_folds=2)
+    train_model([gold], tmp_path / "m0", config=fast)
+    predict_file(gold, tmp_path / "m0", tmp_path / "p0.jsonl")
+    q = tmp_path / "queue.jsonl"
+    assert main(["review", "export", str(tmp_path / "p0.jsonl"), "-o", str(q), "--turns", str(gold),
+                 "--limit", "60"]) == 0
+    tasks = _lines(q)
+    assert len(tasks) == 60
+    catalog = load_catalog()
+    options = review.option_ids(catalog)
+
+    # The annotator: on every other task the model missed "drift" in model maintenance
+    # (a flip of its labels); on the others the model was right. Keys as a human types them.
+    truth: dict[str, set[str]] = {}
+    keys = []
+    for k, t in enumerate(tasks[:50]):
+        pre = set(t["accept"])
+        target = {"cat:drift", "phase:model_maintenance"} if k % 2 == 0 else pre
+        truth[t["meta"]["id"]] = target
+        toggles = [str(options.index(o) + 1) for o in sorted(pre ^ target)]
+        keys += ([" ".join(toggles)] if toggles else []) + ["a"]
+    summary, _ = _run_tui(q, catalog, "\n".join(keys + ["q"]) + "\n", annotator="sim")
+    assert summary.answered == 50
+    assert main(["review", "validate", str(q), "--turns", str(gold)]) == 0
+    corrections = review.read_corrections([q], catalog)
+    assert {t: review.labels_to_accept(lab) for t, lab in corrections.items()} == \
+           {t: [o for o in options if o in s] for t, s in truth.items()}
+    frozen = q.read_bytes()
+
+    train_model([gold, q], tmp_path / "m1", config=fast)
+    card = json.loads((tmp_path / "m1" / "card.json").read_text())
+    assert card["corrections"]["files"][0]["path"] == str(q)
+    assert card["corrections"]["files"][0]["answers"] == 50
+    assert card["corrections"]["corrections"] == 50 and card["corrections"]["applied"] == 50
+    predict_file(gold, tmp_path / "m1", tmp_path / "p1.jsonl")
+
+    def picked(path):
+        rows = {r["id"]: r for r in read_jsonl(path)}
+        return {t: set(review.labels_to_accept(Labels(tuple(rows[t]["categories"]), tuple(rows[t]["phases"]),
+                                                       rows[t]["mitigation"]))) for t in truth}
+
+    before, after = picked(tmp_path / "p0.jsonl"), picked(tmp_path / "p1.jsonl")
+    assert _agreement(after, truth, options) > _agreement(before, truth, options)
+    flipped = [t for k, t in enumerate(truth) if k % 2 == 0]
+    assert sum("cat:drift" in after[t] for t in flipped) > sum("cat:drift" in before[t] for t in flipped)
+    assert q.read_bytes() == frozen  # training and prediction never touch the corrections
+
+
+def test_quality_order_without_cleanlab_says_how_to_install(catalog, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cleanlab.multilabel_classification.rank", None)
+    with pytest.raises(review.ExtractorError, match=r"pip install 'qi-extractor\[review\]'"):
+        review.priorities(_preds(_turns()), catalog, "quality")
+
+
+def test_cli_merge_and_bare_review(tmp_path, catalog, capsys):
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(_turns()), q, catalog)
+    _answer(q, 0, "accept", "ann", [])
+    out = tmp_path / "corr.jsonl"
+    assert main(["review", "merge", str(q), "-o", str(out), "--catalog", catalog.path]) == 0
+    assert "1 answer(s) appended" in capsys.readouterr().err
+    assert main(["review"]) == 2
+    assert "export" in capsys.readouterr().out
+
+
+def test_tui_second_annotator_starts_from_model_preselection_not_first_answer(tmp_path, catalog):
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(_turns())[:1], q, catalog)
+    predicted = _lines(q)[0]["accept"]
+    _answer(q, 0, "accept", "alice", [])  # alice: no label at all
+    _, screen = _run_tui(q, catalog, "a\n", annotator="bob")
+    rows = _lines(q)
+    assert rows[0]["annotator"] == "alice" and rows[0]["accept"] == []
+    assert rows[1]["annotator"] == "bob" and rows[1]["accept"] == predicted

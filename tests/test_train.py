@@ -1,0 +1,159 @@
+"""train.py and the `train` / `predict` CLI: corrections override gold, files in, files out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from extractor.classify import ClassifierConfig, IssueClassifier
+from extractor.cli import main
+from extractor.errors import InputError, ModelError
+from extractor.jsonl import read_jsonl, write_jsonl
+from extractor.train import load_training_turns, train_model
+
+from test_classify import CATALOG_YAML, FAST, tiny_turns
+
+
+@pytest.fixture
+def files(tmp_path):
+    cat = tmp_path / "catalog.yaml"
+    cat.write_text(CATALOG_YAML)
+    turns = tmp_path / "turns.jsonl"
+    # the gold file has no ids: read_turns fills them in
+    write_jsonl(turns, [{k: v for k, v in t.to_dict().items() if k != "id"} for t in tiny_turns()])
+    return tmp_path, turns, cat
+
+
+def correction(turn_id: str, accept: list[str]) -> dict:
+    return {"text": "-", "meta": {"id": turn_id}, "options": [{"id": a, "text": a} for a in accept],
+            "accept": accept, "answer": "accept", "annotator": "me", "timestamp": "2026-01-01T00:00:00Z"}
+
+
+def test_load_training_turns_applies_corrections(files):
+    tmp, turns_path, cat = files
+    from extractor.catalog import load_catalog
+
+    turns = load_training_turns([turns_path])
+    target = next(t for t in turns if t.is_interviewee and not t.labels.categories)
+    fix = tmp / "queue.jsonl"
+    write_jsonl(fix, [correction(target.id, ["cat:explainability"])])
+    fixed = load_training_turns([turns_path, fix], load_catalog(cat))
+    assert len(fixed) == len(turns)
+    got = next(t for t in fixed if t.id == target.id)
+    assert got.labels.categories == ("explainability",) and got.label_source == "review"
+
+
+def test_load_training_turns_needs_a_turns_file(files):
+    tmp, _, _ = files
+    fix = tmp / "queue.jsonl"
+    write_jsonl(fix, [correction("abc", ["cat:drift"])])
+    with pytest.raises(InputError, match="expected at least one turns JSONL file"):
+        load_training_turns([fix])
+    (tmp / "empty.jsonl").write_text("")
+    with pytest.raises(InputError, match="empty.jsonl: expected at least one JSON line"):
+        load_training_turns([tmp / "empty.jsonl"])
+
+
+def test_same_turns_file_twice_is_refused(files):
+    _, turns_path, _ = files
+    with pytest.raises(InputError, match="each turn once"):
+        load_training_turns([turns_path, turns_path])
+
+
+def test_train_model_refuses_to_overwrite(files):
+    tmp, turns_path, cat = files
+    out = tmp / "model"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(ModelError, match="pass --force"):
+        train_model([turns_path], out, config=ClassifierConfig(**FAST), catalog=cat)
+    assert (out / "keep.txt").exists()
+
+
+def test_train_model_without_labels(files):
+    tmp, _, cat = files
+    unl = tmp / "unlabelled.jsonl"
+    write_jsonl(unl, [{"interview": "I", "turn": 0, "speaker": "interviewee", "text": "hello"}])
+    with pytest.raises(InputError, match="labelled interviewee turns"):
+        train_model([unl], tmp / "m", config=ClassifierConfig(**FAST), catalog=cat)
+
+
+def test_cli_train_and_predict(files, capsys, monkeypatch):
+    tmp, turns_path, cat = files
+    out = tmp / "m"
+    clf = train_model([turns_path], out, config=ClassifierConfig(**FAST), catalog=cat)
+    assert clf.card_["training"]["examples"] == 16
+    preds_path = tmp / "preds.jsonl"
+    assert main(["predict", str(turns_path), "--model", str(out), "-o", str(preds_path)]) == 0
+    rows = list(read_jsonl(preds_path))
+    assert len(rows) == 16
+    assert set(rows[0]) >= {"interview", "turn", "id", "categories", "phases", "mitigation", "scores", "evidence"}
+    assert len(rows[0]["scores"]) == 3 + 2 + 1
+    # no silent overwrite
+    assert main(["predict", str(turns_path), "--model", str(out), "-o", str(preds_path)]) == 1
+    assert "pass --force" in capsys.readouterr().err
+    assert main(["predict", str(turns_path), "--model", str(out), "-o", str(preds_path), "--force",
+                 "--no-evidence"]) == 0
+    assert all(r["evidence"] == {} for r in read_jsonl(preds_path))
+
+
+def test_cli_predict_errors(files, capsys):
+    tmp, turns_path, _ = files
+    assert main(["predict", str(turns_path), "--model", str(tmp / "nomodel"), "-o", str(tmp / "p.jsonl")]) == 1
+    assert "expected a model directory, found nothing" in capsys.readouterr().err
+    bad = tmp / "bad.jsonl"
+    bad.write_text('{"interview": "I", "turn": 0}\n')
+    assert main(["predict", str(bad), "--model", str(tmp / "nomodel"), "-o", str(tmp / "p.jsonl")]) == 1
+    assert "bad.jsonl:1: expected field" in capsys.readouterr().err
+    only_q = tmp / "q.jsonl"
+    write_jsonl(only_q, [{"interview": "I", "turn": 0, "speaker": "interviewer", "text": "Why?"}])
+    assert main(["predict", str(only_q), "--model", str(tmp / "nomodel"), "-o", str(tmp / "p.jsonl")]) == 1
+    assert "expected interviewee turns, found none" in capsys.readouterr().err
+    assert not (tmp / "p.jsonl").exists()
+
+
+def test_cli_train_fast(files, capsys):
+    tmp, turns_path, cat = files
+    # the CLI trains the bundled encoder; --base-model pointing nowhere is a clear error
+    rc = main(["train", str(turns_path), "-o", str(tmp / "m"), "--fast", "--catalog", str(cat),
+               "--base-model", str(tmp / "no-such-model")])
+    assert rc == 1
+    assert "no-such-model: expected a local model directory" in capsys.readouterr().err
+
+
+def test_default_model_loads_and_predicts():
+    """The committed default model verifies, loads and predicts without the corpus."""
+    d = Path(__file__).resolve().parents[1] / "models" / "default"
+    if not (d / "manifest.json").exists():
+        pytest.skip("models/default not trained yet")
+    size = sum(p.stat().st_size for p in d.iterdir())
+    assert size <= 5 * 1024 * 1024
+    clf = IssueClassifier.load(d)
+    preds = clf.predict(tiny_turns(1))
+    assert len(preds) == 4 and set(preds[0].scores) >= set(clf.catalog_.category_ids)
+
+
+@pytest.mark.corpus
+def test_corpus_gold_loads(corpus):
+    turns = load_training_turns([corpus / "gold" / "turns.jsonl"])
+    assert len(turns) == 5088
+    assert sum(1 for t in turns if t.is_interviewee and t.labels is not None) == 1969
+
+
+@pytest.mark.slow
+def test_fine_tuned_model_on_subset(corpus, tmp_path):
+    """The real fine-tuned configuration (LoRA adapter) on four interviews, saved and reloaded."""
+    turns = load_training_turns([corpus / "gold" / "turns.jsonl"])
+    keep = {"Interview 3", "Interview 13", "Interview 29", "Interview 34"}
+    sub = [t for t in turns if t.interview in keep]
+    cfg = ClassifierConfig(fine_tune=True, epochs=1, max_train_minutes=5, device="cpu")
+    clf = IssueClassifier(config=cfg).fit(sub)
+    assert clf.card_["fine_tuned"]
+    out = clf.save(tmp_path / "m")
+    assert (out / "adapter.safetensors").stat().st_size < 2 * 1024 * 1024
+    probe = [t for t in sub if t.interview == "Interview 3"][:20]
+    a = clf.predict_proba(probe)["categories"]
+    b = IssueClassifier.load(out).predict_proba(probe)["categories"]
+    assert abs(a - b).max() < 1e-4

@@ -505,7 +505,9 @@ def _run_discover(args: argparse.Namespace) -> int:
     preds = D.read_predictions(args.predictions)
     catalog = load_catalog(args.catalog)
     rejected = D.load_rejected(args.rejected)
-    result = D.run_discovery(preds, None, catalog, D._cli_embedder(args.encoder), config, rejected=rejected,
+    embedder = D._cli_embedder(args.encoder)
+    log.debug("encoder %s, dimension %d (loaded before discovery starts)", embedder.name, embedder.dim)
+    result = D.run_discovery(preds, None, catalog, embedder, config, rejected=rejected,
                              progress=sys.stderr.isatty())
     for w in result.warnings:
         _warn(w)
@@ -517,7 +519,8 @@ def _run_discover(args: argparse.Namespace) -> int:
             fh.write(D.render_report(result, source=str(args.predictions)))
     s = result.stats
     print(f"{s.get('turns', 0)} turns, {s.get('unmatched', 0)} unmatched -> wrote {n} proposals to {args.output}"
-          + (f" and {args.report}" if args.report else ""), file=sys.stderr)
+          + (f" and {args.report}" if args.report else "")
+          + (f" (discovery {s['seconds']:.1f}s, encoder loading excluded)" if "seconds" in s else ""), file=sys.stderr)
     return EXIT_OK
 
 

@@ -385,7 +385,9 @@ def ctfidf_keywords(docs: Sequence[str], labels: Sequence[int], n: int = 8, min_
             if len(ivs) > 1:
                 per_iv = np.vstack([np.asarray(binary[[i for i in member if groups[i] == g]].sum(axis=0)).ravel() > 0
                                     for g in ivs])
-                w = np.where(per_iv.sum(axis=0) >= 2, w, 0.0)
+                spread = np.where(per_iv.sum(axis=0) >= 2, w, 0.0)
+                if (spread > 0).any():  # else keep the per-turn rule rather than no name at all
+                    w = spread
         # stable: weight desc, a bigram before a unigram of equal weight (it names more), then term
         order = sorted(np.flatnonzero(w > 0), key=lambda j: (-round(float(w[j]), 12), -vocab[j].count(" "), vocab[j]))
         picked: list[tuple[str, float]] = []
@@ -596,6 +598,9 @@ def run_discovery(
     Degenerate inputs (no unmatched turns, fewer than ``min_cluster_size``) return no
     proposals and a ``message`` saying why.
     """
+    import time
+
+    started = time.perf_counter()
     config = config or DiscoverConfig()
     rows = _prediction_rows(predictions, turns)
     stats: dict[str, Any] = {"turns": len(rows)}
@@ -712,6 +717,7 @@ def run_discovery(
     if config.max_proposals:
         proposals = proposals[: config.max_proposals]
     stats["proposals"] = len(proposals)
+    stats["seconds"] = round(time.perf_counter() - started, 2)
     if not proposals:
         result.message = (f"{stats['unmatched']} unmatched turns formed no cluster of at least {config.min_cluster_size} "
                           f"turns from {min_interviews}+ interviews"
@@ -843,7 +849,7 @@ def read_predictions(path: str | Path) -> list[Prediction]:
                 found = "nothing" if key not in obj else repr(obj[key])[:60]
                 raise InputError(path, f'a prediction with "{key}" ({typ.__name__})', found, line=n,
                                  hint="is this a predictions file from `extractor predict`?")
-        if not isinstance(obj.get("text"), str) or not obj["text"].strip():
+        if not isinstance(obj.get("text"), str):  # "" is fine: an empty turn is just not substantive
             raise InputError(path, 'a prediction with its turn "text"', repr(obj.get("text"))[:60], line=n,
                              hint="predictions from `extractor predict` carry the turn text")
         if not isinstance(obj.get("scores", {}), Mapping):

@@ -85,7 +85,10 @@ def _pipeline():
         nlp = spacy.blank("en")
         nlp.add_pipe("sentencizer")
         m = Matcher(nlp.vocab)
-        cap = {"IS_TITLE": True, "IS_ALPHA": True, "LOWER": {"NOT_IN": sorted(NOT_NAMES)}}
+        from spacy.lang.en.stop_words import STOP_WORDS
+
+        # Stop words are never names: "Mr. What ..." is a question, "Sir. So ..." a sentence end.
+        cap = {"IS_TITLE": True, "IS_ALPHA": True, "LOWER": {"NOT_IN": sorted(NOT_NAMES | set(STOP_WORDS))}}
         # The title itself capitalised: "sir. If ..." is a sentence end, "Sir Alan" a name.
         m.add("title", [[{"LOWER": {"IN": list(_TITLE_TOKENS)}, "IS_TITLE": True}, {"ORTH": ".", "OP": "?"}, cap,
                          {**cap, "OP": "?"}]])

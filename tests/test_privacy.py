@@ -37,6 +37,7 @@ def test_speaker_label_with_a_full_name():
 def test_pseudonyms_and_sentence_starts_are_not_flagged():
     text = ("Interviewer 2: We worked at Company 1 in Country 1 with University 1.\n"
             "Interviewee: Mark the rows as bad. Grace periods are short. It was frank feedback, sir. If so, yes.\n"
+            "Interviewer: Thanks Mr. What did you do next?\n"
             "Speaker 3: Machine Learning Engineer at Company 2.")
     assert _kinds(text) == []
 

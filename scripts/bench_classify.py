@@ -133,6 +133,8 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default="tfidf,frozen-lr,clf", help="comma list: tfidf, frozen-lr, clf, "
                     "clf-nogate, clf-nocatalog, clf-noctx, clf-ft")
     ap.add_argument("--out", type=Path, default=Path("out/bench_classify.json"))
+    ap.add_argument("--ft-epochs", type=int, default=2, help="clf-ft: LoRA epochs per outer fold")
+    ap.add_argument("--ft-minutes", type=float, default=12.0, help="clf-ft: time cap of each LoRA fine-tune")
     ap.add_argument("--no-speed", action="store_true", help="skip the throughput measurement")
     ap.add_argument("--model", type=Path, default=Path("models/default"), help="model whose throughput is measured")
     args = ap.parse_args(argv)
@@ -184,7 +186,7 @@ def main(argv=None) -> int:
                 if name == "clf-noctx":
                     kw.update(use_context=False, use_question=False)
                 if name == "clf-ft":
-                    kw["fine_tune"] = True
+                    kw.update(fine_tune=True, epochs=args.ft_epochs, max_train_minutes=args.ft_minutes)
                 clf = IssueClassifier(catalog, ClassifierConfig(**kw))
                 clf.fit([t for iv in train_ivs for t in by_iv[iv]])
                 preds = clf.predict([t for iv in test_ivs for t in by_iv[iv]], evidence=False)

@@ -30,6 +30,7 @@ class Entry:
     phases: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
     codes: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()  # things an interviewee might say, in the catalog authors' words
     dimension: str = ""
     added_from: str = ""
 
@@ -44,7 +45,7 @@ class Entry:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("phases", "keywords", "codes"):
+        for k in ("phases", "keywords", "codes", "examples"):
             d[k] = list(d[k])
         return {k: v for k, v in d.items() if v not in ("", [], ())}
 
@@ -111,7 +112,7 @@ def _entry(raw: Any, where: str, path: Path) -> Entry:
     if unknown:
         raise InputError(path, f"only the fields {sorted(known)} in {where}", f"{sorted(unknown)}")
     kw = {}
-    for key in ("phases", "keywords", "codes"):
+    for key in ("phases", "keywords", "codes", "examples"):
         value = raw.get(key)
         value = [] if value is None else value  # `keywords:` left empty
         if isinstance(value, str) or not isinstance(value, Iterable):

@@ -2,19 +2,20 @@
 ``mitigation`` flag.
 
 Design (why it looks like this): only ~500 of ~2,000 labelled turns carry an issue and each
-category has 4-70 positives, so a classifier that learns from the labels alone learns the
-training interviews' topics. We therefore
+category has 4-70 positives, so a classifier that learns per-category weights from the labels
+alone learns the training interviews' topics. We therefore
 
 * embed each turn, its interviewer question and its neighbouring turns with a sentence
   encoder (frozen, or adapted with a small LoRA adapter when ``fine_tune=True``);
-* add catalog features: cosine of the turn and of its best sentence to every category and
-  phase description (``Entry.describe()``), so the definitions carry signal the labels lack;
-* train linear heads jointly with a class-weighted BCE: a *relevance* head (does the turn
-  report any issue?) and category heads trained on issue-bearing turns only; the category
-  probability is ``P(relevant) * P(category | relevant)``; uncoded turns are down-weighted
-  negatives;
-* tune one threshold per label on out-of-fold predictions of interview-grouped inner folds
-  (labels with few positives fall back to the threshold shared by their label space).
+* train linear heads jointly with a class-weighted BCE (relevance, phases, ``mitigation``,
+  and per-category heads kept for ``category_scorer="heads"``); uncoded turns are
+  down-weighted negatives;
+* score categories with ONE label-aware model shared by all categories
+  (:mod:`extractor.catalog_scorer`): how a turn relates to each entry's catalog text
+  (description, name, definition, keywords, example utterances) and to the turns labelled
+  with it; phases combine their head with the phases the category scores imply;
+* pick regularisation and one threshold per label on out-of-fold predictions of
+  interview-grouped inner folds (labels with few positives share their space's threshold).
 
 A saved model is a directory of safetensors + JSON files with a SHA-256 manifest checked on
 load (no pickle anywhere), a model card and a snapshot of the catalog it was trained with.
@@ -76,6 +77,11 @@ class ClassifierConfig:
     context_window: int = 2
     max_length: int = 256
     max_sentences: int = 40
+    # categories: "catalog" = one label-aware scorer shared by all categories over
+    # (turn, catalog entry) similarity features (extractor.catalog_scorer); "heads" = one
+    # linear head per category over the turn features
+    category_scorer: str = "catalog"
+    pair_c_grid: tuple[float, ...] = (0.001, 0.003, 0.03, 0.3, 3.0)  # inverse L2 of the scorer, picked on inner folds
     # heads
     gate: bool = True
     l2: float = 0.5
@@ -132,8 +138,17 @@ class ClassifierConfig:
                                                       and v >= 0 for v in grid):
             raise bad("l2_grid", "a list of numbers >= 0")
         self.l2_grid = tuple(float(v) for v in grid)
+        cgrid = self.pair_c_grid
+        if isinstance(cgrid, (str, bytes)) or not cgrid or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in cgrid):
+            raise bad("pair_c_grid", "a non-empty list of numbers > 0")
+        self.pair_c_grid = tuple(float(v) for v in cgrid)
         if not 0 <= self.lora_dropout < 1:
             raise bad("lora_dropout", "a number in [0, 1)")
+        if self.category_scorer not in ("catalog", "heads"):
+            raise bad("category_scorer", '"catalog" or "heads"')
+        if self.category_scorer == "catalog" and not self.use_catalog:
+            raise bad("category_scorer", '"heads" when use_catalog is false (the catalog scorer needs it)')
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -577,6 +592,7 @@ class Features:
     sentences: list[list[str]]
     sent_emb: list[np.ndarray]  # per turn (n_sent, dim)
     layout: dict[str, list[int]] = field(default_factory=dict)  # block name -> [start, stop)
+    pairs: np.ndarray | None = None  # (n, n_categories, N_PAIR_FEATURES), see catalog_scorer
 
 
 def _context_texts(turns: Sequence[Turn], i: int, window: int) -> list[str]:
@@ -588,9 +604,20 @@ def _context_texts(turns: Sequence[Turn], i: int, window: int) -> list[str]:
     return out
 
 
+def _neighbour_rows(turns: Sequence[Turn], index: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Row of the previous / next interviewee turn of the same interview (-1 if none)."""
+    prev, nxt = np.full(len(index), -1), np.full(len(index), -1)
+    for k in range(1, len(index)):
+        if turns[index[k - 1]].interview == turns[index[k]].interview:
+            prev[k], nxt[k - 1] = k - 1, k
+    return prev, nxt
+
+
 def build_features(encoder: _Encoder, turns: Sequence[Turn], cfg: ClassifierConfig,
-                   cat_desc: np.ndarray, phase_desc: np.ndarray, *, progress: bool = False) -> Features:
-    """Features of every interviewee turn of ``turns`` (all turns are used as context)."""
+                   cat_desc: np.ndarray, phase_desc: np.ndarray, *, cat_protos: Sequence[np.ndarray] | None = None,
+                   progress: bool = False) -> Features:
+    """Features of every interviewee turn of ``turns`` (all turns are used as context);
+    with ``cat_protos`` (per category, its prototype embeddings) also the pair features."""
     index = [i for i, t in enumerate(turns) if t.is_interviewee]
     texts = [turns[i].text for i in index]
     sentences = [split_sentences(t)[: cfg.max_sentences] for t in texts]
@@ -604,10 +631,11 @@ def build_features(encoder: _Encoder, turns: Sequence[Turn], cfg: ClassifierConf
 
     blocks: list[tuple[str, np.ndarray]] = []
     blocks.append(("text", E))
+    Q = encoder.encode([turns[i].question for i in index]) if cfg.use_question else np.zeros_like(E)
+    ctx = np.zeros_like(E)
     if cfg.use_question:
-        blocks.append(("question", encoder.encode([turns[i].question for i in index])))
+        blocks.append(("question", Q))
     if cfg.use_context:
-        ctx = np.zeros_like(E)
         for k, i in enumerate(index):
             c = _context_texts(turns, i, cfg.context_window)
             if c:
@@ -631,7 +659,13 @@ def build_features(encoder: _Encoder, turns: Sequence[Turn], cfg: ClassifierConf
         start += b.shape[1]
     X = np.concatenate([b for _, b in blocks], axis=1).astype(np.float32) if index else \
         np.zeros((0, start), dtype=np.float32)
-    return Features(X=X, index=index, sentences=sentences, sent_emb=sent_emb, layout=layout)
+    pairs = None
+    if cat_protos is not None:
+        from extractor.catalog_scorer import pair_features
+
+        prev, nxt = _neighbour_rows(turns, index)
+        pairs = pair_features(E, sent_emb, Q, ctx, cat_desc, cat_protos, n_words, prev, nxt)
+    return Features(X=X, index=index, sentences=sentences, sent_emb=sent_emb, layout=layout, pairs=pairs)
 
 
 # --- targets ------------------------------------------------------------------------
@@ -811,14 +845,21 @@ class IssueClassifier:
             self._encoder = _Encoder(self.config.base_model, self.config.device, self.config.max_length)
         return self._encoder
 
-    def _desc_embeddings(self, catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
+    def _embed_catalog(self, catalog: Catalog) -> None:
+        """Embeddings of the catalog texts: one description per entry (``desc_``) and, for
+        the catalog scorer, every prototype of every category (``protos_``)."""
+        from extractor.catalog_scorer import prototype_texts
+
         enc = self._get_encoder()
-        return (enc.encode([_describe(e) for e in catalog.categories]),
-                enc.encode([_describe(e) for e in catalog.phases]))
+        self.desc_ = (enc.encode([_describe(e) for e in catalog.categories]),
+                      enc.encode([_describe(e) for e in catalog.phases]))
+        self.protos_ = [enc.encode(prototype_texts(e)) for e in catalog.categories] \
+            if self.config.category_scorer == "catalog" else None
 
     def _features(self, turns: Sequence[Turn], progress: bool = False) -> Features:
         cat_desc, phase_desc = self.desc_
-        return build_features(self._get_encoder(), turns, self.config, cat_desc, phase_desc, progress=progress)
+        return build_features(self._get_encoder(), turns, self.config, cat_desc, phase_desc,
+                              cat_protos=getattr(self, "protos_", None), progress=progress)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "heads_"):
@@ -843,7 +884,7 @@ class IssueClassifier:
         enc = self._get_encoder()
         if cfg.fine_tune and not enc.is_hashing:
             adapt_encoder(enc, [turns[i] for i in examples], catalog, cfg, progress=progress)
-        self.desc_ = self._desc_embeddings(catalog)
+        self._embed_catalog(catalog)
         feats = self._features(turns, progress=progress)
         pos = {i: k for k, i in enumerate(feats.index)}
         rows = [pos[i] for i in examples]
@@ -855,6 +896,14 @@ class IssueClassifier:
         from dataclasses import replace
 
         self.heads_ = fit_heads(X, Y, w, M, replace(cfg, l2=self.l2_))
+        if cfg.category_scorer == "catalog":
+            from extractor.catalog_scorer import label_centroids, leave_group_out_label_features
+
+            E, Yc = X[:, slice(*feats.layout["text"])], Y[:, : len(catalog.category_ids)]
+            issue = Yc.any(axis=1)
+            self.centroids_, self.exemplars_, self.exemplar_labels_ = label_centroids(E, Yc), E[issue], Yc[issue]
+            F = np.concatenate([feats.pairs[rows], leave_group_out_label_features(E, Yc, groups)], axis=2)
+            self._fit_catalog_scorer(X, F, Y, w, groups)
         self.layout_ = feats.layout
         nc, npz = len(catalog.category_ids), len(catalog.phase_ids)
         self.card_ = {
@@ -892,6 +941,7 @@ class IssueClassifier:
         if len(set(groups)) < 2:
             log.warning("one training interview only: thresholds default to 0.5")
             self._inner_metrics = {}
+            self._oof_heads = None
             return np.full(nc + npz + 1, 0.5, dtype=np.float32)
         folds = _group_folds(groups, cfg.threshold_folds, cfg.seed)
         gold = np.concatenate([Y[:, : nc + npz], Y[:, L - 1 : L]], axis=1)
@@ -921,12 +971,55 @@ class IssueClassifier:
             log.debug("l2=%s inner micro-F1 %s", l2, m)
             score = m["categories"] + m["phases"]
             if best is None or score > best[0] + 1e-9:
-                best = (score, l2, th, m)
+                best = (score, l2, th, m, oof)
         bar.close()
-        _, self.l2_, th, m = best
+        _, self.l2_, th, m, self._oof_heads = best
         # inner-CV figures for the card (they also picked l2 and the thresholds: optimistic)
         self._inner_metrics = {"inner_cv_micro_f1_optimistic": m, "l2": self.l2_}
         return th
+
+    def _fit_catalog_scorer(self, X: np.ndarray, F: np.ndarray, Y: np.ndarray, w: np.ndarray,
+                            groups: Sequence[str]) -> None:
+        """Fit the shared pair scorer and the phase stacker; their thresholds come from
+        out-of-fold scores of the same interview-grouped inner folds as the heads'."""
+        from extractor.catalog_scorer import PairScorer, PhaseStacker, phase_map
+
+        cfg = self.config
+        nc, npz = len(self.catalog_.category_ids), len(self.catalog_.phase_ids)
+        Yc, Yp = Y[:, :nc], Y[:, nc : nc + npz]
+        A = phase_map(self.catalog_)
+        if self._oof_heads is None:  # one interview: no folds, keep the 0.5 thresholds
+            self.scorer_ = PairScorer.fit(F, Yc, w, C=cfg.pair_c_grid[0], seed=cfg.seed)
+            head_phase = head_probs(self.heads_, X, nc, npz, cfg.gate)["phases"]
+            self.stacker_ = PhaseStacker.fit(A, self.scorer_.predict_proba(F), head_phase, Yp, w, seed=cfg.seed)
+            return
+        folds = _group_folds(groups, cfg.threshold_folds, cfg.seed)
+        best = None
+        for C in cfg.pair_c_grid:
+            oof = np.zeros_like(Yc)
+            for test in folds:
+                train = np.setdiff1d(np.arange(len(F)), test)
+                oof[test] = PairScorer.fit(F[train], Yc[train], w[train], C=C, seed=cfg.seed).predict_proba(F[test])
+            th = tune_thresholds(Yc, oof, cfg.min_threshold_support)
+            score = _micro_f1(Yc, oof >= th)
+            log.debug("pair scorer C=%s inner categories micro-F1 %.3f", C, score)
+            if best is None or score > best[0] + 1e-9:
+                best = (score, C, oof)
+        _, C, oof_cat = best
+        self.scorer_ = PairScorer.fit(F, Yc, w, C=C, seed=cfg.seed)
+        self._inner_metrics["pair_c"] = C
+        oof_head_phase = self._oof_heads[:, nc : nc + npz]
+        oof_phase = np.zeros_like(Yp)
+        for test in folds:
+            train = np.setdiff1d(np.arange(len(F)), test)
+            st = PhaseStacker.fit(A, oof_cat[train], oof_head_phase[train], Yp[train], w[train], seed=cfg.seed)
+            oof_phase[test] = st.predict_proba(oof_cat[test], oof_head_phase[test])
+        self.stacker_ = PhaseStacker.fit(A, oof_cat, oof_head_phase, Yp, w, seed=cfg.seed)
+        self.thresholds_[:nc] = tune_thresholds(Yc, oof_cat, cfg.min_threshold_support)
+        self.thresholds_[nc : nc + npz] = tune_thresholds(Yp, oof_phase, cfg.min_threshold_support)
+        m = {"categories": round(_micro_f1(Yc, oof_cat >= self.thresholds_[:nc]), 4),
+             "phases": round(_micro_f1(Yp, oof_phase >= self.thresholds_[nc : nc + npz]), 4)}
+        self._inner_metrics["inner_cv_micro_f1_optimistic"].update(m)
 
     def _threshold_dict(self) -> dict[str, float]:
         ids = [*self.catalog_.category_ids, *self.catalog_.phase_ids, MITIGATION]
@@ -935,7 +1028,16 @@ class IssueClassifier:
     # -- prediction --
     def _probs_from_features(self, feats: Features) -> dict[str, np.ndarray]:
         nc, npz = len(self.catalog_.category_ids), len(self.catalog_.phase_ids)
-        return head_probs(self.heads_, feats.X, nc, npz, self.config.gate)
+        pr = head_probs(self.heads_, feats.X, nc, npz, self.config.gate)
+        if self.config.category_scorer == "catalog":
+            from extractor.catalog_scorer import label_features
+
+            E = feats.X[:, slice(*self.layout_["text"])]
+            F = np.concatenate([feats.pairs, label_features(E, self.centroids_, self.exemplars_,
+                                                            self.exemplar_labels_)], axis=2)
+            pr["categories"] = self.scorer_.predict_proba(F)
+            pr["phases"] = self.stacker_.predict_proba(pr["categories"], pr["phases"])
+        return pr
 
     def predict_proba(self, turns: Sequence[Turn]) -> dict[str, np.ndarray]:
         """Probabilities per interviewee turn of ``turns`` (in order):
@@ -986,7 +1088,8 @@ class IssueClassifier:
         return out
 
     def _evidence(self, feats: Features, k: int, categories: Sequence[str]) -> dict[str, str]:
-        """Per category, the sentence whose embedding the category's head and description favour."""
+        """Per category, the sentence that matches its catalog text best (description plus
+        best prototype) or, with per-category heads, that its head and description favour."""
         if not categories:
             return {}
         sents, S = feats.sentences[k], feats.sent_emb[k]
@@ -995,12 +1098,16 @@ class IssueClassifier:
         a, b = self.layout_["text"]
         heads = self.heads_
         ids = self.catalog_.category_ids
+        protos = getattr(self, "protos_", None)
         out = {}
         for c in categories:
             j = ids.index(c)
-            w_text = heads.W[j, a:b] / heads.scale[a:b]
-            score = S @ w_text
-            score = score / (np.abs(score).max() + 1e-9) + S @ self.desc_[0][j]
+            if protos is not None:
+                score = S @ self.desc_[0][j] + (S @ protos[j].T).max(axis=1)
+            else:
+                w_text = heads.W[j, a:b] / heads.scale[a:b]
+                score = S @ w_text
+                score = score / (np.abs(score).max() + 1e-9) + S @ self.desc_[0][j]
             out[c] = sents[int(np.argmax(score))]
         return out
 
@@ -1030,6 +1137,15 @@ class IssueClassifier:
             h = self.heads_
             tensors = {"W": h.W, "b": h.b, "mean": h.mean, "scale": h.scale, "thresholds": self.thresholds_,
                        "cat_desc": self.desc_[0], "phase_desc": self.desc_[1]}
+            if self.config.category_scorer == "catalog":
+                sc, st = self.scorer_, self.stacker_
+                tensors.update({
+                    "protos": np.concatenate(self.protos_), "centroids": self.centroids_,
+                    "exemplars": self.exemplars_, "exemplar_labels": self.exemplar_labels_,
+                    "proto_owner": np.repeat(np.arange(len(self.protos_)), [len(p) for p in self.protos_]),
+                    "pair_coef": sc.coef, "pair_intercept": np.array([sc.intercept]), "pair_mean": sc.mean,
+                    "pair_scale": sc.scale, "log_prior": sc.log_prior,
+                    "phase_map": st.A, "phase_coef": st.coef, "phase_intercept": st.intercept})
             save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()},
                       str(tmp / HEADS_FILE), metadata={"format": FORMAT})
             enc = self._get_encoder()
@@ -1084,7 +1200,8 @@ class IssueClassifier:
             raise ModelError(f"{path}: expected readable JSON model files, found {e}") from None
         if cfg_doc.get("format") != FORMAT:
             raise ModelError(f"{path / CONFIG_FILE}: expected format {FORMAT}, found {cfg_doc.get('format')!r}")
-        cfg = ClassifierConfig.from_dict(cfg_doc["config"])
+        # models written before the catalog scorer existed have per-category heads only
+        cfg = ClassifierConfig.from_dict({"category_scorer": "heads", **cfg_doc["config"]})
         if device:
             cfg.device = device
         try:
@@ -1109,6 +1226,24 @@ class IssueClassifier:
             raise ModelError(f"{path / HEADS_FILE}: expected {L} heads, found {self.heads_.W.shape[0]}")
         self.thresholds_ = t["thresholds"]
         self.desc_ = (t["cat_desc"], t["phase_desc"])
+        self.protos_ = None
+        if cfg.category_scorer == "catalog":
+            from extractor.catalog_scorer import N_LABEL_FEATURES, N_PAIR_FEATURES, PairScorer, PhaseStacker
+
+            try:
+                owner = t["proto_owner"].astype(int)
+                self.protos_ = [t["protos"][owner == j] for j in range(len(catalog.category_ids))]
+                self.centroids_ = t["centroids"]
+                self.exemplars_, self.exemplar_labels_ = t["exemplars"], t["exemplar_labels"]
+                self.scorer_ = PairScorer(coef=t["pair_coef"], intercept=float(t["pair_intercept"][0]),
+                                          mean=t["pair_mean"], scale=t["pair_scale"], log_prior=t["log_prior"])
+                self.stacker_ = PhaseStacker(A=t["phase_map"], coef=t["phase_coef"], intercept=t["phase_intercept"])
+            except KeyError as e:
+                raise ModelError(f"{path / HEADS_FILE}: expected the catalog scorer's tensor {e}, found none") from None
+            n_weights = N_PAIR_FEATURES + N_LABEL_FEATURES + 1
+            if self.scorer_.coef.shape[0] != n_weights or any(len(p) == 0 for p in self.protos_):
+                raise ModelError(f"{path / HEADS_FILE}: expected {n_weights} pair weights and prototypes "
+                                 f"for every category, found {self.scorer_.coef.shape[0]} weights")
         self.layout_ = cfg_doc["layout"]
         self.card_ = card
         enc = self._get_encoder()

@@ -476,6 +476,9 @@ def _add_discover(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-zero-shot", action="store_true", help="skip the similarity-to-catalog matching step")
     p.add_argument("--method", choices=["agglomerative", "hdbscan"], help="clustering (default agglomerative)")
     p.add_argument("--cluster-ratio", type=float, help="agglomerative: unmatched turns per cluster (default 12)")
+    p.add_argument("--theme-ratio", type=float,
+                   help="agglomerative: unmatched turns per broad theme grouping clusters (default 40)")
+    p.add_argument("--no-themes", action="store_true", help="propose clusters only, no broad themes")
     p.add_argument("--no-question", action="store_true", help="embed turns without the interviewer's question")
     p.add_argument("--max-proposals", type=int, help="keep the strongest N proposals")
     p.add_argument("--seed", type=int, help="random seed (default 42)")
@@ -496,12 +499,14 @@ def _run_discover(args: argparse.Namespace) -> int:
     config = D.config_from_kwargs(
         min_words=args.min_words, min_cluster_size=args.min_cluster_size, min_interviews=args.min_interviews,
         score_threshold=args.score_threshold, match_threshold=args.match_threshold, method=args.method,
-        cluster_ratio=args.cluster_ratio, max_proposals=args.max_proposals, seed=args.seed,
-        question_weight=0.0 if args.no_question else None)
-    if args.no_zero_shot:
-        from dataclasses import replace
+        cluster_ratio=args.cluster_ratio, theme_ratio=args.theme_ratio, max_proposals=args.max_proposals,
+        seed=args.seed, question_weight=0.0 if args.no_question else None)
+    from dataclasses import replace
 
+    if args.no_zero_shot:
         config = replace(config, match_threshold=None)
+    if args.no_themes:
+        config = replace(config, theme_ratio=None)
     preds = D.read_predictions(args.predictions)
     catalog = load_catalog(args.catalog)
     rejected = D.load_rejected(args.rejected)

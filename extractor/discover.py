@@ -88,6 +88,11 @@ class DiscoverConfig:
       keeps long answers from being truncated and lets repeated questions be encoded once.
     - ``method``: ``"agglomerative"`` (Ward on PCA-reduced embeddings, cut at
       ``n_unmatched / cluster_ratio`` clusters) or ``"hdbscan"``.
+    - ``theme_ratio``: (agglomerative only) the same Ward tree is also cut into
+      ``n_unmatched / theme_ratio`` broad *themes*; a theme that merges several clusters is
+      proposed too (``level="theme"``) and its clusters name it as ``parent``, as in
+      BERTopic's topic hierarchy: a big issue voiced across many interviews shows up whole
+      as a theme and split by angle as clusters. ``None`` = clusters only.
     - ``min_cluster_size``: smaller clusters are dropped; ``min_interviews``: a theme
       voiced by fewer interviews is dropped (lowered to 1, with a warning, when the input
       has one interview only).
@@ -103,6 +108,7 @@ class DiscoverConfig:
     question_weight: float = 0.5
     method: str = "agglomerative"
     cluster_ratio: float = 12.0
+    theme_ratio: float | None = 40.0
     min_cluster_size: int = 5
     min_samples: int | None = None
     min_interviews: int = 2
@@ -144,6 +150,8 @@ class DiscoverConfig:
             bad("question_weight", "a number in [0, 2]")
         if not float(self.cluster_ratio) >= 1.0:
             bad("cluster_ratio", "a number >= 1")
+        if self.theme_ratio is not None and not float(self.theme_ratio) > float(self.cluster_ratio):
+            bad("theme_ratio", "None or a number > cluster_ratio")
         if not isinstance(self.seed, int):
             bad("seed", "an integer")
 
@@ -197,6 +205,8 @@ class Proposal:
     decision: str | None = None
     definition: str = ""
     note: str = ""
+    level: str = "cluster"  # or "theme": a union of clusters of the same Ward tree
+    parent: str = ""  # id of the theme a cluster belongs to
 
     @property
     def nearest_entry(self) -> Mapping[str, Any] | None:
@@ -220,6 +230,8 @@ class Proposal:
             "decision": self.decision,
             "definition": self.definition,
             "note": self.note,
+            "level": self.level,
+            "parent": self.parent,
         }
 
     @classmethod
@@ -241,6 +253,8 @@ class Proposal:
             decision=d.get("decision") or None,
             definition=str(d.get("definition") or ""),
             note=str(d.get("note") or ""),
+            level=str(d.get("level") or "cluster"),
+            parent=str(d.get("parent") or ""),
         )
 
 
@@ -424,8 +438,9 @@ def slugify(name: str) -> str:
     return slug[:48].strip("-") or "proposal"
 
 
-def _cluster(X: np.ndarray, config: DiscoverConfig) -> np.ndarray:
-    """Cluster labels (-1 = noise) for L2-normalised rows of ``X``."""
+def _cluster(X: np.ndarray, config: DiscoverConfig, ratio: float | None = None) -> np.ndarray:
+    """Cluster labels (-1 = noise) for L2-normalised rows of ``X``; ``ratio`` overrides
+    ``cluster_ratio`` (Ward cuts of one tree at different ratios are nested)."""
     from sklearn.decomposition import PCA
 
     n = X.shape[0]
@@ -440,7 +455,7 @@ def _cluster(X: np.ndarray, config: DiscoverConfig) -> np.ndarray:
     else:
         from sklearn.cluster import AgglomerativeClustering
 
-        k = max(1, min(n // config.min_cluster_size, int(round(n / config.cluster_ratio))))
+        k = max(1, min(n // config.min_cluster_size, int(round(n / (ratio or config.cluster_ratio)))))
         labels = AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(Z) if k > 1 else np.zeros(n, int)
     labels = np.asarray(labels, dtype=int)
     # renumber by first occurrence so the labels do not depend on the algorithm's numbering
@@ -666,27 +681,15 @@ def run_discovery(
     labels = _cluster(X, config)
     stats["clusters"] = int(labels.max() + 1) if (labels >= 0).any() else 0
     stats["noise"] = int((labels < 0).sum())
-
     docs = [t for _, t, _ in candidates]
-    keywords = ctfidf_keywords(docs, labels, n=config.n_keywords, groups=[p.interview for p, _, _ in candidates])
+    groups = [p.interview for p, _, _ in candidates]
 
-    proposals: list[Proposal] = []
-    dropped = Counter()
-    for c in range(stats["clusters"]):
-        idx = np.flatnonzero(labels == c)
-        if len(idx) < config.min_cluster_size:
-            dropped["small"] += 1
-            continue
+    def make(idx: np.ndarray, kws: tuple[str, ...], level: str) -> Proposal:
         members = [candidates[i][0] for i in idx]
         ivs = sorted({m.interview for m in members}, key=_interview_key)
-        if len(ivs) < min_interviews:
-            dropped["few_interviews"] += 1
-            continue
         centroid = X[idx].mean(axis=0)
         centroid = centroid / (np.linalg.norm(centroid) or 1.0)
         member_sims = X[idx] @ centroid
-        cohesion = float(member_sims.mean())
-        quotes = _pick_quotes(idx, member_sims, candidates, config)
         nearest: list[dict[str, Any]] = []
         if entries:
             esims = entry_vecs @ centroid
@@ -696,13 +699,47 @@ def run_discovery(
         phase_counts = Counter(ph for m in members for ph in m.phases)
         phases = tuple(ph for ph, k in sorted(phase_counts.items(), key=lambda kv: (-kv[1], kv[0]))
                        if k >= max(2, len(members) * 0.25))
-        kws = tuple(k for k, _ in keywords.get(c, []))
         member_ids = tuple(sorted(m.id for m in members))
-        proposals.append(Proposal(
-            id=proposal_id(member_ids), name=suggest_name(kws), keywords=kws, quotes=tuple(quotes),
-            size=len(members), n_interviews=len(ivs), interviews=tuple(ivs), members=member_ids,
-            nearest=tuple(nearest), suggestion=suggestion, phases=phases, cohesion=cohesion, catalog=catalog.tag,
-        ))
+        return Proposal(
+            id=proposal_id(member_ids), name=suggest_name(kws), keywords=kws,
+            quotes=tuple(_pick_quotes(idx, member_sims, candidates, config)), size=len(members),
+            n_interviews=len(ivs), interviews=tuple(ivs), members=member_ids, nearest=tuple(nearest),
+            suggestion=suggestion, phases=phases, cohesion=round(float(member_sims.mean()), 4), catalog=catalog.tag,
+            level=level)
+
+    def keep(idx: np.ndarray) -> bool:
+        if len(idx) < config.min_cluster_size:
+            dropped["small"] += 1
+            return False
+        if len({candidates[i][0].interview for i in idx}) < min_interviews:
+            dropped["few_interviews"] += 1
+            return False
+        return True
+
+    proposals: list[Proposal] = []
+    dropped: Counter = Counter()
+    keywords = ctfidf_keywords(docs, labels, n=config.n_keywords, groups=groups)
+    cluster_of: dict[int, Proposal] = {}
+    for c in range(stats["clusters"]):
+        idx = np.flatnonzero(labels == c)
+        if keep(idx):
+            cluster_of[c] = make(idx, tuple(k for k, _ in keywords.get(c, [])), "cluster")
+    themes: list[Proposal] = []
+    if config.theme_ratio and config.method == "agglomerative":
+        coarse = _cluster(X, config, ratio=config.theme_ratio)
+        theme_keywords = ctfidf_keywords(docs, coarse, n=config.n_keywords, groups=groups)
+        for c in range(int(coarse.max()) + 1 if (coarse >= 0).any() else 0):
+            # a theme is the union of the proposed clusters under it: never dropped material
+            inside = sorted({int(f) for f in labels[coarse == c] if f in cluster_of})
+            if len(inside) < 2 or len(inside) == len(cluster_of):  # it would repeat a cluster, or be everything
+                continue
+            idx = np.flatnonzero(np.isin(labels, inside))
+            theme = make(idx, tuple(k for k, _ in theme_keywords.get(c, [])), "theme")
+            themes.append(theme)
+            for f in inside:
+                cluster_of[f] = replace(cluster_of[f], parent=theme.id)
+    stats["themes"] = len(themes)
+    proposals = themes + [cluster_of[c] for c in sorted(cluster_of)]
 
     if rejected:
         before = len(proposals)
@@ -710,6 +747,8 @@ def run_discovery(
         stats["previously_rejected"] = before - len(proposals)
     accepted_from = {e.added_from for e in catalog.categories if e.added_from}
     proposals = [p for p in proposals if f"discover:{p.id}" not in accepted_from]
+    present = {p.id for p in proposals}
+    proposals = [p if not p.parent or p.parent in present else replace(p, parent="") for p in proposals]
     stats["dropped_small"] = dropped["small"]
     stats["dropped_few_interviews"] = dropped["few_interviews"]
     # strongest first: voiced by more people, then bigger, then tighter
@@ -751,7 +790,7 @@ def _pick_quotes(idx: np.ndarray, sims: np.ndarray, candidates, config: Discover
         p, text, _ = candidates[idx[k]]
         if len(text) > config.quote_chars:
             text = text[: config.quote_chars].rsplit(" ", 1)[0] + " …"
-        quotes.append(Quote(interview=p.interview, turn=p.turn, id=p.id, text=text, similarity=float(sims[k])))
+        quotes.append(Quote(interview=p.interview, turn=p.turn, id=p.id, text=text, similarity=round(float(sims[k]), 4)))
     return quotes
 
 
@@ -798,19 +837,26 @@ def render_report(result: DiscoveryResult, *, title: str = "Discovery proposals"
         lines += [f"> **No proposals:** {_md(result.message)}", ""]
     if not result.proposals:
         return "\n".join(lines) + "\n"
-    lines += ["| # | Proposed name | Size | Interviews | Suggestion | Nearest entry (similarity) | Keywords |",
-              "|---|---|---:|---:|---|---|---|"]
+    number = {p.id: i for i, p in enumerate(result.proposals, 1)}
+
+    def level(p: Proposal) -> str:
+        if p.level == "theme":
+            return "theme"
+        return f"cluster in #{number[p.parent]}" if p.parent in number else "cluster"
+
+    lines += ["| # | Proposed name | Level | Size | Interviews | Suggestion | Nearest entry (similarity) | Keywords |",
+              "|---|---|---|---:|---:|---|---|---|"]
     for i, p in enumerate(result.proposals, 1):
         near = p.nearest_entry
         near_s = f"{near['name']} ({near['similarity']:.2f})" if near else "-"
         sugg = f"variant of {near['id']}" if p.suggestion == "variant" and near else "new entry"
-        lines.append(f"| {i} | [{_md(p.name)}](#p{i}) | {p.size} | {p.n_interviews} | {sugg} | {_md(near_s)} | "
-                     f"{_md(', '.join(p.keywords[:5]))} |")
+        lines.append(f"| {i} | [{_md(p.name)}](#p{i}) | {level(p)} | {p.size} | {p.n_interviews} | {sugg} | "
+                     f"{_md(near_s)} | {_md(', '.join(p.keywords[:5]))} |")
     lines.append("")
     for i, p in enumerate(result.proposals, 1):
         lines += [f"## <a id=\"p{i}\"></a>{i}. {_md(p.name)}", ""]
-        lines.append(f"- **id**: `{p.id}`; **size**: {p.size} turns from {p.n_interviews} interviews "
-                     f"({', '.join(p.interviews)}); cohesion {p.cohesion:.2f}")
+        lines.append(f"- **id**: `{p.id}`; **{level(p)}**; **size**: {p.size} turns from {p.n_interviews} "
+                     f"interviews ({', '.join(p.interviews)}); cohesion {p.cohesion:.2f}")
         lines.append(f"- **keywords**: {', '.join(p.keywords) or '-'}")
         if p.nearest:
             lines.append("- **nearest entries**: " + "; ".join(f"{n['name']} (`{n['id']}`, {n['similarity']:.2f})"

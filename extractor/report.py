@@ -275,7 +275,7 @@ def _proposal_fields(p: Mapping[str, Any]) -> tuple[str, str, list[str]]:
     title = str(p.get("name") or p.get("label") or p.get("title") or p.get("id") or "proposal")
     desc = str(p.get("definition") or p.get("description") or "")
     details = []
-    for key in ("id", "suggestion", "size", "n_interviews", "keywords", "phases", "nearest"):
+    for key in ("id", "level", "parent", "suggestion", "size", "n_interviews", "keywords", "phases", "nearest"):
         v = p.get(key)
         if v in (None, "", [], ()):
             continue

@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     ap.add_argument("--folds", type=int, default=3, help="outer folds over the moderated interviews")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--models", default="tfidf,frozen-lr,clf", help="comma list: tfidf, frozen-lr, clf, "
-                    "clf-nogate, clf-nocatalog, clf-noctx, clf-ft")
+                    "clf-heads, clf-nogate, clf-nocatalog, clf-noctx, clf-ft")
     ap.add_argument("--out", type=Path, default=Path("out/bench_classify.json"))
     ap.add_argument("--ft-epochs", type=int, default=2, help="clf-ft: LoRA epochs per outer fold")
     ap.add_argument("--ft-minutes", type=float, default=12.0, help="clf-ft: time cap of each LoRA fine-tune")
@@ -159,6 +159,7 @@ def main(argv=None) -> int:
     gold_all = {"categories": [], "phases": []}
     preds_all: dict = defaultdict(lambda: {"categories": [], "phases": []})
     test_ids: list[str] = []
+    scores_all: dict = defaultdict(list)
     timings: dict = defaultdict(float)
     encoder = _Encoder(None, "cpu", 256)
     models = args.models.split(",")
@@ -182,7 +183,9 @@ def main(argv=None) -> int:
                 if name == "clf-nogate":
                     kw["gate"] = False
                 if name == "clf-nocatalog":
-                    kw["use_catalog"] = False
+                    kw.update(use_catalog=False, category_scorer="heads")
+                if name == "clf-heads":
+                    kw["category_scorer"] = "heads"
                 if name == "clf-noctx":
                     kw.update(use_context=False, use_question=False)
                 if name == "clf-ft":
@@ -193,6 +196,7 @@ def main(argv=None) -> int:
                 pid = {p.id: p for p in preds}
                 out = {"categories": np.array([[c in pid[t.id].categories for c in cats] for t in te]),
                        "phases": np.array([[p in pid[t.id].phases for p in phases] for t in te])}
+                scores_all[name].append(np.array([[pid[t.id].scores[c] for c in cats] for t in te]))
             else:
                 raise SystemExit(f"unknown model {name}")
             timings[name] += time.time() - t0
@@ -230,6 +234,18 @@ def main(argv=None) -> int:
                 "example_missed_turn_ids": [test_ids[r] for r in fn_rows[:3]],
             }
         results["models"][name]["error_analysis"] = analysis
+        if scores_all[name]:
+            # where the errors come from: ranking (is a gold category first?) or relevance
+            # (with an oracle that names the issue-bearing turns, what would the same
+            # predictions score?)
+            S = np.concatenate(scores_all[name])
+            issue = Yc.any(axis=1)
+            results["models"][name]["diagnostics"] = {
+                "top1_accuracy_on_issue_turns": round(float(Yc[issue, S[issue].argmax(axis=1)].mean()), 4),
+                "micro_f1_with_oracle_relevance": prf(Yc, Pc & issue[:, None])["f1"],
+                "predicted_turns_with_a_category": int(Pc.any(axis=1).sum()),
+                "gold_turns_with_a_category": int(issue.sum()),
+            }
         m = results["models"][name]
         log.info("%-14s categories micro-F1 %.3f (macro %.3f) | phases micro-F1 %.3f", name,
                  m["categories"]["micro"]["f1"], m["categories"]["macro_f1"], m["phases"]["micro"]["f1"])

@@ -121,15 +121,21 @@ def best_of(clusters, gold: set[str]) -> dict:
     return best
 
 
-def random_baseline(pool: list[str], sizes: list[int], gold: set[str], seeds: int) -> dict:
+def random_baseline(pool: list[str], proposals, gold: set[str], seeds: int) -> dict:
+    """Random clusters of the proposals' cluster sizes; each theme is the union of its
+    clusters' random counterparts (the same hierarchy, random members)."""
     rec, ps, rs = [], [], []
+    clusters_in = [p for p in proposals if p.level != "theme"]
     for s in range(seeds):
         rng = np.random.default_rng(1000 + s)
         perm = list(rng.permutation(pool))
-        clusters, off = [], 0
-        for n in sizes:
-            clusters.append(perm[off: off + n])
-            off += n
+        clusters, off, by_parent = [], 0, {}
+        for p in clusters_in:
+            members = perm[off: off + p.size]
+            off += p.size
+            clusters.append(members)
+            by_parent.setdefault(p.parent, []).extend(members)
+        clusters += [by_parent.get(p.id, []) for p in proposals if p.level == "theme"]
         b = best_of(clusters, gold)
         rec.append(b["recovered"])
         ps.append(b["precision"])
@@ -197,12 +203,16 @@ def main(argv=None) -> int:
     results = {"config": {k: v for k, v in dcfg.__dict__.items()}, "categories": []}
 
     all_preds = {}
+    # the classifier's source is part of the cache key: a code change must not reuse old predictions
+    code_version = hashlib.sha1(b"".join((REPO / "extractor" / f).read_bytes()
+                                         for f in ("classify.py", "catalog_scorer.py"))).hexdigest()
     for cat in hidden:
         t0 = time.time()
         cat_wo = replace(catalog, categories=tuple(e for e in catalog.categories if e.id != cat))
         # predictions of each leave-one-out classifier are cached, so discovery settings can be
         # compared without retraining (key: hidden category + catalog fingerprint + classifier config)
-        key = hashlib.sha1(json.dumps([cat, catalog.fingerprint(), ccfg.to_dict()], sort_keys=True).encode()).hexdigest()[:10]
+        key = hashlib.sha1(json.dumps([cat, catalog.fingerprint(), ccfg.to_dict(), code_version],
+                                      sort_keys=True).encode()).hexdigest()[:10]
         pfile = CACHE / f"preds-{cat}-{key}.jsonl"
         if pfile.exists():
             preds = [Prediction.from_dict(d) for d in read_jsonl(pfile)]
@@ -220,7 +230,7 @@ def main(argv=None) -> int:
         gold = {t.id for t in train if t.is_interviewee and t.labels and cat in t.labels.categories}
         clusters = [p.members for p in res.proposals]
         b = best_of(clusters, gold)
-        base = random_baseline(res.unmatched, [p.size for p in res.proposals], gold, args.seeds)
+        base = random_baseline(res.unmatched, res.proposals, gold, args.seeds)
         prop = res.proposals[b["index"]] if b["index"] is not None else None
         row = {
             "category": cat, "turns": len(gold), "in_pool": len(gold & set(res.unmatched)),
@@ -228,7 +238,7 @@ def main(argv=None) -> int:
             "lost": dict(Counter(res.stage.get(i, "missing") for i in gold)),
             "absorbed_by": dict(Counter(c for p in preds if p.id in gold for c in p.categories).most_common(4)),
             "precision": round(b["precision"], 3), "recall": round(b["recall"], 3), "recovered": b["recovered"],
-            "proposal": prop.name if prop else "", "keywords": list(prop.keywords[:5]) if prop else [],
+            "proposal": prop.name if prop else "", "level": prop.level if prop else "", "keywords": list(prop.keywords[:5]) if prop else [],
             "size": prop.size if prop else 0, "n_interviews": prop.n_interviews if prop else 0,
             "nearest": prop.nearest[0]["id"] if prop and prop.nearest else "",
             "baseline": {k: round(v, 3) for k, v in base.items()},
@@ -258,7 +268,8 @@ def main(argv=None) -> int:
 
     if args.sweep:
         # discovery settings compared on the cached leave-one-out predictions (use on --categories dev)
-        grid = [dict(method="agglomerative", cluster_ratio=r, question_weight=q) for r in (12, 25, 40) for q in (0.0, 0.5)]
+        grid = [dict(method="agglomerative", cluster_ratio=r, theme_ratio=t, question_weight=q)
+                for r in (12, 25) for t in (None, 40.0, 80.0) for q in (0.0, 0.5)]
         grid += [dict(method="hdbscan", min_cluster_size=m, question_weight=q) for m in (5, 10) for q in (0.0, 0.5)]
         results["sweep"] = []
         for g in grid:

@@ -212,7 +212,7 @@ def main(argv=None) -> int:
     n0 = len(bench.enc._cache)
     warm = IssueClassifier(bench.catalog, bench.config)
     warm._encoder = bench.enc
-    warm.desc_ = warm._desc_embeddings(bench.catalog)
+    warm._embed_catalog(bench.catalog)
     warm._features([t for iv in coded for t in by_iv[iv]], progress=True)  # fills the cache
     if len(bench.enc._cache) != n0:
         save_cache(bench.enc, cache)

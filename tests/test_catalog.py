@@ -47,7 +47,7 @@ def _write(tmp_path, text, name="catalog.yaml"):
 
 def test_default_catalog_loads_with_28_categories_and_7_phases():
     cat = load_catalog()
-    assert cat.version == 1 and cat.tag == "qi-catalog@1"
+    assert cat.version == 2 and cat.tag == "qi-catalog@2"
     assert len(cat.categories) == 28
     assert cat.phase_ids == PHASES
     assert cat.extra["source"] and "2306.15007" in cat.extra["source"]
@@ -64,6 +64,7 @@ def test_default_catalog_entries_are_filled_in():
         assert 5 <= len(e.keywords) <= 10, e.id
         assert e.codes, e.id
     for e in cat.categories:
+        assert len(e.examples) >= 3, f"{e.id}: give the classifier a few example utterances"
         assert e.phases and set(e.phases) <= set(PHASES), e.id
         assert e.describe().startswith(e.name + ".")
     # exclusion notes point at categories or phases that exist
@@ -121,6 +122,7 @@ def test_fingerprint_follows_definitions_not_formatting(tmp_path):
     (MINI.replace("name: Cat one", "name: ''"), 'expected a non-empty string "name" in categories[0]'),
     (MINI.replace("  codes: [A, A-fix]", "  colour: red"), "expected only the fields"),
     (MINI.replace("keywords: [alpha, beta]", "keywords: alpha"), 'expected a list for "keywords" in categories[0]'),
+    (MINI.replace("keywords: [alpha, beta]", "examples: It broke."), 'expected a list for "examples" in categories[0]'),
     (MINI.replace("phases: [p1]", "phases: [p9]"), "expected phases of 'c1' among ['p1'], found ['p9']"),
     (MINI.replace("id: c1", "id: p1"), "expected unique entry ids, found 'p1' twice"),
     (MINI.split("categories:")[0], "expected at least one category and one phase, found 0 categories, 1 phases"),

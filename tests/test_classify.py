@@ -85,6 +85,18 @@ def test_config_validation():
         ClassifierConfig(threshold_folds=1)
     with pytest.raises(ModelError, match="l2"):
         ClassifierConfig(l2=-1)
+    with pytest.raises(ModelError, match="category_scorer: expected \"catalog\" or \"heads\", found 'knn'"):
+        ClassifierConfig(category_scorer="knn")
+    with pytest.raises(ModelError, match="category_scorer: expected \"heads\" when use_catalog is false"):
+        ClassifierConfig(use_catalog=False)
+    with pytest.raises(ModelError, match="pair_c_grid: expected a non-empty list of numbers > 0, found"):
+        ClassifierConfig(pair_c_grid=(0.1, 0))
+
+
+def test_heads_scorer_still_trains(catalog):
+    clf = IssueClassifier(catalog, ClassifierConfig(**FAST, category_scorer="heads")).fit(tiny_turns())
+    assert clf.protos_ is None and not hasattr(clf, "scorer_")
+    assert clf.predict_proba(tiny_turns(1))["categories"].shape == (4, 3)
 
 
 def test_fit_predict_proba_shapes(fitted, catalog):
@@ -204,6 +216,23 @@ def test_tampered_json_and_manifest(fitted, tmp_path):
         IssueClassifier.load(d)
     (d / "manifest.json").unlink()
     with pytest.raises(ModelError, match="manifest.json in the model directory"):
+        IssueClassifier.load(d)
+
+
+def test_model_without_catalog_scorer_tensors_is_refused(fitted, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from extractor.embed import file_sha256
+
+    d = fitted.save(tmp_path / "m")
+    t = load_file(str(d / "heads.safetensors"))
+    del t["pair_coef"]
+    save_file(t, str(d / "heads.safetensors"))
+    manifest = json.loads((d / "manifest.json").read_text())  # a consistent manifest: only the content is wrong
+    manifest["files"]["heads.safetensors"] = {"sha256": file_sha256(d / "heads.safetensors"),
+                                              "bytes": (d / "heads.safetensors").stat().st_size}
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="heads.safetensors: expected the catalog scorer's tensor 'pair_coef'"):
         IssueClassifier.load(d)
 
 

@@ -215,7 +215,7 @@ def test_bad_decision_is_reported_with_line(tmp_path):
 def test_report_has_table_quotes_and_nearest(catalog, cfg):
     res = D.run_discovery(make_preds(), None, catalog, HashingEmbedder(), cfg)
     md = D.render_report(res, source="preds.jsonl")
-    assert "| # | Proposed name | Size | Interviews | Suggestion | Nearest entry (similarity) | Keywords |" in md
+    assert "| # | Proposed name | Level | Size | Interviews | Suggestion | Nearest entry (similarity) | Keywords |" in md
     assert md.count("\n## ") == len(res.proposals)
     assert "> — Interview 1, turn" in md and "nearest entries" in md
     empty = D.render_report(D.run_discovery([], None, catalog, HashingEmbedder(), cfg))
@@ -313,3 +313,24 @@ def test_real_end_to_end_on_uncoded_corpus_interviews(corpus, encoder, catalog):
     assert res.stats["substantive"] < len(turns)
     assert res.proposals and all(p.n_interviews >= 2 for p in res.proposals)
     assert all(3 <= len(p.quotes) <= 5 and p.keywords for p in res.proposals)
+
+
+def test_themes_group_clusters_of_the_same_tree(catalog):
+    c = D.DiscoverConfig(min_words=5, min_cluster_size=3, cluster_ratio=3, theme_ratio=9, pca_dim=8,
+                         match_threshold=None)
+    res = D.run_discovery(make_preds(), None, catalog, HashingEmbedder(), c)
+    themes = [p for p in res.proposals if p.level == "theme"]
+    clusters = [p for p in res.proposals if p.level == "cluster"]
+    assert themes and res.stats["themes"] == len(themes)
+    for t in themes:
+        children = [p for p in clusters if p.parent == t.id]
+        assert len(children) >= 2 and set(t.members) == {m for p in children for m in p.members}
+    assert all(p.parent in {t.id for t in themes} for p in clusters if p.parent)
+    assert "| theme |" in D.render_report(res) and "cluster in #" in D.render_report(res)
+    off = D.run_discovery(make_preds(), None, catalog, HashingEmbedder(), replace(c, theme_ratio=None))
+    assert {p.level for p in off.proposals} == {"cluster"} and not any(p.parent for p in off.proposals)
+
+
+def test_theme_ratio_must_exceed_cluster_ratio():
+    with pytest.raises(ExtractorError, match="expected theme_ratio None or a number > cluster_ratio, found 5"):
+        D.DiscoverConfig(cluster_ratio=12, theme_ratio=5)

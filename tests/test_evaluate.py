@@ -347,10 +347,16 @@ def test_cross_validate_end_to_end_with_hashing_encoder():
     from extractor.classify import ClassifierConfig
     from extractor.evaluate import cross_validate
 
+    from dataclasses import replace
+
     turns = _many_interviews(4, per=6)
+    # the default classifier matches turns against the catalog text: give it some
+    cat = replace(CAT, categories=(replace(CAT.categories[0], examples=("the data distribution changed",)),
+                                   replace(CAT.categories[1], examples=("the gpu training bill was expensive",)),
+                                   CAT.categories[2]))
     cfg = ClassifierConfig(base_model="hashing", threshold_folds=2, head_epochs=30, min_threshold_support=2)
-    preds, folds = cross_validate(turns, folds=2, catalog=CAT, config=cfg)
-    r = evaluate(turns, preds, CAT)
+    preds, folds = cross_validate(turns, folds=2, catalog=cat, config=cfg)
+    r = evaluate(turns, preds, cat)
     assert r["n_turns"] == 24 and r["missing_predictions"] == 0
     assert r["model"]["categories"]["micro"]["f1"] >= 0.8  # the two topics use disjoint words
 

@@ -501,8 +501,15 @@ def one_torch_thread():
 
 
 @pytest.mark.corpus
-def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread):
-    """A simulated annotator corrects 50 tasks; the retrained model moves toward the corrections."""
+@pytest.mark.parametrize("scorer", ["catalog", "heads"])
+def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread, scorer):
+    """A simulated annotator corrects 50 tasks; the retrained model moves toward the corrections.
+
+    The flips are arbitrary (turns about anything become "drift"), so the catalog scorer,
+    which generalises through the catalog text and the labelled turns, also spreads the
+    relabelled category to other turns: for it the test asks that the flipped turns move,
+    for the per-category heads (which can memorise) that the agreement over all options
+    rises as well."""
     from extractor.jsonl import read_jsonl, read_turns
 
     turns = [t for t in read_turns(corpus / "gold" / "turns.jsonl") if t.interview in E2E_INTERVIEWS]
@@ -512,7 +519,7 @@ def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread):
     from extractor.train import predict_file, train_model
 
     # Frozen model-free encoder and light heads: the loop is under test here, not the model.
-    fast = ClassifierConfig(base_model="hashing", device="cpu", threshold_folds=2)
+    fast = ClassifierConfig(base_model="hashing", device="cpu", threshold_folds=2, category_scorer=scorer)
     train_model([gold], tmp_path / "m0", config=fast)
     predict_file(gold, tmp_path / "m0", tmp_path / "p0.jsonl")
     q = tmp_path / "queue.jsonl"
@@ -554,9 +561,10 @@ def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread):
                                                        rows[t]["mitigation"]))) for t in truth}
 
     before, after = picked(tmp_path / "p0.jsonl"), picked(tmp_path / "p1.jsonl")
-    assert _agreement(after, truth, options) > _agreement(before, truth, options)
+    if scorer == "heads":
+        assert _agreement(after, truth, options) > _agreement(before, truth, options)
     flipped = [t for k, t in enumerate(truth) if k % 2 == 0]
-    assert sum("cat:drift" in after[t] for t in flipped) > sum("cat:drift" in before[t] for t in flipped)
+    assert sum("cat:drift" in after[t] for t in flipped) >= sum("cat:drift" in before[t] for t in flipped) + 10
     assert q.read_bytes() == frozen  # training and prediction never touch the corrections
 
 

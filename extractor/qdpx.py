@@ -128,19 +128,53 @@ def code_guids(catalog: Catalog) -> dict[str, str]:
     return g
 
 
+# 64 colours picked greedily for the largest smallest CIELAB distance (Glasbey's method) from
+# an sRGB grid, lightness 30-80 so both black and white text stay readable on them; any two
+# differ by at least 19.8 delta-E.
+PALETTE = (
+    "#2288EE", "#00CC00", "#EE0000", "#EE00EE", "#CCAA88", "#AA2266", "#006622", "#00CCCC",
+    "#CCCC00", "#0022EE", "#EEAAEE", "#EE8800", "#444466", "#882200", "#8844CC", "#88CC66",
+    "#886600", "#88AACC", "#006666", "#EE6666", "#EE00AA", "#884444", "#666644", "#EE0066",
+    "#2244AA", "#8866AA", "#668800", "#00CC88", "#CC66CC", "#AACCAA", "#88CC00", "#EE88AA",
+    "#CCAA44", "#008800", "#880088", "#00AAEE", "#CC4400", "#008866", "#888888", "#AA00EE",
+    "#AA88AA", "#CC0022", "#668844", "#AAAAEE", "#0088AA", "#0066AA", "#AA88EE", "#CC8844",
+    "#4466EE", "#66AAAA", "#EEAAAA", "#44CCEE", "#6644EE", "#AAAA66", "#664422", "#AA2244",
+    "#884466", "#AA6644", "#EEAA00", "#66CCAA", "#AACC44", "#EE66AA", "#EE8866", "#444488",
+)
+
+
+def code_colors(catalog: Catalog) -> dict[str, str]:
+    """Label id -> ``#RRGGBB``: a distinct colour per code, stable across runs and catalog versions.
+
+    Mitigation takes the first colour, categories the next ones in catalog order, phases
+    the last ones counting down: adding an entry at the end of a list never recolours an
+    existing code. Past 64 codes colours repeat (with a warning).
+    """
+    cats, phases = list(catalog.category_ids), list(catalog.phase_ids)
+    n = len(PALETTE)
+    if 1 + len(cats) + len(phases) > n:
+        log.warning("%s has %d codes, more than the %d distinct colours: some codes share a colour",
+                    catalog.tag, 1 + len(cats) + len(phases), n)
+    out = {"mitigation": PALETTE[0]}
+    out.update({c: PALETTE[(1 + i) % n] for i, c in enumerate(cats)})
+    out.update({p: PALETTE[(n - 1 - i) % n] for i, p in enumerate(phases)})
+    return out
+
+
 def _codes(parent: ET.Element, ns: str, catalog: Catalog) -> None:
     guids = code_guids(catalog)
+    colors = code_colors(catalog)
     codes = ET.SubElement(parent, f"{{{ns}}}Codes")
     root = _code_el(codes, ns, stable_guid(catalog.name, "root", "categories"), ROOT_CATEGORIES, False,
                     f"Issue categories of {catalog.tag}")
     for e in catalog.categories:
-        _code_el(root, ns, guids[e.id], e.name, True, f"{e.definition} [id: {e.id}]", "#1F4E8C")
+        _code_el(root, ns, guids[e.id], e.name, True, f"{e.definition} [id: {e.id}]", colors[e.id])
     root = _code_el(codes, ns, stable_guid(catalog.name, "root", "phases"), ROOT_PHASES, False,
                     f"Lifecycle phases of {catalog.tag}")
     for e in catalog.phases:
-        _code_el(root, ns, guids[e.id], e.name, True, f"{e.definition} [id: {e.id}]", "#3A7D44")
+        _code_el(root, ns, guids[e.id], e.name, True, f"{e.definition} [id: {e.id}]", colors[e.id])
     _code_el(codes, ns, guids["mitigation"], MITIGATION, True,
-             "The turn describes how an issue was fixed or avoided [id: mitigation]", "#C06000")
+             "The turn describes how an issue was fixed or avoided [id: mitigation]", colors["mitigation"])
 
 
 def codebook_xml(catalog: Catalog) -> bytes:
@@ -165,10 +199,22 @@ def _labels_of(p: Prediction) -> list[str]:
     return [*p.categories, *p.phases, *(["mitigation"] if p.mitigation else [])]
 
 
+def coding_description(p: Prediction, label: str, name: str, catalog: Catalog) -> str:
+    """What a coded selection says about itself: "confidence 0.72 | Drift | machine-coded ...".
+
+    The confidence comes first and always with two decimals, so a text search for
+    "confidence 0.9" in a CAQDAS tool finds the codings at 0.90-0.99.
+    """
+    score = float(p.scores.get(label, 0.0)) if p.scores else 0.0
+    model = f" by model {p.model}" if p.model else ""
+    return (f"confidence {score:.2f} | {name} | machine-coded{model} with catalog {catalog.tag}; "
+            "a suggestion to check, not a human coding")
+
+
 def project_xml(sources: Sequence[SourceText], predictions: Sequence[Prediction], catalog: Catalog, *,
                 name: str = "qi-extractor", created: str | None = None, user: str = "qi-extractor") -> bytes:
-    """``project.qde``: users, the codebook, one TextSource per interview with one
-    PlainTextSelection per coded turn (one Coding per label)."""
+    """``project.qde``: users, the codebook (a colour per code), one TextSource per interview
+    with one PlainTextSelection per coded turn and label, its confidence in its Description."""
     ET.register_namespace("", NS_PROJECT)
     n = lambda tag: f"{{{NS_PROJECT}}}{tag}"  # noqa: E731
     created = created or datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -183,6 +229,8 @@ def project_xml(sources: Sequence[SourceText], predictions: Sequence[Prediction]
     by_id = {p.id: p for p in predictions}
     src_el = ET.SubElement(root, n("Sources"))
     unknown: set[str] = set()
+    names = {e.id: e.name for e in (*catalog.categories, *catalog.phases)}
+    names["mitigation"] = MITIGATION
     for s in sources:
         sguid = stable_guid("source", s.name)
         el = ET.SubElement(src_el, n("TextSource"), {"guid": sguid, "name": s.name,
@@ -191,13 +239,15 @@ def project_xml(sources: Sequence[SourceText], predictions: Sequence[Prediction]
         for tid, (start, end) in sorted(s.ranges.items(), key=lambda kv: kv[1]):
             p = by_id.get(tid)
             labels = [lab for lab in (_labels_of(p) if p else []) if lab in guids or unknown.add(lab)]
-            if not labels:
-                continue
-            sel = ET.SubElement(el, n("PlainTextSelection"), {
-                "guid": stable_guid("selection", s.name, tid), "name": f"{s.name} turn {p.turn}",
-                "startPosition": str(start), "endPosition": str(end), "creatingUser": user_guid,
-                "creationDateTime": created})
+            # One selection per code: REFI-QDA gives a Coding no description of its own, so the
+            # selection's Description carries that coding's confidence (CAQDAS tools can search it).
             for lab in labels:
+                sel = ET.SubElement(el, n("PlainTextSelection"), {
+                    "guid": stable_guid("selection", s.name, tid, lab),
+                    "name": f"{s.name} turn {p.turn}: {names[lab]}",
+                    "startPosition": str(start), "endPosition": str(end), "creatingUser": user_guid,
+                    "creationDateTime": created})
+                ET.SubElement(sel, n("Description")).text = coding_description(p, lab, names[lab], catalog)
                 c = ET.SubElement(sel, n("Coding"), {"guid": stable_guid("coding", s.name, tid, lab),
                                                      "creatingUser": user_guid, "creationDateTime": created})
                 ET.SubElement(c, n("CodeRef"), {"targetGUID": guids[lab]})

@@ -908,11 +908,6 @@ def md_escape(text: Any) -> str:
     return re.sub(r"^(\d+)\.", r"\1\\.", re.sub(r"^-", r"\\-", s))
 
 
-def _md_code(text: Any) -> str:
-    # inside a code span nothing is interpreted; only a backtick could end it early
-    return "`" + " ".join(str(text).replace("`", "'").split()) + "`"
-
-
 def render_markdown(summary: Mapping[str, Any], figure_paths: Mapping[str, str] | None = None) -> str:
     """The same report in Markdown, in the same order (figures linked as files)."""
     m, tot = summary["model"], summary["totals"]
@@ -937,7 +932,7 @@ def render_markdown(summary: Mapping[str, Any], figure_paths: Mapping[str, str] 
                    "personal data in the transcripts; redact them and run again before sharing any output:")
         out.append("")
         for f in summary["privacy"]:
-            out.append(f"- {_md_code(str(f.get('file', '')) + ':' + str(f.get('line', '')))} "
+            out.append(f"- {md_escape(f.get('file', ''))}, line {md_escape(f.get('line', ''))}, "
                        f"{md_escape(f.get('kind', ''))}: {md_escape(f.get('text', ''))}")
     else:
         out.append("No likely personal data found.")
@@ -1055,7 +1050,8 @@ def coded_segments_csv(predictions: Sequence[Prediction], catalog: Catalog,
     """One row per (turn, predicted category): the coded segments, with character ranges when known."""
     src = {t.id: t.source for t in turns if t.source}
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    # CRLF rows (RFC 4180): a lone CR or LF inside a cell then forces quoting, so it cannot split a row
+    w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(CSV_FIELDS)
     for p in predictions:
         s = src.get(p.id) or {}

@@ -79,7 +79,7 @@ def load_classifier(model_dir: str | Path | None = None, device: str | None = No
         "name": getattr(clf, "model_name", path.name),
         "fingerprint": model_fingerprint(path),
         "card": {k: card[k] for k in ("created", "base_model", "fine_tuned", "catalog", "data_sha256", "training",
-                                      "metrics", "seed") if k in card},
+                                      "metrics", "evaluation", "seed") if k in card},
     }
     return clf, info
 

@@ -353,8 +353,11 @@ def _cluster(X: np.ndarray, config: DiscoverConfig, ratio: float | None = None) 
 GENERIC_WORDS = frozenset(
     """
     data model models system systems machine learning ml ai example examples company companies client clients
-    customer customers work working project projects problem problems issue issues case cases people team teams
-    business process processes quality thing part level information use
+    customer customers work working worked project projects problem problems issue issues case cases people team
+    teams business process processes quality thing part level information use fact way end research solution
+    solutions different differently main hard easy important available needed need needs build building built
+    compare compared collected encounter encountered dealt interested sorry answer answers day days month months
+    year years week weeks figure mix challenge challenges moment point start started
     """.split()
 )
 
@@ -367,16 +370,18 @@ def _informative(term: str) -> bool:
 def name_proposal(keywords: Sequence[str], quotes: Sequence[str] = ()) -> str:
     """A plain name from a proposal's distinctive terms (c-TF-IDF order) and its quotes.
 
-    Terms made only of study-wide words ("data", "model", "client") are skipped; among the
-    top six remaining, terms heard in at least two quotes come first (they are what people
-    said, not one speaker's turn of phrase), two-word terms before single words. Two terms
-    name it, e.g. "Weather forecasts and holidays".
+    Terms made only of study-wide or everyday words ("data", "client", "needed") are
+    skipped; among the top eight remaining, terms heard in at least two quotes come first
+    (what several people said, not one speaker's turn of phrase), two-word terms before
+    single words. Two terms name it, e.g. "Weather forecasts and holidays".
     """
-    terms = [k for k in keywords if _informative(k)][:6]
+    terms = [k for k in dict.fromkeys(keywords) if _informative(k)][:8]
     if not terms:
         return "Unnamed group" if not keywords else (keywords[0][:1].upper() + keywords[0][1:])
     low = [q.lower() for q in quotes]
-    heard = {t: sum(bool(re.search(rf"\b{re.escape(t)}", q)) for q in low) for t in terms}
+    # "proof concept" is heard as "proof of concept": a stop word may sit between the words
+    pattern = {t: re.compile(r"\b" + r"\W+(?:\w+\W+)?".join(map(re.escape, t.split()))) for t in terms}
+    heard = {t: sum(bool(pattern[t].search(q)) for q in low) for t in terms}
     ranked = sorted(range(len(terms)), key=lambda i: (heard[terms[i]] < 2, " " not in terms[i], i))
     first = terms[ranked[0]]
     second = next((terms[i] for i in ranked[1:] if not set(terms[i].split()) & set(first.split())), None)
@@ -505,8 +510,11 @@ def select_unmatched(rows, turns, catalog: Catalog, embedder, config: DiscoverCo
 
 
 def describe_group(pool: _Pool, idx: np.ndarray, keywords: Sequence[str], level: str,
-                   config: DiscoverConfig) -> Proposal:
-    """A proposal for the pool's turns ``idx``: name, quotes, nearest entries, phases, kind."""
+                   config: DiscoverConfig, name_terms: Sequence[str] = ()) -> Proposal:
+    """A proposal for the pool's turns ``idx``: name, quotes, nearest entries, phases, kind.
+
+    ``keywords`` are the group's c-TF-IDF terms heard across interviews; ``name_terms``
+    more of its distinctive terms (no spread rule) the name may also draw on."""
     members = [pool.rows[i][0] for i in idx]
     ivs = sorted({m.interview for m in members}, key=_interview_key)
     centroid = pool.X[idx].mean(axis=0)
@@ -526,8 +534,8 @@ def describe_group(pool: _Pool, idx: np.ndarray, keywords: Sequence[str], level:
     member_ids = tuple(sorted(m.id for m in members))
     kind = set_aside_kind([pool.rows[i][1] for i in idx], [pool.positions[i] for i in idx], config)
     return Proposal(
-        id=proposal_id(member_ids), name=name_proposal(keywords, [q.text for q in quotes]),
-        keywords=tuple(keywords), quotes=quotes, size=len(members), n_interviews=len(ivs), interviews=tuple(ivs),
+        id=proposal_id(member_ids), name=name_proposal([*keywords, *name_terms], [q.text for q in quotes]),
+        keywords=tuple(sorted(keywords, key=lambda k: not _informative(k))), quotes=quotes, size=len(members), n_interviews=len(ivs), interviews=tuple(ivs),
         members=member_ids, nearest=tuple(nearest), suggestion=suggestion, phases=phases,
         cohesion=round(float(member_sims.mean()), 4), catalog=pool.catalog.tag, level=level, kind=kind)
 
@@ -551,11 +559,13 @@ def cluster_proposals(pool: _Pool, config: DiscoverConfig, min_interviews: int,
         return True
 
     keywords = ctfidf_keywords(pool.docs, labels, n=config.n_keywords, groups=pool.groups)
+    name_terms = ctfidf_keywords(pool.docs, labels, n=20)
     cluster_of: dict[int, Proposal] = {}
     for c in range(stats["clusters"]):
         idx = np.flatnonzero(labels == c)
         if keep(idx):
-            cluster_of[c] = describe_group(pool, idx, [k for k, _ in keywords.get(c, [])], "cluster", config)
+            cluster_of[c] = describe_group(pool, idx, [k for k, _ in keywords.get(c, [])], "cluster", config,
+                                           [k for k, _ in name_terms.get(c, [])])
     themes = _themes(pool, labels, cluster_of, config)
     stats["themes"] = len(themes)
     return themes + [cluster_of[c] for c in sorted(cluster_of)]
@@ -567,6 +577,7 @@ def _themes(pool: _Pool, labels: np.ndarray, cluster_of: dict[int, Proposal], co
         return []
     coarse = _cluster(pool.X, config, ratio=config.theme_ratio)
     theme_keywords = ctfidf_keywords(pool.docs, coarse, n=config.n_keywords, groups=pool.groups)
+    theme_terms = ctfidf_keywords(pool.docs, coarse, n=20)
     themes = []
     for c in range(int(coarse.max()) + 1 if (coarse >= 0).any() else 0):
         # a theme is the union of the proposed clusters under it: never dropped material
@@ -574,7 +585,8 @@ def _themes(pool: _Pool, labels: np.ndarray, cluster_of: dict[int, Proposal], co
         if len(inside) < 2 or len(inside) == len(cluster_of):  # it would repeat a cluster, or be everything
             continue
         idx = np.flatnonzero(np.isin(labels, inside))
-        theme = describe_group(pool, idx, [k for k, _ in theme_keywords.get(c, [])], "theme", config)
+        theme = describe_group(pool, idx, [k for k, _ in theme_keywords.get(c, [])], "theme", config,
+                               [k for k, _ in theme_terms.get(c, [])])
         themes.append(theme)
         for f in inside:
             cluster_of[f] = replace(cluster_of[f], parent=theme.id)

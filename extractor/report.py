@@ -895,7 +895,8 @@ def render_html(summary: Mapping[str, Any], figures: Mapping[str, str] | None = 
 
 # --- Markdown ---------------------------------------------------------------
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+# With "[" and "]" escaped no link or image can start, so "(", ")" and "!" stay readable.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#+|~])")
 
 
 def md_escape(text: Any) -> str:

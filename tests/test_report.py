@@ -254,8 +254,14 @@ def test_markdown_lets_no_html_or_markup_through(tmp_path):
         preds, cat, turns=t, privacy=[{"file": "<x>`.txt", "line": 1, "kind": "e<b>", "text": EVIL}],
         proposals=[{"name": "<b>new</b> [x](y)", "keywords": ["a<b"]}]))
     assert "<" not in md and ">" not in md.replace("\n> ", "\n").replace("\n>\n", "\n").lstrip(">")
-    assert "](" not in md and "[click]" not in md and "*bold*" not in md
-    assert "&lt;script&gt;" in md and "\\[click\\]" in md
+    assert not re.search(r"(?<!\\)\]\(", md) and "[click]" not in md and "*bold*" not in md
+    assert "&lt;script&gt;" in md and "\\[click\\](javascript:alert(1))" in md
+    # rendered by a CommonMark renderer that lets raw HTML through, input still makes no markup
+    markdown_it = pytest.importorskip("markdown_it")
+    rendered = markdown_it.MarkdownIt("commonmark", {"html": True}).render(md)
+    for tag in ("<script", "<img", "<a ", "<svg", "<b>", "<i>", "<em>bold", "<code>code"):
+        assert tag not in rendered, tag
+    assert "&lt;script&gt;" in rendered and "[click](javascript:alert(1))" in rendered
 
 
 def test_markdown_follows_the_html_order(tmp_path):

@@ -13,6 +13,7 @@ input twice gives the same bytes (given the same ``created`` time).
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 import xml.etree.ElementTree as ET
 import zipfile
@@ -177,11 +178,30 @@ def _codes(parent: ET.Element, ns: str, catalog: Catalog) -> None:
              "The turn describes how an issue was fixed or avoided [id: mitigation]", colors["mitigation"])
 
 
+# XML 1.0 allows no control character but tab, LF and CR; ElementTree would write them anyway.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _xml_safe(root: ET.Element) -> ET.Element:
+    """Replace characters XML cannot hold (a control character in an interview name, say)
+    with U+FFFD in every attribute and text, so the written document always parses."""
+    for el in root.iter():
+        for k, v in el.attrib.items():
+            if _XML_INVALID.search(v):
+                el.set(k, _XML_INVALID.sub("\ufffd", v))
+        for attr in ("text", "tail"):
+            v = getattr(el, attr)
+            if v and _XML_INVALID.search(v):
+                setattr(el, attr, _XML_INVALID.sub("\ufffd", v))
+    return root
+
+
 def codebook_xml(catalog: Catalog) -> bytes:
     """The catalog as a REFI-QDA codebook (``.qdc``, namespace ``urn:QDA-XML:codebook:1.0``)."""
     ET.register_namespace("", NS_CODEBOOK)
     root = ET.Element(f"{{{NS_CODEBOOK}}}CodeBook", {"origin": f"qi-extractor {__version__} ({catalog.tag})"})
     _codes(root, NS_CODEBOOK, catalog)
+    _xml_safe(root)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
@@ -253,6 +273,7 @@ def project_xml(sources: Sequence[SourceText], predictions: Sequence[Prediction]
                 ET.SubElement(c, n("CodeRef"), {"targetGUID": guids[lab]})
     if unknown:
         log.warning("labels absent from %s were not exported: %s", catalog.tag, sorted(unknown))
+    _xml_safe(root)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 

@@ -320,3 +320,18 @@ def test_corpus_export_validates_and_round_trips(corpus, tmp_path):
     labels, source_turns, _ = qdpx.import_labels(out, cat, turns)
     assert len(source_turns) == 31
     assert labels == _expected(cat, preds)
+
+
+def test_control_characters_in_names_still_give_valid_xml(tmp_path):
+    from lxml import etree
+
+    cat = write_catalog(tmp_path)
+    turns = [replace(t, interview=t.interview + "\x01\x0b", text=t.text + "\x07") for t in make_turns()]
+    preds = KeywordClassifier(cat).predict(turns)
+    out = tmp_path / "ctl.qdpx"
+    qdpx.export_qdpx(out, turns, preds, cat, created="2024-01-02T03:04:05Z")
+    with zipfile.ZipFile(out) as zf:
+        root = etree.fromstring(zf.read("project.qde"))  # parses: no raw control character left
+    names = [s.get("name") for s in root.iterfind(".//q:TextSource", NS)]
+    assert names == ["Interview A\ufffd\ufffd", "Interview B\ufffd\ufffd"]
+    check_project(out)

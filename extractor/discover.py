@@ -741,10 +741,12 @@ def discover(
     catalog: Catalog,
     embedder,
     config: DiscoverConfig | None = None,
+    *,
+    rejected: Sequence[Mapping[str, Any]] = (),
 ) -> list[Proposal]:
     """Proposals for new catalog entries (see :func:`run_discovery`; degenerate inputs are
-    logged and give ``[]``)."""
-    result = run_discovery(predictions, turns, catalog, embedder, config)
+    logged and give ``[]``); ``rejected``: earlier rejected proposals to leave out."""
+    result = run_discovery(predictions, turns, catalog, embedder, config, rejected=rejected)
     for w in result.warnings:
         log.warning(w)
     if result.message:

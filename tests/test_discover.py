@@ -301,6 +301,19 @@ def test_reject_memory_lives_beside_the_proposals_not_in_the_package(tmp_path, c
     assert not hasattr(D, "DEFAULT_REJECTED") and not hasattr(P, "DEFAULT_REJECTED")
 
 
+def test_extract_leaves_out_what_was_rejected_beside_its_proposals(tmp_path, catalog):
+    from extractor import extract
+
+    preds = make_preds(n_per_theme=10)
+    first = extract._default_discoverer(preds, None, catalog, HashingEmbedder(),
+                                        rejected_path=P.default_rejected_path(tmp_path))
+    assert first
+    P.reject_proposal(first[0], P.default_rejected_path(tmp_path))
+    again = extract._default_discoverer(preds, None, catalog, HashingEmbedder(),
+                                        rejected_path=P.default_rejected_path(tmp_path))
+    assert first[0].id not in {p.id for p in again} and len(again) < len(first)
+
+
 def test_config_checks_the_new_knobs():
     with pytest.raises(ExtractorError, match='expected small_talk "mark", "drop" or "keep", found \'hide\''):
         D.DiscoverConfig(small_talk="hide")

@@ -420,7 +420,8 @@ thead th{background:#f0f3f8;text-align:left;position:relative}
 td.n{text-align:right;font-variant-numeric:tabular-nums}td.z{color:transparent}
 table.sortable thead th{cursor:pointer}table.sortable thead th:hover{background:#e2e8f2}
 .heat td.n{min-width:2.6em}
-.cooc th.v{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;font-weight:normal;
+.scroll{overflow-x:auto;max-width:100%}
+th.v{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;font-weight:normal;
  padding:.4em .2em;max-height:14em}
 .cooc td.diag{background:#f3f3f3;color:#999;font-style:italic}
 .swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.4em;vertical-align:baseline}
@@ -668,7 +669,7 @@ def _interviews_html(summary: Mapping[str, Any], iv_index: Mapping[str, int]) ->
     found = [c for c in summary["categories"] if c["turns"]]
     vmax = max([n for c in found for n in c["by_interview"].values()] + [1])
     head = ("<tr><th>dimension</th><th>code</th>" + "".join(
-        f'<th><a href="#{_iv_anchor(iv, iv_index)}">{_e(iv)}</a></th>' for iv in ivs)
+        f'<th class="v"><a href="#{_iv_anchor(iv, iv_index)}">{_e(iv)}</a></th>' for iv in ivs)
         + "<th>turns</th><th>interviews</th></tr>")
     rows = []
     for c in sorted(found, key=lambda c: (c["group"], -c["turns"], c["name"])):
@@ -684,7 +685,8 @@ def _interviews_html(summary: Mapping[str, Any], iv_index: Mapping[str, int]) ->
     absent = [c["name"] for c in summary["categories"] if not c["turns"]]
     return ('<section id="interviews"><h2>Codes by interview</h2>'
             "<p>Turns coded with each code in each interview (every code found; click a column to sort).</p>"
-            f'<table class="heat sortable codes-by-interview"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+            f'<div class="scroll"><table class="heat sortable codes-by-interview"><thead>{head}</thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>'
             + (f'<p class="notfound">In no interview: {_e(", ".join(absent))}.</p>' if absent else "")
             + '<table class="sortable interviews"><thead><tr><th>interview</th><th>turns</th><th>interviewee turns</th>'
             "<th>turns with an issue code</th><th>codes</th><th>mitigation turns</th></tr></thead>"
@@ -721,7 +723,8 @@ def _cooccurrence_html(summary: Mapping[str, Any]) -> str:
     return ('<section id="cooccurrence"><h2>Codes that occur together</h2>'
             "<p>Turns coded with both the row's and the column's code (the grey diagonal: all turns of the code)."
             + (f" Most frequent pairs: {_e(top)}." if top else " No turn has two codes.") + "</p>"
-            f'<table class="cooc heat"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table></section>')
+            f'<div class="scroll"><table class="cooc heat"><thead>{head}</thead><tbody>{"".join(rows)}</tbody>'
+            "</table></div></section>")
 
 
 def _matrix_html(summary: Mapping[str, Any]) -> str:

@@ -2,7 +2,8 @@
 
 The format is read and written by ATLAS.ti, NVivo, MAXQDA and QualCoder. Export:
 sources = the transcripts (plain text), codes = the catalog (categories, phases and a
-``Mitigation`` code), coded selections = predicted labels on each turn's character range.
+``Mitigation`` code, each its own colour: :func:`code_colors`), coded selections = one per
+predicted label on each turn's character range, its confidence in the selection's Description.
 Import: a project coded by humans -> :class:`Labels` per turn id, for training.
 
 A ``.qdpx`` is a zip holding ``project.qde`` (XML, namespace ``urn:QDA-XML:project:1.0``)

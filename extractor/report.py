@@ -757,7 +757,7 @@ def _transcripts_html(summary: Mapping[str, Any], iv_index: Mapping[str, int]) -
              "<p>Every interview in full, with its codes in the right margin (the coloured stripes; grey: lifecycle "
              "phases) and each code's evidence highlighted in the text.</p>"]
     per = {r["interview"]: r for r in summary["interviews"]}
-    for tr in summary["transcripts"]:
+    for tr in summary.get("transcripts", []):
         iv = tr["interview"]
         r = per.get(iv, {})
         parts.append(f'<section class="transcript" id="{_iv_anchor(iv, iv_index)}" data-interview="{_e(iv)}">'

@@ -357,7 +357,7 @@ GENERIC_WORDS = frozenset(
     teams business process processes quality thing part level information use fact way end research solution
     solutions different differently main hard easy important available needed need needs build building built
     compare compared collected encounter encountered dealt interested sorry answer answers day days month months
-    year years week weeks figure mix challenge challenges moment point start started
+    year years week weeks figure mix challenge challenges moment point start started depends depend
     """.split()
 )
 
@@ -509,6 +509,15 @@ def select_unmatched(rows, turns, catalog: Catalog, embedder, config: DiscoverCo
     return _Pool(candidates, X, [all_pos[p.id] for p, _, _ in candidates], entries, entry_vecs, catalog)
 
 
+def _shown_keywords(keywords: Sequence[str], name_terms: Sequence[str], n: int) -> tuple[str, ...]:
+    """What a person reads as the group's distinctive words: informative terms first (those
+    heard across interviews, then the other distinctive ones the name may use), study-wide
+    words last, ``n`` in all."""
+    terms = list(dict.fromkeys([*keywords, *name_terms]))
+    informative = [k for k in terms if _informative(k)]
+    return tuple((informative + [k for k in keywords if not _informative(k)])[:n])
+
+
 def describe_group(pool: _Pool, idx: np.ndarray, keywords: Sequence[str], level: str,
                    config: DiscoverConfig, name_terms: Sequence[str] = ()) -> Proposal:
     """A proposal for the pool's turns ``idx``: name, quotes, nearest entries, phases, kind.
@@ -535,7 +544,7 @@ def describe_group(pool: _Pool, idx: np.ndarray, keywords: Sequence[str], level:
     kind = set_aside_kind([pool.rows[i][1] for i in idx], [pool.positions[i] for i in idx], config)
     return Proposal(
         id=proposal_id(member_ids), name=name_proposal([*keywords, *name_terms], [q.text for q in quotes]),
-        keywords=tuple(sorted(keywords, key=lambda k: not _informative(k))), quotes=quotes, size=len(members), n_interviews=len(ivs), interviews=tuple(ivs),
+        keywords=_shown_keywords(keywords, name_terms, config.n_keywords), quotes=quotes, size=len(members), n_interviews=len(ivs), interviews=tuple(ivs),
         members=member_ids, nearest=tuple(nearest), suggestion=suggestion, phases=phases,
         cohesion=round(float(member_sims.mean()), 4), catalog=pool.catalog.tag, level=level, kind=kind)
 

@@ -849,11 +849,15 @@ def _proposals_html(summary: Mapping[str, Any], turns: Mapping[str, Mapping[str,
                 "<p>Discovery found no group of uncoded turns that could become a new code.</p></section>")
     names = {str(p.get("id")): proposal_view(p)["title"] for p in props if p.get("id")}
     main, aside = [], []
+    shown: set[str] = set()
     for p in props:
         v = proposal_view(p, names)
+        # a theme and its groups share turns: show each quote once, under the first proposal
+        fresh = [q for q in v["quotes"] if str(q.get("id", "")) not in shown] or v["quotes"][:1]
+        shown.update(str(q.get("id", "")) for q in fresh[:3])
         quotes = "".join(_quote_html({"id": q.get("id", ""), "interview": q.get("interview", ""),
                                       "turn": q.get("turn", ""), "quote": _quote(str(q.get("text", ""))),
-                                      "text": str(q.get("text", "")), "score": None}, turns) for q in v["quotes"][:3])
+                                      "text": str(q.get("text", "")), "score": None}, turns) for q in fresh[:3])
         tags = ("<span class=\"tag\">broad theme</span>" if v["theme"] else "") + \
             (f'<span class="tag">part of \u201c{_e(v["parent"])}\u201d</span>' if v["parent"] else "")
         block = (f'<div class="prop"><h4>{_e(v["title"])}{tags}</h4>'

@@ -430,3 +430,31 @@ def test_report_reads_with_scripts_off(tmp_path):
         assert "Question:" in q.find_element(By.CSS_SELECTOR, ".ctx").text
     finally:
         d.quit()
+
+
+def test_proposals_read_in_plain_words_without_repeated_quotes(tmp_path):
+    cat = write_catalog(tmp_path)
+    turns, preds = _synthetic(2, 6)
+    q = [{"interview": t.interview, "turn": t.turn, "id": t.id, "text": t.text} for t in turns if t.is_interviewee]
+    theme = {"id": "p-1", "name": "Vendor lock-in", "level": "theme", "size": 12, "n_interviews": 2,
+             "keywords": ["vendor", "contract"], "quotes": q[:5], "cohesion": 0.5,
+             "nearest": [{"id": "drift", "name": "Drift", "similarity": 0.62}]}
+    child = {"id": "p-2", "name": "Contract terms", "level": "cluster", "parent": "p-1", "size": 6, "n_interviews": 1,
+             "keywords": ["contract"], "quotes": q[:2] + q[5:8], "nearest": [{"id": "x", "name": "X", "similarity": 0.1}]}
+    intro = {"id": "p-3", "name": "Roles", "kind": "introductions", "size": 5, "n_interviews": 2, "quotes": q[8:9]}
+    page = report.render_html(report.summarize(preds, cat, turns=turns, proposals=[theme, child, intro]))
+    sec = page[page.index('<section id="proposals"'):]
+    p = _Text()
+    p.feed(sec)
+    text = p.text
+    assert "Heard in 12 turns from 2 interviews" in text and "Heard in 6 turns from 1 interview." in text
+    assert "close to the existing code \u201cDrift\u201d: maybe a variant of it" in text
+    assert "unlike the existing code \u201cX\u201d, so possibly a new code" in text
+    assert "broad theme" in text and "part of \u201cVendor lock-in\u201d" in text
+    for jargon in ("cohesion", "p-1", "level", "0.62"):
+        assert jargon not in text, jargon
+    # each quote once: the child shows its own turns, not the theme's again
+    shown = re.findall(r"(Interview \d), turn (\d+)</span>", sec)
+    assert len(shown) == len(set(shown)) == 3 + 3 + 1
+    # introductions are set aside behind a toggle, after the others
+    assert sec.index("Set aside as small talk or introductions (1)") < sec.index(">Roles<")

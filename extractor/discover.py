@@ -798,6 +798,7 @@ def render_report(result: DiscoveryResult, *, title: str = "Possible new codes",
                      f"{plural(p.n_interviews, 'interview')} | {md_escape(near['name']) if near else '-'} | "
                      f"{md_escape(', '.join(v['words'][:5]))} |")
     lines.append("")
+    shown: set[str] = set()
     for i, p in enumerate(result.proposals, 1):
         v = proposal_view(p.to_dict(), titles)
         lines += [f"## {i}. {md_escape(p.name)}", ""]
@@ -813,7 +814,9 @@ def render_report(result: DiscoveryResult, *, title: str = "Possible new codes",
         if v["relation"]:
             lines.append(md_escape(v["relation"]))
         lines += ["", "Quotes:", ""]
-        for q in p.quotes:
+        fresh = [q for q in p.quotes if q.id not in shown] or list(p.quotes[:1])  # once each, under the theme
+        shown.update(q.id for q in fresh)
+        for q in fresh:
             lines += [f"> {md_escape(q.text)}", ">", f"> — {md_escape(q.interview)}, turn {q.turn}", ""]
     lines.append("To accept or reject a proposal, set `\"decision\": \"accept\"` or `\"reject\"` on its line of the "
                  "proposals JSONL (optionally edit `name` and `definition`), then run `extractor discover-review FILE`.")

@@ -43,7 +43,7 @@ HELP = """commands (then Enter):
   q            quit (every answer is already saved)
   ?            this help"""
 
-FOOTER = "a accept | r reject | N toggle | c/p ID | m mitigation | o all options | s skip | u undo | q quit | ?"
+FOOTER = "a accept | r reject | N toggle | c/p ID | m mitigation | o all | s skip | u undo | q quit | ? help"
 COMMANDS = {"a": "accept", "r": "reject", "x": "reject", "s": "skip", "u": "undo", "q": "quit", "m": "mitigation",
             "o": "options", "t": "turn", "?": "help", "c": "category", "p": "phase"}
 _WORDS = {"accept": "a", "reject": "r", "skip": "s", "undo": "u", "quit": "q", "help": "?", "mitigation": "m",

@@ -347,14 +347,25 @@ def create_app(state: ReviewState, port: int):
 
 def make_server(state: ReviewState, port: int = DEFAULT_PORT):
     """A threaded WSGI server on 127.0.0.1:port (0 picks a free port); ``.port`` is the real one."""
+    import socket
+
     from werkzeug.serving import make_server as _make
 
+    app = create_app(state, port)
+    # Bound here rather than by werkzeug, which exits the process when the port is taken.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        app = create_app(state, port)
-        server = _make(HOST, port, app, threaded=True)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+        sock.listen(64)
     except OSError as e:
+        sock.close()
         raise ExtractorError(f"--port {port}: expected a free port on {HOST}, found it {e.strerror or e}; "
-                             "choose another with --port") from None
+                             "choose another with --port (0 picks a free one)") from None
+    try:
+        server = _make(HOST, port, app, threaded=True, fd=sock.fileno())
+    finally:
+        sock.close()  # the server holds its own duplicate of the socket
     app.config["QI_PORT"] = server.port
     return server
 
@@ -365,6 +376,7 @@ def serve(path: str | Path, annotator: str, catalog: Catalog | None = None, *, p
     import sys
 
     out = out or sys.stderr
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     state = ReviewState(path, annotator, catalog)
     server = make_server(state, port)
     view = state._view()

@@ -1,6 +1,6 @@
 "use strict";
 // The web reviewer's page logic. Every piece of queue text is put in the page with
-// textContent (never innerHTML): transcript text is untrusted.
+// textContent, never parsed as HTML: transcript text is untrusted.
 (function () {
   const $ = (id) => document.getElementById(id);
   const KIND_LABEL = { category: "category", phase: "phase", mitigation: "" };
@@ -71,7 +71,8 @@
     box.checked = selection.has(opt.id);
     box.tabIndex = -1;
     box.addEventListener("change", () => toggle(opt.id));
-    const name = el("span", "name", opt.text);
+    const name = el("span", "name");
+    name.appendChild(el("span", "label", opt.text));
     if (KIND_LABEL[opt.kind]) name.appendChild(el("span", "kind", KIND_LABEL[opt.kind]));
     if (state.task.predicted.includes(opt.id)) name.appendChild(el("span", "picked", "model's pick"));
     const score = el("span", "score");

@@ -179,6 +179,17 @@ class Reviewer:
     def _start(self) -> None:
         self.selection = list(self.todo[self.i].get("accept") or [])
 
+    def _by_name(self, prefix: str, typed: str) -> str | None:
+        """The option whose id or name is ``typed`` (``noisy labels``, ``Noisy labels``), if one is."""
+        key = " ".join(typed.lower().replace("-", " ").replace("_", " ").split())
+        for o in self.todo[self.i].get("options") or []:
+            if not o["id"].startswith(prefix):
+                continue
+            names = (o["id"][len(prefix):], o.get("text") or "")
+            if key in (" ".join(n.lower().replace("-", " ").replace("_", " ").split()) for n in names):
+                return o["id"]
+        return None
+
     def _toggle(self, oid: str) -> str | None:
         opts = self.todo[self.i].get("options") or []
         ids = [o["id"] for o in opts]
@@ -291,8 +302,17 @@ class Reviewer:
                 self._p(FOOTER)
             elif cmd[:2] in ("c ", "p ") and cmd[2:].strip():
                 prefix = CAT if cmd[0] == "c" else PHASE
-                for ident in cmd[2:].split():
-                    msg = self._toggle(prefix + ident) or msg
+                whole = self._by_name(prefix, cmd[2:])
+                if whole:
+                    msg = self._toggle(whole)
+                else:
+                    known = {o["id"] for o in self.todo[self.i].get("options") or []}
+                    tokens = cmd[2:].split()
+                    if len(tokens) > 1 and not all(prefix + t in known for t in tokens):
+                        msg = self._toggle(prefix + " ".join(tokens))  # a mistyped name: nothing toggled
+                    else:
+                        for ident in tokens:
+                            msg = self._toggle(prefix + ident) or msg
             elif cmd and all(tok.isdigit() for tok in cmd.split()):
                 opts = self.todo[self.i].get("options") or []
                 for tok in cmd.split():

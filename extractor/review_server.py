@@ -349,9 +349,9 @@ def make_server(state: ReviewState, port: int = DEFAULT_PORT):
     """A threaded WSGI server on 127.0.0.1:port (0 picks a free port); ``.port`` is the real one."""
     import socket
 
+    app = create_app(state, port)  # first: it says so when Flask is missing
     from werkzeug.serving import make_server as _make
 
-    app = create_app(state, port)
     # Bound here rather than by werkzeug, which exits the process when the port is taken.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:

@@ -134,7 +134,7 @@ def _locked(path: Path) -> Iterator[None]:
     try:
         lock.acquire()
     except Timeout:
-        raise ExtractorError(f"{path}: expected to lock the queue within {LOCK_TIMEOUT_S:.0f} s, "
+        raise ExtractorError(f"{path}: expected to lock the queue within {LOCK_TIMEOUT_S:g} s, "
                              f"found {path}.lock held by another writer") from None
     try:
         yield

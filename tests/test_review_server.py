@@ -400,6 +400,14 @@ def _help(argv, out) -> str:
     return out.getvalue()
 
 
+def test_without_flask_serve_says_how_to_install_it(tmp_path, catalog, monkeypatch):
+    q = make_queue(tmp_path, catalog)
+    monkeypatch.setitem(sys.modules, "flask", None)  # import flask raises ImportError
+    with pytest.raises(ExtractorError, match=r"the web reviewer needs Flask; install it with `pip install "
+                                             r"'qi-extractor\[review\]'`"):
+        make_server(ReviewState(q, "ann", catalog), 0)
+
+
 def test_busy_port_and_bad_port_are_one_line_errors(tmp_path, catalog, capsys):
     q = make_queue(tmp_path, catalog)
     with socket.socket() as s:

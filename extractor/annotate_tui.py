@@ -158,8 +158,9 @@ class Reviewer:
         turn = self._wrap(task.get("text", ""), "  > ")
         # Context shrinks first (previous, next, then the question), the turn last.
         for b_prev, b_q, b_next in ((2, 3, 2), (1, 2, 1), (1, 2, 0), (0, 2, 0), (0, 1, 0)):
-            above = (self._wrap(prev_text, f"  before ({prev.get('speaker', '?')}): ", b_prev) if b_prev else []) \
-                + (self._wrap(question, "  question: ", b_q) if b_q else [])
+            # The question was asked before the previous turn (or is it): it goes first.
+            above = (self._wrap(question, "  question: ", b_q) if b_q else []) \
+                + (self._wrap(prev_text, f"  before ({prev.get('speaker', '?')}): ", b_prev) if b_prev else [])
             below = self._wrap(nxt.get("text") or "", f"  after ({nxt.get('speaker', '?')}): ", b_next) \
                 if b_next else []
             if len(above) + len(below) + 1 + len(turn) <= room:

@@ -312,7 +312,7 @@ def create_app(state: ReviewState, port: int):
 
     @app.get("/api/state")
     def get_state():
-        return jsonify(state.state(tab_of(request.args.get("tab"))))
+        return run(state.state, tab_of(request.args.get("tab")))
 
     def run(fn, *args):
         try:

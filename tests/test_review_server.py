@@ -314,6 +314,19 @@ def test_bad_answers_are_refused_with_a_reason(tmp_path, catalog, client_for, bo
     assert c.get("/api/state", **BASE).status_code == 400  # no tab id
 
 
+def test_a_queue_broken_while_serving_is_reported_not_a_crash(tmp_path, catalog, client_for):
+    q = make_queue(tmp_path, catalog)
+    _, c = client_for(q)
+    tid = get_state(c)["task"]["id"]
+    q.write_text(q.read_text() + "not json\n")
+    r = c.get("/api/state?tab=t1", **BASE)
+    assert r.status_code == 409 and "queue.jsonl:7: expected one JSON object per line" in r.get_json()["error"]
+    r = post(c, "/api/answer", tab="t1", id=tid, answer="reject", accept=[])
+    assert r.status_code == 409 and "queue.jsonl:7" in r.get_json()["error"]
+    assert q.read_text().endswith("not json\n")
+    assert all(json.loads(x)["answer"] is None for x in q.read_text().splitlines()[:6])
+
+
 def test_a_malformed_queue_is_refused_at_start(tmp_path, catalog):
     q = tmp_path / "q.jsonl"
     q.write_text('{"text": \n')
@@ -483,6 +496,29 @@ def _text(driver, css: str) -> str:
 
 def _press(driver, key: str) -> None:
     driver.find_element("css selector", "body").send_keys(key)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_chromium_shows_the_first_task_of_review_serve(tmp_path, catalog, browser):
+    q = make_queue(tmp_path, catalog)
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "extractor", "review", "serve", str(q), "--port", str(port),
+                             "--annotator", "ann", "--catalog", catalog.path], cwd=REPO, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert f"open http://127.0.0.1:{port}/" in proc.stderr.readline()
+        assert _listening_addresses(port) in ([], ["127.0.0.1"])  # [] where /proc/net/tcp is absent
+        browser.get(f"http://127.0.0.1:{port}/")
+        _wait(browser, lambda d: _text(d, "#current .text") == "answer 0 about data", what="the first task's turn")
+        assert _text(browser, "#question .text") == "question 0?" and "task 1 of 6" in _text(browser, "#progress-text")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_chromium_answers_three_tasks_by_keyboard_and_resumes_after_reload(tmp_path, catalog, live, browser):

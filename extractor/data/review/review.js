@@ -152,7 +152,8 @@
       $("filter").value = "";
       window.scrollTo(0, 0);
     }
-    $("where").textContent = "Interview " + task.interview + " · turn " + task.turn + (task.model ? " · model " + task.model : "");
+    const interview = String(task.interview);
+    $("where").textContent = (/^interview/i.test(interview) ? "" : "Interview ") + interview + " · turn " + task.turn + (task.model ? " · model " + task.model : "");
     showTurn("previous", task.previous, speakerLabel("Before", task.previous));
     showTurn("question", task.question ? { text: task.question } : null);
     $("current").querySelector(".text").textContent = task.text;

@@ -3,7 +3,7 @@
 Both reviewers read a queue (``extractor review export``) and save each answer at once in the
 same way: the task's unanswered line becomes the answered one, or, when the turn has no
 unanswered line left (another annotator answered it first), the answer is appended. Every
-save re-reads the queue under a file lock (``<queue>.lock``, the ``filelock`` package) and
+save re-reads the queue under a file lock (``.<queue>.lock``, the ``filelock`` package) and
 rewrites it atomically, so a terminal session, a web server with several tabs and an export
 can work on one queue at once without losing an answer.
 """
@@ -125,17 +125,23 @@ def describe_answer(task: dict[str, Any]) -> str:
     return "accept: " + (", ".join(picked) if picked else "no label")
 
 
+def lock_path(path: str | Path) -> Path:
+    """The queue's lock file: a hidden ``.NAME.lock`` beside it."""
+    path = Path(path)
+    return path.parent / f".{path.name}.lock"
+
+
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """Hold ``<queue>.lock`` (across processes) while the queue is re-read and rewritten."""
+    """Hold ``.<queue>.lock`` (across processes) while the queue is re-read and rewritten."""
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
+    lock = FileLock(str(lock_path(path)), timeout=LOCK_TIMEOUT_S)
     try:
         lock.acquire()
     except Timeout:
         raise ExtractorError(f"{path}: expected to lock the queue within {LOCK_TIMEOUT_S:g} s, "
-                             f"found {path}.lock held by another writer") from None
+                             f"found {lock_path(path)} held by another writer") from None
     try:
         yield
     finally:

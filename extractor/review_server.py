@@ -388,3 +388,5 @@ def serve(path: str | Path, annotator: str, catalog: Catalog | None = None, *, p
         pass
     finally:
         server.server_close()
+    view = state._view()
+    print(f"stopped: {len(view.done)} of {view.total} tasks of {path} answered by {annotator}", file=out)

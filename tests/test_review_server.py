@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -398,8 +399,12 @@ def test_serve_listens_on_the_loopback_address_only(tmp_path, catalog):
         if other:
             with pytest.raises(OSError):
                 socket.create_connection((other, port), timeout=2)
+        proc.send_signal(signal.SIGINT)  # Ctrl+C: a clean stop with a summary
+        assert proc.communicate(timeout=10)[1] == f"stopped: 0 of 6 tasks of {q} answered by ann\n"
+        assert proc.returncode == 0
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.kill()
         proc.wait(timeout=10)
     out = io.StringIO()
     assert "--host" not in _help(["review", "serve", "--help"], out)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import shutil
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +45,7 @@ HELP = """commands (then Enter):
   ?            this help"""
 
 FOOTER = "a accept | r reject | N toggle | c/p ID | m mitigation | o all | s skip | u undo | q quit | ? help"
-COMMANDS = {"a": "accept", "r": "reject", "x": "reject", "s": "skip", "u": "undo", "q": "quit", "m": "mitigation",
-            "o": "options", "t": "turn", "?": "help", "c": "category", "p": "phase"}
+SHORT_FOOTER = "a accept | r reject | N toggle | o all | s skip | u undo | q quit | ? help"
 _WORDS = {"accept": "a", "reject": "r", "skip": "s", "undo": "u", "quit": "q", "help": "?", "mitigation": "m",
           "options": "o", "more": "o", "turn": "t", "exit": "q", "category": "c ID", "phase": "p ID"}
 
@@ -169,7 +169,10 @@ class Reviewer:
         if len(turn) > turn_room:
             hidden = len(turn) - (turn_room - 1)
             turn = turn[:turn_room - 1] + [f"  > [... {hidden} more line(s): `t` prints the whole turn]"]
-        return head + above + ["  TURN (interviewee):"] + turn + below + opts + [FOOTER]
+        footer = FOOTER if len(FOOTER) <= self.width else SHORT_FOOTER
+        # No line may wrap, or the block would outgrow the screen (long model ids, option names).
+        return [line if len(line) <= self.width else line[:self.width - 1] + "~"
+                for line in head + above + ["  TURN (interviewee):"] + turn + below + opts + [footer]]
 
     def show(self) -> None:
         for line in self._block():
@@ -300,7 +303,7 @@ class Reviewer:
             elif cmd in ("t", "turn"):
                 self._full_turn()
                 redraw = False
-                self._p(FOOTER)
+                self._p(FOOTER if len(FOOTER) <= self.width else SHORT_FOOTER)
             elif cmd[:2] in ("c ", "p ") and cmd[2:].strip():
                 prefix = CAT if cmd[0] == "c" else PHASE
                 whole = self._by_name(prefix, cmd[2:])
@@ -342,7 +345,14 @@ class Reviewer:
 def annotate(path: str | Path, annotator: str, catalog: Catalog | None = None, *,
              stdin: TextIO, stdout: TextIO, clock: Callable[[], str] = now_iso,
              width: int = 100, height: int = 40) -> SessionSummary:
-    """Review the tasks of ``path`` that ``annotator`` has not answered, reading commands from ``stdin``."""
+    """Review the tasks of ``path`` that ``annotator`` has not answered, reading commands from ``stdin``.
+
+    On a terminal the screen's own size counts (at most 100 columns are used: longer lines
+    read badly); otherwise ``width`` x ``height``.
+    """
+    if hasattr(stdout, "isatty") and stdout.isatty():
+        cols, rows = shutil.get_terminal_size((width, height))
+        width, height = min(cols, 100), rows
     reviewer = Reviewer(path, annotator, catalog, out=stdout, clock=clock, width=width, height=height)
 
     def read_line() -> str | None:

@@ -71,12 +71,23 @@ class ReviewState:
         self.claims: dict[str, tuple[str, float]] = {}  # task id -> (tab, when)
         self.current: dict[str, str] = {}  # tab -> task id it shows
         self.restore: dict[str, list[str]] = {}  # tab -> selection to show again after an undo
-        read_queue(self.path, self.catalog)  # a malformed queue fails at start, not on the first click
+        self._view_key: tuple[int, int, int] | None = None
+        self._view_cache = None
+        self._view()  # a malformed queue fails at start, not on the first click
 
     # -- reading --
 
     def _view(self):
-        return queue_view(read_queue(self.path, self.catalog), self.annotator)
+        """The queue as this annotator sees it; re-parsed only when the file changed."""
+        try:
+            st = self.path.stat()
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)  # writers replace the file: a new inode
+        except OSError:
+            key = None
+        if key is None or key != self._view_key:
+            self._view_cache = queue_view(read_queue(self.path, self.catalog), self.annotator)
+            self._view_key = key
+        return self._view_cache
 
     def _claimed_elsewhere(self, task_id: str, tab: str) -> bool:
         owner = self.claims.get(task_id)

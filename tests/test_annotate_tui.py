@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from extractor import review
-from extractor.annotate_tui import FOOTER, Reviewer, annotate
+from extractor.annotate_tui import FOOTER, SHORT_FOOTER, Reviewer, annotate
 from extractor.catalog import load_catalog
 from extractor.types import Prediction, Turn, with_ids
 
@@ -44,7 +44,7 @@ def make_queue(tmp_path: Path, catalog, *, turn_repeat=(1, 8, 30), question_repe
         s["mitigation"] = 0.2
         preds.append(Prediction(t.interview, t.turn, t.id, categories=("drift", "noisy-labels"),
                                 phases=("model_maintenance",), mitigation=False, scores=s, text=t.text, question=t.question,
-                                model="default@1"))
+                                model="qi-classifier:all-MiniLM-L6-v2:qi-catalog@2:5a7e7628"))
     q = tmp_path / "queue.jsonl"
     review.export_queue(preds, q, catalog, turns=turns, order="file")
     return q
@@ -81,6 +81,12 @@ def test_every_task_fits_40_by_100_with_the_turn_and_prompt_on_screen(tmp_path, 
             assert "  TURN (interviewee):" in block and block[-1] == FOOTER
             turn_at = block.index("  TURN (interviewee):")
             assert block[turn_at + 1].startswith(f"  > Answer {i}: We had a dashboard")
+    # A smaller terminal: nothing wraps (a long header is cut), a shorter footer.
+    small = Reviewer(q, "ann", catalog, out=io.StringIO(), width=80, height=30)
+    small._start()
+    block = small._block()
+    assert len(block) <= 28 and all(len(line) < 80 for line in block)
+    assert block[0].endswith("~") and block[-1] == SHORT_FOOTER and "  TURN (interviewee):" in block
     # Driven for real: after every command, the last 40 lines hold the judged turn and the prompt.
     output = run(q, catalog, "o\n3\nacept\na\nc drfit\n?\nr\nq\n")
     for screen in screens(output):
@@ -157,14 +163,15 @@ def test_an_option_can_be_named_by_its_name(tmp_path, catalog):
     assert row["accept"] == ["cat:drift", "cat:infrastructure-cost", "phase:data_collection", "phase:model_maintenance"]
 
 
-def test_tmux_pane_of_40_by_100_shows_the_turn_and_the_confirmation(tmp_path, catalog):
+@pytest.mark.parametrize("cols, rows", [(100, 40), (80, 30)])
+def test_tmux_pane_shows_the_turn_and_the_confirmation(tmp_path, catalog, cols, rows):
     if shutil.which("tmux") is None:
         pytest.skip("tmux not installed")
     q = make_queue(tmp_path, catalog)
     session = f"qi-tui-{tmp_path.name}"[:40]
     cmd = f"cd {REPO} && {sys.executable} -m extractor review annotate {q} --annotator ann; sleep 30"
     env = ["-e", f"PYTHONPATH={REPO}", "-e", "HF_HUB_OFFLINE=1"]
-    started = subprocess.run(["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "100", "-y", "40",
+    started = subprocess.run(["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", str(cols), "-y", str(rows),
                               *env, cmd], capture_output=True, text=True)
     if started.returncode != 0:
         pytest.skip(f"tmux could not start a session: {started.stderr.strip()[:200]}")
@@ -194,10 +201,10 @@ def test_tmux_pane_of_40_by_100_shows_the_turn_and_the_confirmation(tmp_path, ca
         wait_for("all 36 options")
         keys("a", "Enter")
         shown = wait_for("saved: accept: Drift, Noisy labels, Model maintenance | P07 turn 1")
-        # The next task, its whole header-to-prompt block, is on the 40-line screen.
+        # The next task, its whole header-to-prompt block, is on the screen.
         assert any("=== task 2/3" in line for line in shown)
         assert any(line.startswith("  > Answer 1: We had a dashboard") for line in shown)
-        assert any(line.startswith(">") for line in shown) and len(shown) <= 41
-        assert all(len(line) <= 100 for line in shown)
+        assert any(line.startswith(">") for line in shown) and len(shown) <= rows + 1
+        assert all(len(line) <= cols for line in shown)
     finally:
         subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)

@@ -499,8 +499,8 @@ def _text(driver, css: str) -> str:
     return driver.find_element("css selector", css).text
 
 
-def _press(driver, key: str) -> None:
-    driver.find_element("css selector", "body").send_keys(key)
+def _press(driver, keys: str) -> None:
+    driver.switch_to.active_element.send_keys(keys)
 
 
 def _free_port() -> int:
@@ -540,9 +540,12 @@ def test_chromium_answers_three_tasks_by_keyboard_and_resumes_after_reload(tmp_p
     assert [x.find_element("css selector", ".name .label").text for x in likely][:3] == ["Drift", "Cost", "Slow pipelines"]
     assert browser.find_element("id", "all").get_attribute("hidden") is not None  # the rest on demand
     _press(browser, "2")  # tick Cost
+    _press(browser, "/")  # filter the other options, Enter ticks the first match
+    _press(browser, "priv\n")
+    _press(browser, "\ue00c")  # Escape: back to the shortcuts
     _press(browser, "a")
     _wait(browser, lambda d: "1 of 6 answered" in _text(d, "#progress-text"), what="the first answer")
-    assert _text(browser, "#status").startswith("saved: accept: Drift, Cost, Deployment, Mitigation")
+    assert _text(browser, "#status").startswith("saved: accept: Drift, Cost, Privacy, Deployment, Mitigation")
     _press(browser, "x")
     _wait(browser, lambda d: "2 of 6 answered" in _text(d, "#progress-text"), what="the reject")
     _press(browser, "s")
@@ -559,7 +562,7 @@ def test_chromium_answers_three_tasks_by_keyboard_and_resumes_after_reload(tmp_p
     assert "task 4 of 6" in _text(browser, "#progress-text")
     rows = lines(q)
     assert [r["answer"] for r in rows[:4]] == ["accept", "reject", "accept", None]
-    assert rows[0]["accept"] == ["cat:drift", "cat:cost", "phase:deploy", "mitigation"]
+    assert rows[0]["accept"] == ["cat:drift", "cat:cost", "cat:privacy", "phase:deploy", "mitigation"]
     assert review.validate_files([q], catalog) == []
 
 

@@ -230,15 +230,13 @@
       }
       return;
     }
-    // Enter on a focused button clicks that button; do not also answer.
-    if (ev.key === "Enter" && ev.target instanceof HTMLButtonElement) return;
     const likely = state && state.task ? likelyOptions() : [];
     if (/^[0-9]$/.test(ev.key)) {
       const k = ev.key === "0" ? 9 : Number(ev.key) - 1;
       if (likely[k]) { ev.preventDefault(); toggle(likely[k].id); }
       return;
     }
-    const actions = { a: () => answer("accept"), Enter: () => answer("accept"), x: () => answer("reject"),
+    const actions = { a: () => answer("accept"), x: () => answer("reject"),
                       s: skip, u: undo, o: toggleAll, "?": () => help(true),
                       "/": () => { if (!showAll) toggleAll(); $("filter").focus(); } };
     if (Object.prototype.hasOwnProperty.call(actions, ev.key)) {

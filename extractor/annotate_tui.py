@@ -117,9 +117,10 @@ class Reviewer:
 
     def _option_lines(self, task: dict[str, Any]) -> list[str]:
         opts = task.get("options") or []
-        if not self.all_options:
-            likely = set(likely_options(task))
-            shown = [(k, o) for k, o in enumerate(opts, 1) if o["id"] in likely or o["id"] in self.selection]
+        likely = set(likely_options(task))
+        shown = [(k, o) for k, o in enumerate(opts, 1) if o["id"] in likely or o["id"] in self.selection]
+        # One line per option while that is short; else (many ticked) the packed view of them all.
+        if not self.all_options and len(shown) <= max(6, self.height // 3):
             shown.sort(key=lambda ko: (not ko[1]["id"].startswith(CAT), not ko[1]["id"].startswith(PHASE),
                                        -(ko[1].get("score") or 0)))
             lines = ["  likely options ([x] = ticked; score = model probability):"]
@@ -165,7 +166,7 @@ class Reviewer:
                 if b_next else []
             if len(above) + len(below) + 1 + len(turn) <= room:
                 break
-        turn_room = room - len(above) - len(below) - 1
+        turn_room = max(3, room - len(above) - len(below) - 1)  # many ticked options: `o` packs them
         if len(turn) > turn_room:
             hidden = len(turn) - (turn_room - 1)
             turn = turn[:turn_room - 1] + [f"  > [... {hidden} more line(s): `t` prints the whole turn]"]

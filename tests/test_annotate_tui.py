@@ -107,6 +107,17 @@ def test_a_long_turn_is_shortened_last_and_t_prints_it_whole(tmp_path, catalog):
     assert " ".join(whole.split()).count("We had a dashboard") == 30
 
 
+def test_many_ticked_options_still_leave_the_turn_on_screen(tmp_path, catalog):
+    q = make_queue(tmp_path, catalog, turn_repeat=(30,))
+    reviewer = Reviewer(q, "ann", catalog, out=io.StringIO())
+    reviewer._start()
+    reviewer.selection = [o["id"] for o in reviewer.todo[0]["options"]][:30]
+    block = reviewer._block()  # too many for one line each: all options, packed in columns
+    assert len(block) <= 38 and any(line.startswith("  all 36 options") for line in block)
+    at = block.index("  TURN (interviewee):")
+    assert block[at + 1].startswith("  > Answer 0: We had a dashboard") and "more line(s)" in block[-15]
+
+
 def test_likely_options_first_and_all_of_them_on_o(tmp_path, catalog):
     q = make_queue(tmp_path, catalog)
     reviewer = Reviewer(q, "ann", catalog, out=io.StringIO())

@@ -92,7 +92,7 @@ class Reviewer:
         view = queue_view(read_queue(self.path, self.catalog), annotator)
         self.todo: list[dict[str, Any]] = [view.tasks[t] for t in view.pending()]
         self.total = view.total
-        self.already = len(view.done)
+        self.done = set(view.done)  # turn ids this annotator has answered (here or elsewhere)
         self.i = 0
         self.selection: list[str] = []
         self.all_options = False
@@ -148,7 +148,7 @@ class Reviewer:
         meta = task.get("meta") or {}
         ctx = task.get("context") or {}
         left = len(self.todo) - self.i
-        head = [f"=== task {self.already + self.summary.answered + 1}/{self.total} ({left} left) | "
+        head = [f"=== task {len(self.done) + 1}/{self.total} ({left} left) | "
                 f"{meta.get('interview', '?')} turn {meta.get('turn', '?')} | model {meta.get('model') or '?'} ==="]
         opts = self._option_lines(task)
         room = self.height - 2 - len(head) - len(opts) - 1  # 1: the footer
@@ -218,6 +218,7 @@ class Reviewer:
         answered = answer_task(task, answer, self.selection, self.annotator, self.clock())
         written, replaced = save_answer(self.path, answered, self.catalog)
         self.history.append(_Event(self.i, "answer", written, replaced, list(answered["accept"]), answer))
+        self.done.add((task.get("meta") or {}).get("id"))
         self.summary.answered += 1
         self.summary.counts[answer] = self.summary.counts.get(answer, 0) + 1
         meta = task.get("meta") or {}
@@ -233,6 +234,7 @@ class Reviewer:
         if ev.kind == "answer":
             if not undo_answer(self.path, ev.written, ev.replaced, self.catalog):
                 return False, "the last answer is no longer in the file; nothing undone"
+            self._reread()
             self.summary.answered -= 1
             self.summary.counts[ev.answer] -= 1
             self.i = ev.index
@@ -333,12 +335,24 @@ class Reviewer:
                 self._p(f"  {msg}" if msg.startswith(("saved:", "skipped:", "undone:")) else f"  ! {msg}")
             if redraw and self.i < len(self.todo):
                 self.show()
-        self.summary.remaining = len(self.todo) - self.summary.answered
+        self.summary.remaining = self.total - len(self.done)
         self._p(f"saved {self.summary.answered} answer(s) this session to {self.path}; "
                 f"{self.summary.remaining} task(s) left for {self.annotator}")
         return self.summary
 
+    def _reread(self) -> None:
+        self.done = queue_view(read_queue(self.path, self.catalog), self.annotator).done
+
     def _next(self) -> None:
+        """Move on past tasks this annotator answered meanwhile elsewhere (a browser tab, another terminal)."""
+        if self.i < len(self.todo):
+            self._reread()
+            jumped = 0
+            while self.i < len(self.todo) and (self.todo[self.i].get("meta") or {}).get("id") in self.done:
+                self.i += 1
+                jumped += 1
+            if jumped:
+                self._p(f"  ({jumped} task(s) answered meanwhile elsewhere: passed over)")
         if self.i < len(self.todo):
             self._start()
 

@@ -174,6 +174,28 @@ def test_an_option_can_be_named_by_its_name(tmp_path, catalog):
     assert row["accept"] == ["cat:drift", "cat:infrastructure-cost", "phase:data_collection", "phase:model_maintenance"]
 
 
+def test_a_task_answered_meanwhile_elsewhere_is_passed_over(tmp_path, catalog):
+    from extractor.review_session import answer_task, save_answer
+
+    q = make_queue(tmp_path, catalog)
+    tasks = [json.loads(x) for x in q.read_text().splitlines()]
+    out = io.StringIO()
+    reviewer = Reviewer(q, "ann", catalog, out=out)
+    keys = iter(["a", "a"])
+
+    def read_line():
+        k = next(keys, None)
+        if k == "a" and reviewer.i == 0:  # meanwhile a browser tab answers the second task
+            save_answer(q, answer_task(tasks[1], "reject", [], "ann", "2026-01-01T00:00:00Z"), catalog)
+        return k
+
+    summary = reviewer.run(read_line)
+    assert "(1 task(s) answered meanwhile elsewhere: passed over)" in out.getvalue()
+    assert "=== task 3/3" in out.getvalue() and summary.answered == 2 and summary.remaining == 0
+    rows = [json.loads(x) for x in q.read_text().splitlines()]
+    assert [r["answer"] for r in rows] == ["accept", "reject", "accept"]  # the tab's answer stands
+
+
 @pytest.mark.parametrize("cols, rows", [(100, 40), (80, 30)])
 def test_tmux_pane_shows_the_turn_and_the_confirmation(tmp_path, catalog, cols, rows):
     if shutil.which("tmux") is None:

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from extractor.catalog import Catalog
 from extractor.errors import ExtractorError
 from extractor.jsonl import atomic_open
-from extractor.review import CAT, MITIGATION, PHASE, Record, ReviewFileError, parse_file
+from extractor.review import CAT, PHASE, Record, ReviewFileError, parse_file
 
 LOCK_TIMEOUT_S = 30.0
 # Prodigy's per-session keys; dropped when a copied line becomes our answer.
@@ -194,5 +194,5 @@ def undo_answer(path: str | Path, written: str, replaced: str | None, catalog: C
     return True
 
 
-__all__ = ["LOCK_TIMEOUT_S", "QueueView", "answer_task", "describe_answer", "likely_options", "option_kind",
-           "queue_view", "read_queue", "save_answer", "undo_answer", "MITIGATION"]
+__all__ = ["LOCK_TIMEOUT_S", "QueueView", "answer_task", "describe_answer", "likely_options", "lock_path",
+           "option_kind", "queue_view", "read_queue", "save_answer", "undo_answer"]

@@ -426,6 +426,14 @@ def test_without_flask_serve_says_how_to_install_it(tmp_path, catalog, monkeypat
         make_server(ReviewState(q, "ann", catalog), 0)
 
 
+def test_the_server_socket_is_bound_to_the_loopback_address(tmp_path, catalog):
+    server = make_server(ReviewState(make_queue(tmp_path, catalog), "ann", catalog), 0)
+    try:
+        assert server.socket.getsockname()[0] == "127.0.0.1" and server.port == server.socket.getsockname()[1]
+    finally:
+        server.server_close()
+
+
 def test_busy_port_and_bad_port_are_one_line_errors(tmp_path, catalog, capsys):
     q = make_queue(tmp_path, catalog)
     with socket.socket() as s:

@@ -208,6 +208,16 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
     catalog_arg(a)
     a.set_defaults(func=_run_review_annotate)
 
+    w = rsub.add_parser("serve", help="web reviewer on http://127.0.0.1:PORT/: one task at a time, keyboard-driven",
+                        description="Serve the web reviewer for QUEUE on the loopback address only (never on the "
+                                    "network). Answers are saved as you go, in the queue format `annotate` writes; "
+                                    "terminal sessions and other tabs may work on the same queue at once.")
+    w.add_argument("file", type=Path, metavar="QUEUE", help="queue JSONL from `extractor review export`")
+    w.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
+    w.add_argument("--annotator", default=None, help="your name (default: $QI_ANNOTATOR or the login name)")
+    catalog_arg(w)
+    w.set_defaults(func=_run_review_serve)
+
     m = rsub.add_parser("merge", help="append answers from queues / Prodigy / doccano exports to a corrections file")
     m.add_argument("files", type=Path, nargs="+")
     m.add_argument("-o", "--output", type=Path, required=True, help="corrections JSONL (append-only)")
@@ -290,6 +300,19 @@ def _run_review_annotate(args: argparse.Namespace) -> int:
 
     annotator = args.annotator or os.environ.get("QI_ANNOTATOR") or getpass.getuser()
     annotate(args.file, annotator, load_catalog(args.catalog), stdin=sys.stdin, stdout=sys.stdout)
+    return EXIT_OK
+
+
+def _run_review_serve(args: argparse.Namespace) -> int:
+    import getpass
+
+    from extractor.catalog import load_catalog
+    from extractor.review_server import serve
+
+    if not 0 <= args.port <= 65535:
+        raise ExtractorError(f"--port: expected a port number 0-65535, found {args.port}")
+    annotator = args.annotator or os.environ.get("QI_ANNOTATOR") or getpass.getuser()
+    serve(args.file, annotator, load_catalog(args.catalog), port=args.port)
     return EXIT_OK
 
 

@@ -601,18 +601,31 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-qdpx", action="store_true", help="skip the REFI-QDA export")
     p.add_argument("--force", action="store_true", help="write into a non-empty OUT that holds other files")
     p.add_argument("--device", default=None, help="torch device for the classifier (default: auto)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (default): this process; ray: segment and predict on a Ray cluster "
+                        "(pip install 'qi-extractor[scale]'; see docs/scale.md)")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="with --engine ray: join the Ray cluster at ADDR (default: start a local Ray)")
     p.set_defaults(func=_run_extract)
 
 
 def _run_extract(args: argparse.Namespace) -> int:
     from extractor.extract import _default_segmenter, embedder_factory, load_classifier, run_extract
 
-    clf, info = load_classifier(args.model, device=args.device)
-    res = run_extract(args.paths, args.output, classifier=clf, model_info=info,
+    run, extra = run_extract, {}
+    if args.engine == "ray":
+        from extractor.engine_ray import import_ray, run_extract_ray
+
+        import_ray()  # the install hint before loading a model
+        run, extra = run_extract_ray, {"address": args.address, "device": args.device}
+    elif args.address:
+        raise ExtractorError("--address: expected --engine ray with it, found --engine local")
+    clf, info = load_classifier(args.model, device="cpu" if args.engine == "ray" else args.device)
+    res = run(args.paths, args.output, classifier=clf, model_info=info,
                       segmenter=_default_segmenter(args.interviewer), cache_dir=args.cache,
                       embedder_factory=embedder_factory(args.embedder),
                       discover=not args.no_discover, privacy=not args.no_privacy, qdpx=not args.no_qdpx,
-                      progress=True, force=args.force)
+                      progress=True, force=args.force, **extra)
     c, m = res.manifest["counts"], res.manifest
     for s in m["skipped"]:
         _warn(f"skipped {s['error']}")

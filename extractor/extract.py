@@ -384,6 +384,7 @@ def run_extract(
     manifest: dict[str, Any] = {
         "tool": f"qi-extractor {__version__}",
         "created": created,
+        "engine": "local",  # the Ray engine (extractor.engine_ray) records "ray"
         "model": model_info,
         "catalog": {"tag": catalog.tag, "fingerprint": cat_fp, "path": catalog.path},
         "inputs": inputs_info,

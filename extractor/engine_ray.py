@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -162,18 +163,34 @@ def _init_ray(ray, address: str | None, num_cpus: int | None) -> bool:
     """Join ``address`` or start a quiet local Ray; True when this call started it."""
     if ray.is_initialized():
         return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine
     kw: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                               configure_logging=True)
     try:
         if address:
+            _reachable(address)
             ray.init(address=address, **kw)
         else:
-            ray.init(num_cpus=num_cpus, **kw)
+            # "local": a new Ray of our own even when `ray start` runs on this machine
+            ray.init(address="local", num_cpus=num_cpus, **kw)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"a running Ray cluster at {address} (`ray start --head`)" if address else "a local Ray to start"
         raise ExtractorError(f"--engine ray: expected {where}, found {str(e).splitlines()[0] if str(e) else e!r}") \
             from None
     return True
+
+
+def _reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast on a HOST:PORT nobody listens on (ray.init would retry for minutes)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", "ray://...": Ray's own checks
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(f"no Ray head answering ({e.strerror or e})") from None
 
 
 def _quiet_ray_data(ray, progress: bool) -> None:

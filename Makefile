@@ -95,3 +95,8 @@ discover: $(STAMP) ## propose new catalog entries from PREDICTIONS (default $(OU
 
 bench-discover: $(STAMP) ## leave-one-category-out discovery benchmark on $(CORPUS) (10 trainings, ~30 min on a busy 2-core box)
 	OMP_NUM_THREADS=2 nice -n 5 $(BIN)/python scripts/bench_discover.py --corpus $(CORPUS) --json $(OUT)/bench_discover.json
+
+.PHONY: bench-engines
+bench-engines: $(STAMP) ## local vs Ray engine on 100/300/1,000 synthetic transcripts (needs .[scale]; ~1 h on 2 cores) -> BENCHMARKS.md numbers
+	$(BIN)/python -c "import ray" 2>/dev/null || { echo "error: ray: expected the scale extra, found none; run $(BIN)/pip install -e '.[scale]'" >&2; exit 1; }
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} nice -n 5 $(BIN)/python benchmarks/bench_engines.py --corpus $(CORPUS) --sizes 100 300 1000 --work /tmp/qi-bench --json /tmp/qi-bench/results.json

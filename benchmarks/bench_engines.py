@@ -54,6 +54,18 @@ def run_case(engine: str, load: Path, out: Path, embedder: str) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def compare(a: Path, b: Path) -> dict:
+    """Per turn: are categories, phases and mitigation equal; the largest score difference."""
+    ra = [json.loads(x) for x in a.read_text("utf-8").splitlines()]
+    rb = [json.loads(x) for x in b.read_text("utf-8").splitlines()]
+    keys = ("id", "categories", "phases", "mitigation", "evidence")
+    labels = len(ra) == len(rb) and all(all(x[k] == y[k] for k in keys) for x, y in zip(ra, rb))
+    diffs = [max((abs(x["scores"][k] - y["scores"].get(k, 9)) for k in x["scores"]), default=0.0)
+             for x, y in zip(ra, rb)]
+    return {"labels_same": labels, "scores_differing": sum(d > 0 for d in diffs),
+            "max_score_diff": round(max(diffs, default=0.0), 6)}
+
+
 def fit(rows: list[dict]) -> dict:
     import numpy as np
 
@@ -68,11 +80,12 @@ def fit(rows: list[dict]) -> dict:
 
 
 def markdown(res: dict) -> str:
-    lines = ["| engine | transcripts | turns | wall s | turns/s | s/transcript | driver peak RSS MB | same predictions |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| engine | transcripts | turns | wall s | turns/s | s/transcript | driver peak RSS MB | labels as local | scores differing (max) |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in res["runs"]:
         lines.append(f"| {r['engine']} | {r['n']} | {r['turns']} | {r['wall_s']:.1f} | {r['turns'] / r['wall_s']:.1f} | "
-                     f"{r['wall_s'] / r['n']:.3f} | {r['driver_peak_mb']:.0f} | {r.get('same_as_local', '')} |")
+                     f"{r['wall_s'] / r['n']:.3f} | {r['driver_peak_mb']:.0f} | {r.get('labels_same', '')} | "
+                     + (f"{r['scores_differing']} ({r['max_score_diff']}) |" if "scores_differing" in r else " |"))
     lines.append("")
     for e, f in res["fit"].items():
         if f:
@@ -90,11 +103,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embedder", default="hashing", help="discovery embedder for both engines (default hashing)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/qi-bench"), help="load and outputs (outside the repo)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    ap.add_argument("--table", type=Path, default=None, help="print the table of an earlier --json and exit")
     a = ap.parse_args(argv)
     if a.one:
         print(json.dumps(one(a.one[0], Path(a.one[1]), Path(a.one[2]), a.embedder)))
         return 0
 
+    if a.table:
+        res = json.loads(a.table.read_text())
+        for r in res["runs"]:
+            if r["engine"] != "local" and (a.work / f"out_local_{r['n']}").is_dir():
+                r.update(compare(a.work / f"out_local_{r['n']}" / "predictions.jsonl",
+                                 a.work / f"out_{r['engine']}_{r['n']}" / "predictions.jsonl"))
+        res["fit"] = {e: fit([r for r in res["runs"] if r["engine"] == e]) for e in {r["engine"] for r in res["runs"]}}
+        print(markdown(res))
+        return 0
     sys.path.insert(0, str(HERE))
     from loadgen import generate
 
@@ -109,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         for engine in a.engines:
             r = {"engine": engine, "n": n, **run_case(engine, load, a.work / f"out_{engine}_{n}", a.embedder)}
             if engine != "local" and "local" in a.engines:
-                r["same_as_local"] = ((a.work / f"out_{engine}_{n}" / "predictions.jsonl").read_bytes()
-                                      == (a.work / f"out_local_{n}" / "predictions.jsonl").read_bytes())
+                r.update(compare(a.work / f"out_local_{n}" / "predictions.jsonl",
+                                 a.work / f"out_{engine}_{n}" / "predictions.jsonl"))
             res["runs"].append(r)
             print(json.dumps(r), file=sys.stderr, flush=True)
             if a.json:

@@ -126,6 +126,17 @@ class _Predictor:
                 "predictions": [json.dumps([p.to_dict() for p in ps]) for ps in out]}
 
 
+def _predictor_class(factory: Callable[[], Any], threads: int) -> type:
+    """The actor class with its model factory built in: no constructor arguments to keep in the
+    object store, so Ray can restart an actor lost with its node."""
+
+    class Predictor(_Predictor):
+        def __init__(self) -> None:
+            super().__init__(factory, threads)
+
+    return Predictor
+
+
 # --- resources ----------------------------------------------------------------------------
 
 
@@ -268,7 +279,7 @@ def run_extract_ray(
                          cluster={k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")})
             ds = (ray.data.from_items(todo)
                   .map(_segment_row, fn_kwargs={"segmenter": segmenter}, num_cpus=plan.segment_cpus)
-                  .map_batches(_Predictor, fn_constructor_kwargs={"factory": factory, "threads": plan.threads},
+                  .map_batches(_predictor_class(factory, plan.threads),
                                batch_size=plan.batch_transcripts, batch_format="pandas",
                                compute=ray.data.ActorPoolStrategy(size=plan.actors),
                                num_cpus=plan.actor_cpus, num_gpus=plan.actor_gpus or None))

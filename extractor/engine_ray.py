@@ -191,6 +191,15 @@ def _init_ray(ray, address: str | None, num_cpus: int | None) -> bool:
     return True
 
 
+def _cause(e: BaseException) -> str:
+    """The remote error's own last line (``ModelError: ...``), not Ray's traceback."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith(" ")]
+    for ln in reversed(lines):
+        if "Error" in ln.split(":")[0]:
+            return ln
+    return lines[-1] if lines else type(e).__name__
+
+
 def _reachable(address: str, timeout: float = 10.0) -> None:
     """Fail fast on a HOST:PORT nobody listens on (ray.init would retry for minutes)."""
     import socket
@@ -205,7 +214,11 @@ def _reachable(address: str, timeout: float = 10.0) -> None:
 
 
 def _quiet_ray_data(ray, progress: bool) -> None:
-    ctx = ray.data.DataContext.get_current()
+    import warnings
+
+    with warnings.catch_warnings():  # Ray's own deprecated fields, set when the context is made
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the driver shows one bar over transcripts instead
     for name in ("enable_operator_progress_bars", "print_on_execution_start"):
         if hasattr(ctx, name):
@@ -285,17 +298,23 @@ def run_extract_ray(
                                num_cpus=plan.actor_cpus, num_gpus=plan.actor_gpus or None))
             done = 0
             cat_fp = catalog.fingerprint()
-            for row in tqdm(ds.iter_rows(), total=len(todo), desc="ray: segment+predict", unit="transcript",
-                            disable=not progress):
-                if row["error"]:
-                    continue
-                turns = [Turn.from_dict(d) for d in json.loads(row["turns"])]
-                if turns:
-                    preds = [Prediction.from_dict(d) for d in json.loads(row["predictions"])]
-                    write_jsonl(prediction_entry(cache, turns, model_fp, cat_fp), preds)
-                # the segment entry last: a transcript counts as done once both exist
-                write_jsonl(segment_entry(cache, Path(row["path"]), row["sha256"]), turns)
-                done += 1
+            rows = tqdm(ds.iter_rows(), total=len(todo), desc="ray: segment+predict", unit="transcript",
+                        disable=not progress)
+            try:
+                for row in rows:
+                    if row["error"]:
+                        continue
+                    turns = [Turn.from_dict(d) for d in json.loads(row["turns"])]
+                    if turns:
+                        preds = [Prediction.from_dict(d) for d in json.loads(row["predictions"])]
+                        write_jsonl(prediction_entry(cache, turns, model_fp, cat_fp), preds)
+                    # the segment entry last: a transcript counts as done once both exist
+                    write_jsonl(segment_entry(cache, Path(row["path"]), row["sha256"]), turns)
+                    done += 1
+            except ray.exceptions.RayError as e:
+                raise ExtractorError(f"--engine ray: expected the actors to load the model and predict, found "
+                                     f"{_cause(e)} ({done} of {len(todo)} transcripts written; rerun to resume)") \
+                    from None
             stats["transcripts_done"] = done
         finally:
             if started:

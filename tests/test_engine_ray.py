@@ -225,3 +225,20 @@ def test_plan_uses_gpus_when_the_cluster_has_them():
     one = Plan.for_cluster({"CPU": 1.0})  # room left for the segmentation tasks
     assert one.actors == 1 and one.actor_cpus + one.segment_cpus <= 1.0
     assert Plan.for_cluster({"CPU": 16.0, "GPU": 2.0}, device="cpu").actor_gpus == 0
+
+
+def test_a_model_the_actors_cannot_load_is_a_one_line_error(ray_mod, model, tmp_path):
+    """E.g. the model directory is not on the worker nodes' storage."""
+    from functools import partial
+
+    from extractor.engine_ray import _load_model, run_extract_ray
+
+    clf, info = model
+    with pytest.raises(ExtractorError) as ei:
+        run_extract_ray([_inputs(tmp_path / "t")], tmp_path / "out", classifier=clf, model_info=info, num_cpus=2,
+                        classifier_factory=partial(_load_model, str(tmp_path / "no-model"), "cpu"),
+                        embedder_factory=_hashing)
+    msg = str(ei.value)
+    assert len(msg.splitlines()) == 1, msg
+    assert msg.startswith("--engine ray: expected the actors to load the model and predict, found ")
+    assert "no-model" in msg and "0 of 3 transcripts written" in msg

@@ -103,14 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embedder", default="hashing", help="discovery embedder for both engines (default hashing)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/qi-bench"), help="load and outputs (outside the repo)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
-    ap.add_argument("--table", type=Path, default=None, help="print the table of an earlier --json and exit")
+    ap.add_argument("--table", type=Path, nargs="+", default=None,
+                    help="print the table of earlier --json files (runs merged) and exit")
     a = ap.parse_args(argv)
     if a.one:
         print(json.dumps(one(a.one[0], Path(a.one[1]), Path(a.one[2]), a.embedder)))
         return 0
 
     if a.table:
-        res = json.loads(a.table.read_text())
+        docs = [json.loads(p.read_text()) for p in a.table]
+        res = {**docs[0], "runs": sorted((r for d in docs for r in d["runs"]), key=lambda r: (r["engine"], r["n"]))}
         for r in res["runs"]:
             if r["engine"] != "local" and (a.work / f"out_local_{r['n']}").is_dir():
                 r.update(compare(a.work / f"out_local_{r['n']}" / "predictions.jsonl",
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             generate(a.corpus / "gold" / "turns.jsonl", load, n, a.turns, seed=0)
         for engine in a.engines:
             r = {"engine": engine, "n": n, **run_case(engine, load, a.work / f"out_{engine}_{n}", a.embedder)}
-            if engine != "local" and "local" in a.engines:
+            if engine != "local" and (a.work / f"out_local_{n}" / "predictions.jsonl").is_file():
                 r.update(compare(a.work / f"out_local_{n}" / "predictions.jsonl",
                                  a.work / f"out_{engine}_{n}" / "predictions.jsonl"))
             res["runs"].append(r)

@@ -15,7 +15,6 @@ from typing import Any, Iterable, Mapping
 
 from extractor.errors import InputError
 
-DEFAULT_CATALOG = Path(__file__).resolve().parents[1] / "annotations" / "catalog.yaml"
 
 
 @dataclass(frozen=True)
@@ -97,8 +96,11 @@ class Catalog:
 
 
 def default_catalog_path() -> Path:
-    """``annotations/catalog.yaml`` of the checkout (a saved model carries its own copy)."""
-    return DEFAULT_CATALOG
+    """The catalog shipped in the package, ``extractor/data/catalog.yaml`` (read-only; a saved
+    model carries its own copy)."""
+    from extractor.resources import packaged_catalog
+
+    return packaged_catalog()
 
 
 def _entry(raw: Any, where: str, path: Path) -> Entry:
@@ -162,11 +164,13 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
 
 
 def save_catalog(catalog: Catalog, path: str | Path) -> None:
-    """Atomically write ``catalog`` as YAML."""
+    """Atomically write ``catalog`` as YAML (never into the installed package)."""
     import yaml
 
     from extractor.jsonl import atomic_open
+    from extractor.resources import refuse_packaged
 
+    refuse_packaged(path, "catalog")
     with atomic_open(path) as fh:
         yaml.safe_dump(catalog.to_dict(), fh, sort_keys=False, allow_unicode=True, width=100)
 

@@ -3,6 +3,13 @@
 Each subcommand has one ``_add_<name>`` function that declares its arguments and a
 ``_run_<name>`` function that does the I/O and calls the library. Library code logs;
 only this module prints, owns progress bars and picks exit codes.
+
+Quiet by default: libraries log at WARNING (``-v``: extractor at DEBUG, libraries at
+INFO), the transformers/huggingface "Loading weights" bars are off, and each command
+ends with one summary line on standard error. Defaults that name packaged data
+(``--model``, the catalog, the demo transcript) resolve inside the installed package;
+user state (review queues, the discovery reject memory, an edited catalog) goes under
+``--state-dir`` (default ``$QI_STATE_DIR`` or the working directory).
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ from extractor.errors import ExtractorError
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Read by huggingface_hub/transformers when first imported: no "Loading weights" bar.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 log = logging.getLogger("extractor")
 
@@ -116,15 +126,14 @@ def _run_segment(args: argparse.Namespace) -> int:
 # --- demo -------------------------------------------------------------------
 
 
-EXAMPLE_TRANSCRIPT = Path(__file__).resolve().parent / "data" / "examples" / "interview_example.txt"
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default"
+MODEL_HELP = "classifier directory (default: the model shipped in the package)"
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="segment and classify the bundled example transcript, print its issues")
-    p.add_argument("transcript", nargs="?", type=Path, default=EXAMPLE_TRANSCRIPT,
+    p.add_argument("transcript", nargs="?", type=Path, default=None,
                    help="transcript to run on (default: the bundled example interview)")
-    p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model directory (default: models/default)")
+    p.add_argument("--model", type=Path, default=None, help=MODEL_HELP)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.set_defaults(func=_run_demo)
 
@@ -133,10 +142,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     import textwrap
 
     from extractor.classify import IssueClassifier
+    from extractor.resources import example_transcript, packaged_model
     from extractor.segment import segment_file
 
+    args.transcript = args.transcript or example_transcript()
     result = segment_file(args.transcript)
-    model = IssueClassifier.load(args.model, device=args.device)
+    model = IssueClassifier.load(args.model or packaged_model(), device=args.device)
     preds = model.predict(result.turns)
     catalog = model.catalog_
     flagged = [p for p in preds if p.categories]
@@ -174,7 +185,7 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda a: (p.print_help(), EXIT_USAGE)[1])
 
     def catalog_arg(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--catalog", type=Path, default=None, help="catalog YAML (default annotations/catalog.yaml)")
+        q.add_argument("--catalog", type=Path, default=None, help="catalog YAML (default: the packaged catalog)")
 
     e = rsub.add_parser("export", help="write/extend a review queue from predictions, most-likely-wrong first")
     e.add_argument("predictions", type=Path, help="predictions JSONL from `extractor predict`")
@@ -311,7 +322,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="GOLD_OR_ANNOTATIONS",
                    help="turns JSONL files with labels (gold/turns.jsonl) and review-correction JSONL files")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="model directory to write (models/NAME)")
-    p.add_argument("--catalog", metavar="YAML", help="catalog to train for (default: annotations/catalog.yaml)")
+    p.add_argument("--catalog", metavar="YAML", help="catalog to train for (default: the packaged catalog)")
     p.add_argument("--base-model", metavar="PATH", help="local sentence-transformers model (default: bundled MiniLM)")
     p.add_argument("--fast", action="store_true", help="frozen encoder + linear heads only (seconds to a minute)")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs")
@@ -341,7 +352,7 @@ def _run_train(args: argparse.Namespace) -> int:
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify the interviewee turns of a turns file")
     p.add_argument("turns", metavar="TURNS.jsonl", help="output of `extractor segment` or a gold turns file")
-    p.add_argument("--model", default="models/default", metavar="DIR", help="model directory (default models/default)")
+    p.add_argument("--model", default=None, metavar="DIR", help=MODEL_HELP)
     p.add_argument("-o", "--output", required=True, metavar="PREDICTIONS.jsonl", help="predictions to write")
     p.add_argument("--device", default=None, help="auto, cpu, cuda (default: the model's setting)")
     p.add_argument("--batch-size", type=int, default=256, help="turns per batch (default 256)")
@@ -359,7 +370,9 @@ def _run_predict(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         _err(f"--batch-size: expected a positive integer, found {args.batch_size}")
         return EXIT_USAGE
-    n = predict_file(args.turns, args.model, args.output, device=args.device, batch_size=args.batch_size,
+    from extractor.resources import packaged_model
+
+    n = predict_file(args.turns, args.model or packaged_model(), args.output, device=args.device, batch_size=args.batch_size,
                      evidence=not args.no_evidence, progress=sys.stderr.isatty())
     print(f"wrote {n} predictions to {args.output}")
     return EXIT_OK
@@ -385,7 +398,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--interviews", metavar="LIST",
                    help='comma-separated interviews to evaluate on, e.g. "Interview 3,Interview 9" (default: all)')
     p.add_argument("--catalog", metavar="YAML",
-                   help="catalog mapping labels and study codes (default: the model's, else annotations/catalog.yaml)")
+                   help="catalog mapping labels and study codes (default: the model's, else the packaged catalog)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda (with --model or --cv)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.set_defaults(func=_run_evaluate)
@@ -463,9 +476,9 @@ def _add_discover(sub: argparse._SubParsersAction) -> None:
     p.add_argument("predictions", metavar="PREDICTIONS.jsonl", help="output of `extractor predict`")
     p.add_argument("-o", "--output", required=True, metavar="PROPOSALS.jsonl", help="proposals to write (one per line)")
     p.add_argument("--report", metavar="PROPOSALS.md", help="also write a Markdown report for people")
-    p.add_argument("--catalog", metavar="YAML", help="catalog to match against (default annotations/catalog.yaml)")
+    p.add_argument("--catalog", metavar="YAML", help="catalog to match against (default: the packaged catalog)")
     p.add_argument("--rejected", metavar="JSONL",
-                   help="memory of rejected proposals (default annotations/rejected_proposals.jsonl)")
+                   help="memory of rejected proposals (default STATE/annotations/rejected_proposals.jsonl)")
     p.add_argument("--encoder", metavar="DIR", help="sentence-transformers directory (default: bundled MiniLM)")
     p.add_argument("--min-words", type=int, help="words a substantive turn needs (default 15)")
     p.add_argument("--min-cluster-size", type=int, help="smallest proposal, in turns (default 5)")
@@ -509,7 +522,9 @@ def _run_discover(args: argparse.Namespace) -> int:
         config = replace(config, theme_ratio=None)
     preds = D.read_predictions(args.predictions)
     catalog = load_catalog(args.catalog)
-    rejected = D.load_rejected(args.rejected)
+    from extractor.resources import default_rejected_path
+
+    rejected = D.load_rejected(args.rejected or default_rejected_path(args.state_dir))
     embedder = D._cli_embedder(args.encoder)
     log.debug("encoder %s, dimension %d (loaded before discovery starts)", embedder.name, embedder.dim)
     result = D.run_discovery(preds, None, catalog, embedder, config, rejected=rejected,
@@ -533,16 +548,28 @@ def _add_discover_review(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("discover-review",
                        help='apply "decision": "accept"/"reject" set on lines of a proposals file')
     p.add_argument("proposals", metavar="PROPOSALS.jsonl", help="proposals file with reviewers' decisions")
-    p.add_argument("--catalog", metavar="YAML", help="catalog to add accepted entries to (default annotations/catalog.yaml)")
+    p.add_argument("--catalog", metavar="YAML",
+                   help="catalog to add accepted entries to (default STATE/annotations/catalog.yaml, "
+                        "created from the packaged catalog on first use)")
     p.add_argument("--rejected", metavar="JSONL",
-                   help="memory of rejected proposals, appended to (default annotations/rejected_proposals.jsonl)")
+                   help="memory of rejected proposals, appended to (default STATE/annotations/rejected_proposals.jsonl)")
     p.set_defaults(func=_run_discover_review)
 
 
 def _run_discover_review(args: argparse.Namespace) -> int:
     from extractor.discover import apply_decisions
+    from extractor.resources import default_rejected_path, default_user_catalog
 
-    done = apply_decisions(args.proposals, args.catalog, args.rejected)
+    catalog = Path(args.catalog) if args.catalog else default_user_catalog(args.state_dir)
+    if not catalog.exists() and not args.catalog:
+        import shutil
+
+        from extractor.catalog import default_catalog_path
+
+        catalog.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(default_catalog_path(), catalog)
+        _warn(f"created {catalog} from the packaged catalog; train with `--catalog {catalog}` to use its new entries")
+    done = apply_decisions(args.proposals, catalog, args.rejected or default_rejected_path(args.state_dir))
     print(f"{len(done['accepted'])} accepted ({', '.join(done['accepted']) or '-'}), {len(done['rejected'])} rejected, "
           f"{len(done['undecided'])} undecided, {len(done['skipped'])} already applied", file=sys.stderr)
     return EXIT_OK
@@ -561,7 +588,7 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
                     "transcript redoes that one only.")
     p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR", help="transcript files or directories of them")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output directory")
-    p.add_argument("--model", default=None, metavar="DIR", help="classifier directory (default: models/default)")
+    p.add_argument("--model", default=None, metavar="DIR", help=MODEL_HELP)
     p.add_argument("--cache", default=None, metavar="DIR", help="cache directory (default: OUT/.cache)")
     p.add_argument("--interviewer", default=None, metavar="NAMES",
                    help='comma-separated speaker names that are interviewers, e.g. "Alice,Bob"')
@@ -577,12 +604,13 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_extract(args: argparse.Namespace) -> int:
-    from extractor.extract import _default_segmenter, embedder_factory, load_classifier, run_extract
+    from extractor.embed import make_embedder
+    from extractor.extract import load_classifier, make_segmenter, run_extract
 
     clf, info = load_classifier(args.model, device=args.device)
     res = run_extract(args.paths, args.output, classifier=clf, model_info=info,
-                      segmenter=_default_segmenter(args.interviewer), cache_dir=args.cache,
-                      embedder_factory=embedder_factory(args.embedder),
+                      segmenter=make_segmenter(args.interviewer), cache_dir=args.cache,
+                      embedder=make_embedder(args.embedder, device=args.device),
                       discover=not args.no_discover, privacy=not args.no_privacy, qdpx=not args.no_qdpx,
                       progress=True, force=args.force)
     c, m = res.manifest["counts"], res.manifest
@@ -611,7 +639,7 @@ def _add_qdpx(sub: argparse._SubParsersAction) -> None:
     e = qs.add_parser("export", help="write a .qdpx project (and optionally a .qdc codebook)")
     e.add_argument("--turns", required=True, metavar="TURNS.jsonl", help="turns from `extractor segment`")
     e.add_argument("--predictions", required=True, metavar="PREDICTIONS.jsonl", help="from `extractor predict`")
-    e.add_argument("--catalog", default=None, metavar="YAML", help="catalog (default: annotations/catalog.yaml)")
+    e.add_argument("--catalog", default=None, metavar="YAML", help="catalog (default: the packaged catalog)")
     e.add_argument("-o", "--output", required=True, metavar="PROJECT.qdpx")
     e.add_argument("--codebook", default=None, metavar="CODEBOOK.qdc", help="also write the codebook here")
     e.set_defaults(func=_run_qdpx_export)
@@ -619,7 +647,7 @@ def _add_qdpx(sub: argparse._SubParsersAction) -> None:
     i.add_argument("project", metavar="PROJECT.qdpx")
     i.add_argument("--turns", default=None, metavar="TURNS.jsonl",
                    help="turns of the project's sources (matched by interview name); default: segment the sources")
-    i.add_argument("--catalog", default=None, metavar="YAML", help="catalog (default: annotations/catalog.yaml)")
+    i.add_argument("--catalog", default=None, metavar="YAML", help="catalog (default: the packaged catalog)")
     i.add_argument("--no-negatives", action="store_true",
                    help="label only coded turns (default: uncoded interviewee turns of coded sources get empty labels)")
     i.add_argument("-o", "--output", required=True, metavar="LABELLED.jsonl", help="gold-like turns file to write")
@@ -687,21 +715,31 @@ def build_parser() -> argparse.ArgumentParser:
         description="qi-extractor: find quality issues of ML systems in interview transcripts.",
     )
     parser.add_argument("--version", action="version", version=f"qi-extractor {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log debug messages (default: warnings and one summary line per command)")
+    parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
+                        help="where user state goes: annotations/ (review queues, rejected proposals, an edited "
+                             "catalog); default $QI_STATE_DIR or the working directory")
     sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
     return parser
 
 
+def _configure_logging(verbose: bool) -> None:
+    """WARNING for everything by default; ``-v``: extractor DEBUG, libraries INFO."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if not verbose:
+        for name in ("sentence_transformers", "transformers", "huggingface_hub", "torch"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE

@@ -35,11 +35,11 @@ import numpy as np
 
 from extractor.catalog import Catalog, Entry, add_category, load_catalog
 from extractor.errors import ExtractorError, InputError
+from extractor.resources import default_rejected_path
 from extractor.types import Prediction, Turn, normalize_text
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REJECTED = Path(__file__).resolve().parents[1] / "annotations" / "rejected_proposals.jsonl"
 DECISIONS = ("accept", "reject")
 
 # Words of spoken transcripts that carry no topic; added to sklearn's English stop words.
@@ -473,7 +473,7 @@ def load_rejected(path: str | Path | None = None) -> list[dict[str, Any]]:
     """Rejected proposals recorded so far (``[]`` when the memory file does not exist)."""
     from extractor.jsonl import enumerate_lines
 
-    path = Path(path) if path else DEFAULT_REJECTED
+    path = Path(path) if path else default_rejected_path()
     if not path.exists():
         return []
     out = []
@@ -503,7 +503,7 @@ def reject_proposal(proposal: Proposal, path: str | Path | None = None, *, reaso
     import os
     from datetime import datetime, timezone
 
-    path = Path(path) if path else DEFAULT_REJECTED
+    path = Path(path) if path else default_rejected_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     row = {"id": proposal.id, "name": proposal.name, "keywords": list(proposal.keywords),
            "members": sorted(proposal.members), "reason": reason or proposal.note,

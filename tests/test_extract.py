@@ -10,7 +10,7 @@ import pytest
 from extractor.cli import main
 from extractor.embed import HashingEmbedder
 from extractor.errors import ExtractorError, InputError
-from extractor.extract import CachedEmbedder, run_extract
+from extractor.extract import run_extract
 from extractor.jsonl import read_jsonl
 
 from extract_fixtures import KeywordClassifier, write_catalog, write_transcripts
@@ -20,8 +20,8 @@ def _run(tmp_path, clf=None, out="out", fingerprint="m1", **kw):
     cat = write_catalog(tmp_path)
     clf = clf or KeywordClassifier(cat)
     res = run_extract([tmp_path / "t"], tmp_path / out, classifier=clf, catalog=cat,
-                      model_info={"fingerprint": fingerprint, "name": "keyword"}, embedder_factory=HashingEmbedder,
-                      **kw)
+                      model_info={"fingerprint": fingerprint, "name": "keyword"},
+                      **{"embedder": HashingEmbedder(), **kw})
     return clf, res
 
 
@@ -94,7 +94,7 @@ def test_bad_files_are_skipped_and_no_input_is_an_error(tmp_path):
                     model_info={"fingerprint": "x"})
 
 
-def test_cached_embedder_round_trip(tmp_path):
+def test_discovery_embeddings_are_cached_on_disk_between_runs(tmp_path):
     calls = []
 
     class Counting(HashingEmbedder):
@@ -102,14 +102,23 @@ def test_cached_embedder_round_trip(tmp_path):
             calls.append(list(texts))
             return super().encode(texts, **kw)
 
-    e = CachedEmbedder(Counting, tmp_path / "e.npz", "c")
-    a = e.encode(["alpha beta gamma", "delta epsilon"])
-    e.save()
-    e2 = CachedEmbedder(Counting, tmp_path / "e.npz", "c")
-    b = e2.encode(["delta epsilon", "alpha beta gamma", "new words here"])
-    assert (b[0] == a[1]).all() and (b[1] == a[0]).all()
-    assert calls == [["alpha beta gamma", "delta epsilon"], ["new words here"]]
-    assert e2.hits == 2 and e2.misses == 1 and e2.dim == 64
+    write_transcripts(tmp_path / "t")
+    _, res = _run(tmp_path, embedder=Counting())
+    assert calls and res.manifest["cache"]["embeddings"]["misses"] > 0
+    assert any((tmp_path / "out" / ".cache" / "embeddings").rglob("*.npy"))
+    calls.clear()
+    _, res = _run(tmp_path, embedder=Counting())
+    assert calls == [] and res.manifest["cache"]["embeddings"]["misses"] == 0
+
+
+def test_run_extract_is_a_short_composition_without_globals():
+    import inspect
+
+    import extractor.extract as X
+
+    src = inspect.getsource(X.run_extract)
+    assert "globals()" not in inspect.getsource(X)
+    assert len(src.splitlines()) < 75
 
 
 def test_cli_reports_a_missing_model(tmp_path, capsys):

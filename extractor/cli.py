@@ -229,7 +229,8 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
 def _run_review_export(args: argparse.Namespace) -> int:
     from extractor.catalog import load_catalog
     from extractor.jsonl import read_turns
-    from extractor.review import export_queue, read_predictions
+    from extractor.jsonl import read_predictions
+    from extractor.review import export_queue
 
     if args.limit is not None and args.limit < 0:
         raise ExtractorError(f"--limit: expected a count >= 0, found {args.limit}")
@@ -282,8 +283,8 @@ def _run_review_agreement(args: argparse.Namespace) -> int:
              f"{rep['turns']} turn(s)); nothing to compare")
         return EXIT_ERROR
 
-    def f(x: float) -> str:
-        return "   -" if math.isnan(x) else f"{x:+.2f}"
+    def f(x: float | None) -> str:
+        return "   -" if x is None or math.isnan(x) else f"{x:+.2f}"
 
     print(f"annotators: {', '.join(rep['annotators'])}; turns answered by 2+: {rep['shared_turns']}; "
           f"pooled alpha {f(rep['alpha_pooled'])}")
@@ -446,7 +447,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
             write_jsonl(args.save_predictions, preds)
     else:
-        from extractor.review import read_predictions
+        from extractor.jsonl import read_predictions
 
         preds = read_predictions(args.predictions)
         catalog = load_catalog(args.catalog)
@@ -520,7 +521,9 @@ def _run_discover(args: argparse.Namespace) -> int:
         config = replace(config, match_threshold=None)
     if args.no_themes:
         config = replace(config, theme_ratio=None)
-    preds = D.read_predictions(args.predictions)
+    from extractor.jsonl import read_predictions
+
+    preds = read_predictions(args.predictions)
     catalog = load_catalog(args.catalog)
     from extractor.resources import default_rejected_path
 
@@ -656,13 +659,12 @@ def _add_qdpx(sub: argparse._SubParsersAction) -> None:
 
 def _run_qdpx_export(args: argparse.Namespace) -> int:
     from extractor.catalog import load_catalog
-    from extractor.jsonl import read_jsonl, read_turns
+    from extractor.jsonl import read_predictions, read_turns
     from extractor.qdpx import export_qdc, export_qdpx
-    from extractor.types import Prediction
 
     catalog = load_catalog(args.catalog)
     turns = read_turns(args.turns)
-    preds = [Prediction.from_dict(d) for d in read_jsonl(args.predictions)]
+    preds = read_predictions(args.predictions)
     stats = export_qdpx(args.output, turns, preds, catalog)
     if args.codebook:
         export_qdc(args.codebook, catalog)

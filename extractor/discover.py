@@ -35,8 +35,10 @@ import numpy as np
 
 from extractor.catalog import Catalog, Entry, add_category, load_catalog
 from extractor.errors import ExtractorError, InputError
+from extractor.jsonl import read_predictions  # noqa: F401  (the CLI's discover reads through it)
 from extractor.resources import default_rejected_path
 from extractor.types import Prediction, Turn, normalize_text
+from extractor.types import natural_key as _interview_key
 
 log = logging.getLogger(__name__)
 
@@ -304,11 +306,6 @@ def is_substantive(text: str, config: DiscoverConfig | None = None) -> bool:
 
 
 # --- helpers ------------------------------------------------------------------------
-
-
-def _interview_key(name: str) -> tuple:
-    # "Interview 9" before "Interview 10"
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
 def _prediction_rows(predictions: Iterable[Prediction | Mapping[str, Any]], turns: Sequence[Turn] | None):
@@ -884,28 +881,8 @@ def config_from_kwargs(**kwargs: Any) -> DiscoverConfig:
 # --- edges for the CLI ------------------------------------------------------------------
 
 
-def read_predictions(path: str | Path) -> list[Prediction]:
-    """Predictions JSONL (from ``extractor predict``), validated line by line."""
-    from extractor.jsonl import enumerate_lines
-
-    out = []
-    for n, obj in enumerate_lines(path):
-        for key, typ in (("id", str), ("interview", str), ("turn", int)):
-            if not isinstance(obj.get(key), typ) or isinstance(obj.get(key), bool):
-                found = "nothing" if key not in obj else repr(obj[key])[:60]
-                raise InputError(path, f'a prediction with "{key}" ({typ.__name__})', found, line=n,
-                                 hint="is this a predictions file from `extractor predict`?")
-        if not isinstance(obj.get("text"), str):  # "" is fine: an empty turn is just not substantive
-            raise InputError(path, 'a prediction with its turn "text"', repr(obj.get("text"))[:60], line=n,
-                             hint="predictions from `extractor predict` carry the turn text")
-        if not isinstance(obj.get("scores", {}), Mapping):
-            raise InputError(path, '"scores" as an object {label: probability}', repr(obj.get("scores"))[:60], line=n)
-        out.append(Prediction.from_dict(obj))
-    return out
-
-
 def _cli_embedder(name: str | None):
     """The embedder the CLI uses (tests replace it with a HashingEmbedder)."""
-    from extractor.embed import SentenceTransformerEmbedder
+    from extractor.embed import make_embedder
 
-    return SentenceTransformerEmbedder(name)
+    return make_embedder(name)

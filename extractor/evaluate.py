@@ -25,6 +25,7 @@ import numpy as np
 from extractor.catalog import Catalog
 from extractor.errors import InputError
 from extractor.types import Labels, Prediction, Turn
+from extractor.types import natural_key as _interview_key
 
 log = logging.getLogger(__name__)
 
@@ -196,11 +197,6 @@ def _agreement(
         "interview_categories": interview_level_report(
             interviews, [x.categories for x in b], [x.categories for x in a], catalog.category_ids)["micro"],
     }
-
-
-def _interview_key(name: str) -> tuple[str, int]:
-    head, _, tail = name.rpartition(" ")
-    return (head, int(tail)) if tail.isdigit() else (name, -1)
 
 
 def _coded_turns(turns: Iterable[Turn]) -> list[Turn]:

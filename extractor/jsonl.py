@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from extractor.errors import InputError
-from extractor.types import Turn, with_ids
+from extractor.types import Prediction, Turn, with_ids
 
 
 def _short(text: str, n: int = 60) -> str:
@@ -79,6 +79,29 @@ def read_turns(path: str | Path) -> list[Turn]:
                              repr(labels)[:80], line=n)
         turns.append(Turn.from_dict(obj))
     return list(with_ids(turns))
+
+
+_PREDICTION_FIELDS = {"interview": str, "turn": int, "id": str, "text": str}
+
+
+def read_predictions(path: str | Path) -> list[Prediction]:
+    """Read predictions written by ``extractor predict`` (or ``extract``), validated line by line.
+
+    Each line needs ``interview``, ``turn``, ``id`` and the turn ``text`` (``""`` is fine);
+    ``scores``, when present, must be an object ``{label: probability}``.
+    """
+    out = []
+    for n, obj in enumerate_lines(path):
+        for key, typ in _PREDICTION_FIELDS.items():
+            if not isinstance(obj.get(key), typ) or isinstance(obj.get(key), bool):
+                found = "nothing" if key not in obj else f"{type(obj[key]).__name__} {obj[key]!r}"[:80]
+                raise InputError(path, f'field "{key}" of type {typ.__name__}', found, line=n,
+                                 hint="is this a predictions file from `extractor predict`?")
+        if not isinstance(obj.get("scores", {}), Mapping):
+            raise InputError(path, '"scores" as an object {label: probability}', repr(obj.get("scores"))[:60],
+                             line=n)
+        out.append(Prediction.from_dict(obj))
+    return out
 
 
 def _target_mode(path: Path) -> int:

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from extractor.catalog import Catalog
 from extractor.jsonl import atomic_open, write_json
 from extractor.types import Prediction, Turn
+from extractor.types import natural_key as _natural
 
 log = logging.getLogger(__name__)
 
@@ -170,13 +171,6 @@ def summarize(
         "privacy": [_as_dict(f) for f in privacy],
         "manifest": dict(manifest or {}),
     }
-
-
-def _natural(s: str) -> tuple:
-    """Sort "Interview 9" before "Interview 10"."""
-    import re
-
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
 
 
 # --- figures ----------------------------------------------------------------

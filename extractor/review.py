@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,7 +45,7 @@ import numpy as np
 from extractor.catalog import Catalog, load_catalog
 from extractor.errors import ExtractorError, InputError
 from extractor.embed import file_sha256
-from extractor.jsonl import _short, atomic_open
+from extractor.jsonl import _short, atomic_open, read_predictions  # noqa: F401  (one reader, re-exported)
 from extractor.types import Labels, Prediction, Turn
 
 log = logging.getLogger(__name__)
@@ -795,12 +794,13 @@ def agreement(paths: Sequence[str | Path], catalog: Catalog | None = None) -> di
     """Per-label agreement between annotators on the turns two or more of them answered.
 
     Uses each annotator's latest ``accept``/``reject`` answer per turn. Per option: Cohen's
-    kappa (sklearn; mean over annotator pairs, each pair over the turns both answered) and
+    kappa (:func:`extractor.evaluate.cohen_kappa`, ``None`` where undefined; mean over
+    annotator pairs, each pair over the turns both answered) and
     Krippendorff's alpha (nominal, all annotators at once, missing answers allowed).
     """
     from itertools import combinations
 
-    from sklearn.metrics import cohen_kappa_score
+    from extractor.evaluate import cohen_kappa
 
     catalog = catalog or load_catalog()
     latest = latest_answers(read_answers(paths, catalog))
@@ -819,17 +819,12 @@ def agreement(paths: Sequence[str | Path], catalog: Catalog | None = None) -> di
             both = [v for v in shared.values() if a in v and b in v]
             if not both:
                 continue
-            ya = [int(o in v[a]) for v in both]
-            yb = [int(o in v[b]) for v in both]
-            if len(set(ya) | set(yb)) < 2:
-                k = float("nan")  # both always said the same single value: kappa undefined
-            else:
-                k = float(cohen_kappa_score(ya, yb))
-            kappas.append(k)
-        finite = [k for k in kappas if not math.isnan(k)]
+            k = cohen_kappa([o in v[a] for v in both], [o in v[b] for v in both])
+            if k is not None:  # None: both always said the same single value
+                kappas.append(k)
         units = [[int(o in s) for s in v.values()] for v in shared.values()]
         per_label[o] = {
-            "kappa": float(np.mean(finite)) if finite else float("nan"),
+            "kappa": float(np.mean(kappas)) if kappas else None,
             "alpha": krippendorff_alpha_nominal(units),
             "items": len(units),
             "positives": int(sum(sum(u) for u in units)),
@@ -838,19 +833,3 @@ def agreement(paths: Sequence[str | Path], catalog: Catalog | None = None) -> di
     pooled = [[int(o in s) for s in v.values()] for v in shared.values() for o in option_ids(catalog)]
     return {"annotators": annotators, "turns": len(by_turn), "shared_turns": len(shared),
             "alpha_pooled": krippendorff_alpha_nominal(pooled), "per_label": per_label}
-
-
-def read_predictions(path: str | Path) -> list[Prediction]:
-    """Predictions JSONL (``extractor predict``) -> records; a bad line raises with file:line."""
-    from extractor.jsonl import enumerate_lines
-
-    out = []
-    for n, obj in enumerate_lines(path):
-        for key, typ in (("interview", str), ("turn", int), ("id", str)):
-            if not isinstance(obj.get(key), typ) or isinstance(obj.get(key), bool):
-                raise InputError(path, f'field "{key}" of type {typ.__name__}', _type(obj.get(key)), line=n,
-                                 hint="is this a predictions file from `extractor predict`?")
-        if not isinstance(obj.get("scores", {}), dict):
-            raise InputError(path, 'an object "scores" {label: probability}', _type(obj.get("scores")), line=n)
-        out.append(Prediction.from_dict(obj))
-    return out

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from extractor.errors import InputError
-from extractor.types import INTERVIEWEE, INTERVIEWER, Turn, normalize_text, turn_id
+from extractor.types import INTERVIEWEE, INTERVIEWER, Turn, natural_key, normalize_text, turn_id
 
 log = logging.getLogger(__name__)
 
@@ -792,14 +792,10 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     for p in map(Path, paths):
         if p.is_dir():
             files = [f for f in p.iterdir() if not f.name.startswith(".") and not f.is_dir()]
-            out.extend(sorted(files, key=_natural_key))
+            out.extend(sorted(files, key=lambda f: natural_key(f.name)))
         else:
             out.append(p)
     return out
-
-
-def _natural_key(p: Path) -> list:
-    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", p.name)]
 
 
 def segment_paths(

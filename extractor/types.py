@@ -7,6 +7,7 @@ mutated; later stages emit records keyed by ``Turn.id`` (:class:`Prediction`, ..
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -20,6 +21,12 @@ def normalize_text(text: str) -> str:
     # Same result as re.sub(r"\s+", " ", text).strip() (str.split and re's \s agree on
     # every code point) but several times faster on long texts.
     return " ".join(text.split())
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key for names with numbers: "Interview 9" before "Interview 10"; case-insensitive,
+    ties broken by the exact text so the order is total and deterministic."""
+    return tuple(int(t) if t.isdecimal() else t.casefold() for t in re.split(r"(\d+)", name)), name
 
 
 def turn_id(interview: str, speaker: str, text: str, occurrence: int = 0) -> str:

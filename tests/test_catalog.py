@@ -52,7 +52,7 @@ def test_default_catalog_loads_with_28_categories_and_7_phases():
     assert cat.phase_ids == PHASES
     assert cat.extra["source"] and "2306.15007" in cat.extra["source"]
     assert cat.extra["mitigation_codes"]
-    assert str(default_catalog_path()).endswith("annotations/catalog.yaml")
+    assert default_catalog_path().as_posix().endswith("extractor/data/catalog.yaml")
 
 
 def test_default_catalog_entries_are_filled_in():

@@ -116,3 +116,96 @@ def test_import_extractor_is_light():
     code = "import sys, extractor, extractor.cli; print(any(m in sys.modules for m in ('torch', 'sentence_transformers', 'spacy')))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "False", r.stderr
+
+
+# --- packaged defaults, user state, quiet runs ---------------------------------------------
+
+
+def _run_cli(args, cwd, timeout=300, env=None):
+    import os
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": repo, **(env or {})}
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    env.pop("TRANSFORMERS_VERBOSITY", None)
+    return subprocess.run([sys.executable, "-m", "extractor", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_demo_runs_from_any_directory_with_the_packaged_model_and_is_quiet(tmp_path):
+    r = _run_cli(["demo"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "issues in this interview:" in r.stdout and "interview_example.txt" in r.stdout
+    # no library logging, no "Loading weights" bar, no warning box
+    assert r.stderr == "", r.stderr
+    assert list(tmp_path.iterdir()) == []  # the demo writes nothing
+
+
+def test_verbose_turns_on_debug_logging(monkeypatch, capsys):
+    import logging
+
+    def run(args):
+        logging.getLogger("extractor.test").debug("a debug line")
+        return 0
+
+    _fake_command(monkeypatch, run)
+    assert cli.main(["fake"]) == 0
+    assert "a debug line" not in capsys.readouterr().err
+    assert cli.main(["-v", "fake"]) == 0
+    assert "a debug line" in capsys.readouterr().err
+    cli.main(["fake"])  # leave logging quiet for the other tests
+
+
+def test_model_defaults_are_the_packaged_model(capsys):
+    from extractor.resources import packaged_model
+
+    parser = cli.build_parser()
+    for argv in (["demo"], ["predict", "t.jsonl", "-o", "p.jsonl"], ["extract", "d", "-o", "o"]):
+        assert parser.parse_args(argv).model is None  # resolved to packaged_model() when run
+    assert (packaged_model() / "manifest.json").is_file()
+    assert "models/default" not in " ".join(a.help or "" for a in parser._actions)
+
+
+def test_discover_review_writes_user_state_under_the_state_dir(tmp_path, capsys):
+    import json
+
+    from extractor.catalog import load_catalog
+    from extractor.resources import packaged_catalog
+
+    before = packaged_catalog().read_bytes()
+    proposals = tmp_path / "proposals.jsonl"
+    rows = [{"id": "p1", "name": "Coffee machine trouble", "keywords": ["coffee"], "members": ["a", "b"],
+             "decision": "accept", "definition": "The office coffee machine breaks."},
+            {"id": "p2", "name": "Weather", "keywords": ["rain"], "members": ["c"], "decision": "reject"}]
+    proposals.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    state = tmp_path / "state"
+    assert cli.main(["--state-dir", str(state), "discover-review", str(proposals)]) == 0
+    err = capsys.readouterr().err
+    assert "1 accepted" in err and "1 rejected" in err and "created" in err
+    cat = load_catalog(state / "annotations" / "catalog.yaml")
+    assert cat.categories[-1].name == "Coffee machine trouble"
+    assert (state / "annotations" / "rejected_proposals.jsonl").read_text().count("\n") == 1
+    assert packaged_catalog().read_bytes() == before
+
+
+def test_the_packaged_catalog_is_never_written(tmp_path):
+    from extractor.catalog import Entry, add_category
+    from extractor.resources import packaged_catalog
+
+    before = packaged_catalog().read_bytes()
+    with pytest.raises(InputError, match="expected a writable catalog outside the installed package"):
+        add_category(packaged_catalog(), Entry("x_new", "X", "d"))
+    assert packaged_catalog().read_bytes() == before
+
+
+def test_state_dir_defaults_to_env_then_working_directory(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from extractor.resources import default_rejected_path, state_dir
+
+    monkeypatch.delenv("QI_STATE_DIR", raising=False)
+    assert state_dir() == Path(".")
+    monkeypatch.setenv("QI_STATE_DIR", str(tmp_path))
+    assert default_rejected_path() == tmp_path / "annotations" / "rejected_proposals.jsonl"
+    assert state_dir(tmp_path / "x") == tmp_path / "x"

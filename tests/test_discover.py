@@ -274,7 +274,7 @@ def test_cli_refuses_to_overwrite_and_rejects_bad_input(tmp_path, monkeypatch, c
     preds, out = tmp_path / "preds.jsonl", tmp_path / "proposals.jsonl"
     preds.write_text(json.dumps({"interview": "Interview 1", "turn": 0}) + "\n")
     assert cli.main(["discover", str(preds), "-o", str(out)]) == 1
-    assert 'preds.jsonl:1: expected a prediction with "id"' in capsys.readouterr().err
+    assert 'preds.jsonl:1: expected field "id" of type str, found nothing' in capsys.readouterr().err
     _write_preds(preds, make_preds())
     out.write_text("keep me\n")
     assert cli.main(["discover", str(preds), "-o", str(out)]) == 1

@@ -125,9 +125,9 @@ def test_cli_train_fast(files, capsys):
 
 def test_default_model_loads_and_predicts():
     """The committed default model verifies, loads and predicts without the corpus."""
-    d = Path(__file__).resolve().parents[1] / "models" / "default"
-    if not (d / "manifest.json").exists():
-        pytest.skip("models/default not trained yet")
+    from extractor.resources import packaged_model
+
+    d = packaged_model()
     size = sum(p.stat().st_size for p in d.iterdir())
     assert size <= 5 * 1024 * 1024
     clf = IssueClassifier.load(d)

@@ -385,8 +385,9 @@ def _run_predict(args: argparse.Namespace) -> int:
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a model (or predictions) against gold labels, beside human agreement")
     p.add_argument("gold", metavar="GOLD.jsonl", help="gold turns file with labels and codes (gold/turns.jsonl)")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", metavar="DIR", help="model directory to predict the gold turns with")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", metavar="DIR",
+                     help="model directory to predict the gold turns with (default: the packaged model)")
     src.add_argument("--predictions", metavar="PRED.jsonl", help="existing predictions (`extractor predict`) instead")
     src.add_argument("--cv", type=int, metavar="K",
                      help="train and score K models, each holding out a group of whole interviews")
@@ -417,6 +418,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         _err("--fast and --save-predictions: expected together with --cv K, found without it")
         return EXIT_USAGE
     interviews = [s.strip() for s in args.interviews.split(",") if s.strip()] if args.interviews else None
+    if not (args.model or args.predictions or args.cv is not None):
+        from extractor.resources import packaged_model
+
+        args.model = str(packaged_model())
     turns = read_turns(args.gold)
     if args.model:
         from extractor.classify import IssueClassifier
@@ -728,10 +733,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _QuietFormatter(logging.Formatter):
+    """``warning: message``, like the CLI's own messages."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+_VerboseFormatter = logging.Formatter
+
+
 def _configure_logging(verbose: bool) -> None:
     """WARNING for everything by default; ``-v``: extractor DEBUG, libraries INFO."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_VerboseFormatter("%(levelname)s %(name)s: %(message)s") if verbose else _QuietFormatter())
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
     log.setLevel(logging.DEBUG if verbose else logging.WARNING)
     if not verbose:
         for name in ("sentence_transformers", "transformers", "huggingface_hub", "torch"):

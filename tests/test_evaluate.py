@@ -251,9 +251,9 @@ def test_cli_evaluate_errors(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "gold.jsonl"), "--predictions", str(tmp_path / "other.jsonl"),
                  "--catalog", str(cat)]) == 1
     assert "gold.jsonl: expected predictions for the labelled turns" in capsys.readouterr().err
-    # --model and --predictions are exclusive, one is required
+    # --model and --predictions are exclusive (neither: the packaged model)
     with pytest.raises(SystemExit) as e:
-        main(["evaluate", str(tmp_path / "gold.jsonl")])
+        main(["evaluate", str(tmp_path / "gold.jsonl"), "--model", "m", "--predictions", "p.jsonl"])
     assert e.value.code == 2
 
 

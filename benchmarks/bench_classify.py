@@ -13,7 +13,7 @@ Also measures training time on the full corpus, prediction throughput (interview
 turns/s, cold embedding cache) and peak memory, and writes an error analysis of the worst
 categories (turn ids only: no corpus text leaves the corpus).
 
-    OMP_NUM_THREADS=2 QI_EMBED_CACHE=.cache/emb python scripts/bench_classify.py --corpus ../shared/corpus
+    OMP_NUM_THREADS=2 QI_EMBED_CACHE=.cache/emb python benchmarks/bench_classify.py --corpus ../shared/corpus
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from extractor.catalog import load_catalog  # noqa: E402
 from extractor.classify import (ClassifierConfig, IssueClassifier, _group_folds, tune_thresholds,  # noqa: E402

@@ -343,7 +343,7 @@ def _run_train(args: argparse.Namespace) -> int:
     clf = train_model(args.inputs, args.output, config=ClassifierConfig(**kw), catalog=args.catalog,
                       progress=sys.stderr.isatty(), force=args.force)
     tr = clf.card_["training"]
-    print(f"trained on {tr['examples']} turns of {tr['interviews']} interviews in {tr['seconds']:.0f}s -> {args.output}")
+    print(f"trained on {tr['examples']} turns of {tr['interviews']} interviews in {tr['seconds']:.0f}s -> {args.output}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -375,7 +375,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     n = predict_file(args.turns, args.model or packaged_model(), args.output, device=args.device, batch_size=args.batch_size,
                      evidence=not args.no_evidence, progress=sys.stderr.isatty())
-    print(f"wrote {n} predictions to {args.output}")
+    print(f"wrote {n} predictions to {args.output}", file=sys.stderr)
     return EXIT_OK
 
 

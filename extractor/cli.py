@@ -95,7 +95,7 @@ def _run_segment(args: argparse.Namespace) -> int:
     report = BatchReport()
     # Collected before writing so that a batch where every file fails leaves an existing output alone.
     turns = list(segment_paths(args.paths, interviewers=names(args.interviewer), interviewees=names(args.interviewee),
-                               max_bytes=int(args.max_mb * 2**20), report=report, progress=True))
+                               max_bytes=int(args.max_mb * 2**20), report=report, progress=sys.stderr.isatty()))
     n_files = len(report.results) + len(report.failures)
     for res in report.results:
         for note in res.notes:
@@ -620,7 +620,7 @@ def _run_extract(args: argparse.Namespace) -> int:
                       segmenter=make_segmenter(args.interviewer), cache_dir=args.cache,
                       embedder=make_embedder(args.embedder, device=args.device),
                       discover=not args.no_discover, privacy=not args.no_privacy, qdpx=not args.no_qdpx,
-                      progress=True, force=args.force)
+                      progress=sys.stderr.isatty(), force=args.force)
     c, m = res.manifest["counts"], res.manifest
     for s in m["skipped"]:
         _warn(f"skipped {s['error']}")

@@ -110,34 +110,47 @@ def test_embedding_cache_is_keyed_by_encoder_fingerprint(tmp_path):
     assert np.array_equal(EmbeddingCache(tmp_path, "encoder-a").get(["same text"])[0], np.full(4, 0.5, np.float32))
 
 
-@pytest.mark.parametrize("damage", [b"", b"\x93NUMPY garbage", b"not numpy at all"])
-def test_a_corrupt_entry_is_ignored_and_rewritten(tmp_path, damage):
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 truncated zip", b"not numpy at all"])
+def test_a_corrupt_shard_is_ignored_and_rewritten(tmp_path, damage):
     from extractor.embed import CachedEmbedder, EmbeddingCache
 
     inner = _Counting()
     e = CachedEmbedder(inner, EmbeddingCache(tmp_path, inner.fingerprint))
     good = e.encode(["data drift everywhere"])
-    (entry,) = list(tmp_path.rglob("*.npy"))
-    entry.write_bytes(damage)  # e.g. a crash mid-write on a filesystem without ordered writes
+    e.encode(["another text entirely"])  # a second shard, left intact
+    first, second = sorted(tmp_path.rglob("*.npz"), key=lambda p: p.stat().st_mtime_ns)
+    first.write_bytes(damage)  # e.g. a crash mid-write on a filesystem without ordered writes
     inner2 = _Counting()
     e2 = CachedEmbedder(inner2, EmbeddingCache(tmp_path, inner2.fingerprint))
-    assert np.array_equal(e2.encode(["data drift everywhere"]), good)
-    assert inner2.calls == [["data drift everywhere"]]
-    inner3 = _Counting()  # healed: the third run hits
-    assert np.array_equal(CachedEmbedder(inner3, EmbeddingCache(tmp_path, inner3.fingerprint))
-                          .encode(["data drift everywhere"]), good) and inner3.calls == []
+    assert np.array_equal(e2.encode(["data drift everywhere", "another text entirely"])[0], good[0])
+    assert inner2.calls == [["data drift everywhere"]]  # only the damaged shard's text is recomputed
+    inner3 = _Counting()  # healed: the third run hits everything
+    e3 = CachedEmbedder(inner3, EmbeddingCache(tmp_path, inner3.fingerprint))
+    assert np.array_equal(e3.encode(["data drift everywhere"]), good) and inner3.calls == []
 
 
-def test_a_wrong_shaped_entry_is_a_miss(tmp_path):
-    from extractor.embed import EmbeddingCache, text_key
+def test_a_malformed_shard_is_a_miss(tmp_path):
+    from extractor.embed import EmbeddingCache
 
     c = EmbeddingCache(tmp_path, "fp")
-    c.put(["a", "b"], np.ones((2, 3), np.float32))
-    path = c._entry(text_key("b"))
-    np.save(path, np.ones((2, 3), np.float32))  # 2-D: not an embedding
+    c.put(["a"], np.ones((1, 3), np.float32))
+    np.savez(c.dir / "bad.npz", keys=np.array(["x", "y"]), vectors=np.ones((3, 3), np.float32))  # 2 keys, 3 rows
+    np.savez(c.dir / "nan.npz", keys=np.array(["z"]), vectors=np.full((1, 3), np.nan, np.float32))
     c2 = EmbeddingCache(tmp_path, "fp")
-    got = c2.get(["a", "b"])
-    assert got[0] is not None and got[1] is None
+    assert c2.get(["a"])[0] is not None
+    assert not (c.dir / "bad.npz").exists() and not (c.dir / "nan.npz").exists()
+
+
+def test_many_puts_are_merged_into_one_shard(tmp_path):
+    from extractor.embed import EmbeddingCache
+
+    c = EmbeddingCache(tmp_path, "fp")
+    c.max_shards = 3
+    for i in range(5):
+        c.put([f"text {i}"], np.full((1, 2), i, np.float32))
+    assert len(list(c.dir.glob("*.npz"))) <= 3
+    got = EmbeddingCache(tmp_path, "fp").get([f"text {i}" for i in range(5)])
+    assert [float(v[0]) for v in got] == [0, 1, 2, 3, 4]
 
 
 def test_an_unwritable_cache_never_blocks_the_run(tmp_path, caplog):

@@ -105,7 +105,7 @@ def test_discovery_embeddings_are_cached_on_disk_between_runs(tmp_path):
     write_transcripts(tmp_path / "t")
     _, res = _run(tmp_path, embedder=Counting())
     assert calls and res.manifest["cache"]["embeddings"]["misses"] > 0
-    assert any((tmp_path / "out" / ".cache" / "embeddings").rglob("*.npy"))
+    assert any((tmp_path / "out" / ".cache" / "embeddings").rglob("*.npz"))
     calls.clear()
     _, res = _run(tmp_path, embedder=Counting())
     assert calls == [] and res.manifest["cache"]["embeddings"]["misses"] == 0

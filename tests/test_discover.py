@@ -332,5 +332,5 @@ def test_themes_group_clusters_of_the_same_tree(catalog):
 
 
 def test_theme_ratio_must_exceed_cluster_ratio():
-    with pytest.raises(ExtractorError, match="expected theme_ratio None or a number > cluster_ratio, found 5"):
+    with pytest.raises(ExtractorError, match=r"DiscoverConfig.theme_ratio: expected None or a number > 12, found 5"):
         D.DiscoverConfig(cluster_ratio=12, theme_ratio=5)

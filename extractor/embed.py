@@ -44,6 +44,7 @@ route its uncached encoding through ``cache.encode(texts, self._encode_uncached)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -112,6 +113,20 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+@contextlib.contextmanager
+def _quiet_loading():
+    """No "Loading weights" progress bar while a local model loads (it is fast and says nothing)."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
 class SentenceTransformerEmbedder:
     """sentence-transformers encoder, loaded lazily from a local path."""
 
@@ -128,7 +143,8 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
 
             log.debug("loading encoder from %s on %s", self.path, self.device)
-            self._model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+            with _quiet_loading():
+                self._model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
             self._model.max_seq_length = self.max_seq_length
         return self._model
 

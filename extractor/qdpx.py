@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 NS_PROJECT = "urn:QDA-XML:project:1.0"
 NS_CODEBOOK = "urn:QDA-XML:codebook:1.0"
 _UUID_NS = uuid.UUID("5b0c3e8e-2f7a-4c56-9a39-0d3c1e0a9f11")  # fixed: GUIDs stay stable across runs
-ROOT_CATEGORIES, ROOT_PHASES, MITIGATION = "Issue categories", "Lifecycle phases", "Mitigation"
+ROOT_CATEGORIES, ROOT_PHASES, MITIGATION_CODE = "Issue categories", "Lifecycle phases", "Mitigation"
 _ZIP_TIME = (2020, 1, 1, 0, 0, 0)
 
 
@@ -139,7 +139,7 @@ def _codes(parent: ET.Element, ns: str, catalog: Catalog) -> None:
                     f"Lifecycle phases of {catalog.tag}")
     for e in catalog.phases:
         _code_el(root, ns, guids[e.id], e.name, True, f"{e.definition} [id: {e.id}]", "#3A7D44")
-    _code_el(codes, ns, guids["mitigation"], MITIGATION, True,
+    _code_el(codes, ns, guids["mitigation"], MITIGATION_CODE, True,
              "The turn describes how an issue was fixed or avoided [id: mitigation]", "#C06000")
 
 
@@ -335,7 +335,7 @@ def resolve_codes(project: Project, catalog: Catalog) -> tuple[dict[str, set[str
     for e in (*catalog.categories, *catalog.phases):
         for k in (e.id, e.name, *e.codes):
             keys[k.strip().lower()].add(e.id)
-    for k in ("mitigation", MITIGATION, *catalog.extra.get("mitigation_codes", [])):
+    for k in ("mitigation", MITIGATION_CODE, *catalog.extra.get("mitigation_codes", [])):
         keys[str(k).strip().lower()].add("mitigation")
     phase_ids = set(catalog.phase_ids)
     out: dict[str, set[str]] = {}

@@ -46,12 +46,11 @@ from extractor.catalog import Catalog, load_catalog
 from extractor.errors import ExtractorError, InputError
 from extractor.embed import file_sha256
 from extractor.jsonl import _short, atomic_open, read_predictions  # noqa: F401  (one reader, re-exported)
-from extractor.types import Labels, Prediction, Turn
+from extractor.types import MITIGATION, Labels, Prediction, Turn
 
 log = logging.getLogger(__name__)
 
 ANSWERS = ("accept", "reject", "ignore")
-MITIGATION = "mitigation"
 ORDERS = ("uncertainty", "quality", "random", "file")
 CAT, PHASE = "cat:", "phase:"
 

@@ -23,6 +23,10 @@ def normalize_text(text: str) -> str:
     return " ".join(text.split())
 
 
+#: The option/label id of the "the turn describes a fix" flag (review options, model heads).
+MITIGATION = "mitigation"
+
+
 def natural_key(name: str) -> tuple:
     """Sort key for names with numbers: "Interview 9" before "Interview 10"; case-insensitive,
     ties broken by the exact text so the order is total and deterministic."""

@@ -8,7 +8,8 @@ Quiet by default: libraries log at WARNING (``-v``: extractor at DEBUG, librarie
 INFO), the transformers/huggingface "Loading weights" bars are off, and each command
 ends with one summary line on standard error. Defaults that name packaged data
 (``--model``, the catalog, the demo transcript) resolve inside the installed package;
-user state (review queues, the discovery reject memory, an edited catalog) goes under
+user state goes under explicit paths: outputs under ``-o``, the discovery reject memory
+beside the proposals file, review queues and a catalog with accepted proposals under
 ``--state-dir`` (default ``$QI_STATE_DIR`` or the working directory).
 """
 
@@ -219,6 +220,16 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
     catalog_arg(a)
     a.set_defaults(func=_run_review_annotate)
 
+    w = rsub.add_parser("serve", help="web reviewer on http://127.0.0.1:PORT/: one task at a time, keyboard-driven",
+                        description="Serve the web reviewer for QUEUE on the loopback address only (never on the "
+                                    "network). Answers are saved as you go, in the queue format `annotate` writes; "
+                                    "terminal sessions and other tabs may work on the same queue at once.")
+    w.add_argument("file", type=Path, metavar="QUEUE", help="queue JSONL from `extractor review export`")
+    w.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
+    w.add_argument("--annotator", default=None, help="your name (default: $QI_ANNOTATOR or the login name)")
+    catalog_arg(w)
+    w.set_defaults(func=_run_review_serve)
+
     m = rsub.add_parser("merge", help="append answers from queues / Prodigy / doccano exports to a corrections file")
     m.add_argument("files", type=Path, nargs="+")
     m.add_argument("-o", "--output", type=Path, required=True, help="corrections JSONL (append-only)")
@@ -302,6 +313,19 @@ def _run_review_annotate(args: argparse.Namespace) -> int:
 
     annotator = args.annotator or os.environ.get("QI_ANNOTATOR") or getpass.getuser()
     annotate(args.file, annotator, load_catalog(args.catalog), stdin=sys.stdin, stdout=sys.stdout)
+    return EXIT_OK
+
+
+def _run_review_serve(args: argparse.Namespace) -> int:
+    import getpass
+
+    from extractor.catalog import load_catalog
+    from extractor.review_server import serve
+
+    if not 0 <= args.port <= 65535:
+        raise ExtractorError(f"--port: expected a port number 0-65535, found {args.port}")
+    annotator = args.annotator or os.environ.get("QI_ANNOTATOR") or getpass.getuser()
+    serve(args.file, annotator, load_catalog(args.catalog), port=args.port)
     return EXIT_OK
 
 
@@ -484,7 +508,7 @@ def _add_discover(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", metavar="PROPOSALS.md", help="also write a Markdown report for people")
     p.add_argument("--catalog", metavar="YAML", help="catalog to match against (default: the packaged catalog)")
     p.add_argument("--rejected", metavar="JSONL",
-                   help="memory of rejected proposals (default STATE/annotations/rejected_proposals.jsonl)")
+                   help="memory of rejected proposals to leave out (default rejected_proposals.jsonl beside -o)")
     p.add_argument("--encoder", metavar="DIR", help="sentence-transformers directory (default: bundled MiniLM)")
     p.add_argument("--min-words", type=int, help="words a substantive turn needs (default 15)")
     p.add_argument("--min-cluster-size", type=int, help="smallest proposal, in turns (default 5)")
@@ -500,6 +524,8 @@ def _add_discover(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-themes", action="store_true", help="propose clusters only, no broad themes")
     p.add_argument("--no-question", action="store_true", help="embed turns without the interviewer's question")
     p.add_argument("--max-proposals", type=int, help="keep the strongest N proposals")
+    p.add_argument("--small-talk", choices=["mark", "drop", "keep"],
+                   help="introductions and small-talk groups: mark them and list them last (default), drop, or keep")
     p.add_argument("--seed", type=int, help="random seed (default 42)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(func=_run_discover)
@@ -519,7 +545,7 @@ def _run_discover(args: argparse.Namespace) -> int:
         min_words=args.min_words, min_cluster_size=args.min_cluster_size, min_interviews=args.min_interviews,
         score_threshold=args.score_threshold, match_threshold=args.match_threshold, method=args.method,
         cluster_ratio=args.cluster_ratio, theme_ratio=args.theme_ratio, max_proposals=args.max_proposals,
-        seed=args.seed, question_weight=0.0 if args.no_question else None)
+        seed=args.seed, question_weight=0.0 if args.no_question else None, small_talk=args.small_talk)
     from dataclasses import replace
 
     if args.no_zero_shot:
@@ -530,9 +556,9 @@ def _run_discover(args: argparse.Namespace) -> int:
 
     preds = read_predictions(args.predictions)
     catalog = load_catalog(args.catalog)
-    from extractor.resources import default_rejected_path
+    from extractor.proposals import default_rejected_path, load_rejected
 
-    rejected = D.load_rejected(args.rejected or default_rejected_path(args.state_dir))
+    rejected = load_rejected(args.rejected or default_rejected_path(args.output))
     embedder = D._cli_embedder(args.encoder)
     log.debug("encoder %s, dimension %d (loaded before discovery starts)", embedder.name, embedder.dim)
     result = D.run_discovery(preds, None, catalog, embedder, config, rejected=rejected,
@@ -560,13 +586,14 @@ def _add_discover_review(sub: argparse._SubParsersAction) -> None:
                    help="catalog to add accepted entries to (default STATE/annotations/catalog.yaml, "
                         "created from the packaged catalog on first use)")
     p.add_argument("--rejected", metavar="JSONL",
-                   help="memory of rejected proposals, appended to (default STATE/annotations/rejected_proposals.jsonl)")
+                   help="memory of rejected proposals, appended to (default rejected_proposals.jsonl beside the "
+                        "proposals file)")
     p.set_defaults(func=_run_discover_review)
 
 
 def _run_discover_review(args: argparse.Namespace) -> int:
-    from extractor.discover import apply_decisions
-    from extractor.resources import default_rejected_path, default_user_catalog
+    from extractor.proposals import apply_decisions
+    from extractor.resources import default_user_catalog
 
     catalog = Path(args.catalog) if args.catalog else default_user_catalog(args.state_dir)
     if not catalog.exists() and not args.catalog:
@@ -577,7 +604,7 @@ def _run_discover_review(args: argparse.Namespace) -> int:
         catalog.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(default_catalog_path(), catalog)
         _warn(f"created {catalog} from the packaged catalog; train with `--catalog {catalog}` to use its new entries")
-    done = apply_decisions(args.proposals, catalog, args.rejected or default_rejected_path(args.state_dir))
+    done = apply_decisions(args.proposals, catalog, args.rejected)
     print(f"{len(done['accepted'])} accepted ({', '.join(done['accepted']) or '-'}), {len(done['rejected'])} rejected, "
           f"{len(done['undecided'])} undecided, {len(done['skipped'])} already applied", file=sys.stderr)
     return EXIT_OK
@@ -725,8 +752,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log debug messages (default: warnings and one summary line per command)")
     parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
-                        help="where user state goes: annotations/ (review queues, rejected proposals, an edited "
-                             "catalog); default $QI_STATE_DIR or the working directory")
+                        help="where user state goes: annotations/ (review queues, a catalog with accepted "
+                             "proposals); default $QI_STATE_DIR or the working directory")
     sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     for add in COMMANDS:
         add(sub)

@@ -60,7 +60,8 @@ class OneOf:
 
     @property
     def expected(self) -> str:
-        return " or ".join(f'"{v}"' if isinstance(v, str) else repr(v) for v in self.values)
+        shown = [f'"{v}"' if isinstance(v, str) else repr(v) for v in self.values]
+        return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
 
     def ok(self, v: Any) -> bool:
         return v in self.values

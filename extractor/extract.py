@@ -78,7 +78,7 @@ def load_classifier(model_dir: str | Path | None = None, device: str | None = No
         "name": getattr(clf, "model_name", path.name),
         "fingerprint": model_fingerprint(path),
         "card": {k: card[k] for k in ("created", "base_model", "fine_tuned", "catalog", "data_sha256", "training",
-                                      "metrics", "seed") if k in card},
+                                      "metrics", "evaluation", "seed") if k in card},
     }
     return clf, info
 
@@ -219,12 +219,21 @@ def predict_stage(turns: Sequence[Turn], classifier: Classifier, model_fp: str, 
 
 
 def discover_stage(predictions: Sequence[Prediction], turns: Sequence[Turn], catalog: Catalog, embedder: Embedder,
-                   cache: Path, discoverer: Callable[..., list[Any]] | None = None) -> tuple[list[Any], dict[str, int]]:
-    """Propose new catalog entries; sentence embeddings go through the on-disk cache."""
+                   cache: Path, discoverer: Callable[..., list[Any]] | None = None,
+                   rejected_path: Path | None = None) -> tuple[list[Any], dict[str, int]]:
+    """Propose new catalog entries, leaving out those remembered in ``rejected_path``;
+    sentence embeddings go through the on-disk cache."""
     if not isinstance(embedder, CachedEmbedder):
         embedder = CachedEmbedder(embedder, EmbeddingCache(cache / "embeddings", embedder_fingerprint(embedder)))
     if discoverer is None:
-        from extractor.discover import discover as discoverer
+        from extractor.discover import discover
+        from extractor.proposals import load_rejected
+
+        rejected = load_rejected(rejected_path) if rejected_path else ()
+
+        def discoverer(p, t, c, e):
+            return discover(p, t, c, e, rejected=rejected)
+
     proposals = list(discoverer(predictions, turns, catalog, embedder))
     return proposals, {"hits": embedder.cache.hits, "misses": embedder.cache.misses}
 
@@ -342,8 +351,12 @@ def run_extract(
 
     seg = timed("segment", segment_stage, files, segmenter or make_segmenter(), cache, progress)
     predictions, pstats = timed("predict", predict_stage, seg.turns, classifier, model_fp, catalog, cache, progress)
-    proposals, estats = (timed("discover", discover_stage, predictions, seg.turns, catalog,
-                               embedder or make_embedder(), cache, discoverer) if discover else ([], {}))
+    # proposals rejected with `discover-review OUT/proposals.jsonl` are not proposed again
+    from extractor.proposals import default_rejected_path
+
+    proposals, estats = (timed("discover", discover_stage, predictions, seg.turns, catalog, embedder or make_embedder(),
+                               cache, discoverer, default_rejected_path(out / "proposals.jsonl"))
+                         if discover else ([], {}))
     findings = timed("privacy", privacy_stage, seg.inputs, cache) if privacy else []
 
     manifest: dict[str, Any] = {

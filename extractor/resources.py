@@ -8,10 +8,11 @@ or a ``pip install``:
 - :func:`packaged_catalog` -- the issue catalog (``extractor/data/catalog.yaml``);
 - :func:`example_transcript` -- the interview ``extractor demo`` runs on.
 
-Anything a run *writes* (review queues, the discovery reject memory, a catalog with
-accepted proposals, caches) goes under an explicit path: the output directory, or the
-state directory (:func:`state_dir`: ``--state-dir``, else ``$QI_STATE_DIR``, else the
-working directory). Nothing is ever written into the install directory; writing a file
+Anything a run *writes* goes under an explicit path: outputs and caches under the output
+directory, the discovery reject memory beside the proposals file
+(:func:`extractor.proposals.default_rejected_path`), review queues and a catalog with
+accepted proposals under the state directory (:func:`state_dir`: ``--state-dir``, else
+``$QI_STATE_DIR``, else the working directory). Nothing is ever written into the install directory; writing a file
 under :func:`package_data_dir` raises :class:`~extractor.errors.InputError`.
 """
 
@@ -57,11 +58,6 @@ def example_transcript() -> Path:
 def state_dir(path: str | Path | None = None) -> Path:
     """The directory user state goes into: ``path``, else ``$QI_STATE_DIR``, else the working directory."""
     return Path(path or os.environ.get(STATE_ENV) or ".")
-
-
-def default_rejected_path(state: str | Path | None = None) -> Path:
-    """Memory of rejected discovery proposals: ``STATE/annotations/rejected_proposals.jsonl``."""
-    return state_dir(state) / "annotations" / "rejected_proposals.jsonl"
 
 
 def default_user_catalog(state: str | Path | None = None) -> Path:

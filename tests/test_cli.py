@@ -185,7 +185,7 @@ def test_discover_review_writes_user_state_under_the_state_dir(tmp_path, capsys)
     assert "1 accepted" in err and "1 rejected" in err and "created" in err
     cat = load_catalog(state / "annotations" / "catalog.yaml")
     assert cat.categories[-1].name == "Coffee machine trouble"
-    assert (state / "annotations" / "rejected_proposals.jsonl").read_text().count("\n") == 1
+    assert (tmp_path / "rejected_proposals.jsonl").read_text().count("\n") == 1  # beside the proposals
     assert packaged_catalog().read_bytes() == before
 
 
@@ -202,10 +202,10 @@ def test_the_packaged_catalog_is_never_written(tmp_path):
 def test_state_dir_defaults_to_env_then_working_directory(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from extractor.resources import default_rejected_path, state_dir
+    from extractor.resources import default_user_catalog, state_dir
 
     monkeypatch.delenv("QI_STATE_DIR", raising=False)
     assert state_dir() == Path(".")
     monkeypatch.setenv("QI_STATE_DIR", str(tmp_path))
-    assert default_rejected_path() == tmp_path / "annotations" / "rejected_proposals.jsonl"
+    assert default_user_catalog() == tmp_path / "annotations" / "catalog.yaml"
     assert state_dir(tmp_path / "x") == tmp_path / "x"

@@ -27,6 +27,7 @@ class Cfg:
     ({"rate": 1.5}, "Cfg.rate: expected a number in [0, 1], found 1.5"),
     ({"rate": float("nan")}, "Cfg.rate: expected a number in [0, 1], found nan"),
     ({"mode": "c"}, "Cfg.mode: expected \"a\" or \"b\", found 'c'"),
+    ({"mode": "d"}, "Cfg.mode: expected \"a\" or \"b\", found 'd'"),
     ({"cap": 10}, "Cfg.cap: expected None or an integer in 1..9, found 10"),
 ])
 def test_each_rule_names_the_field_and_what_was_expected(kw, message):

@@ -336,8 +336,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="model directory to write (models/NAME)")
     p.add_argument("--catalog", metavar="YAML", help="catalog to train for (default: annotations/catalog.yaml)")
     p.add_argument("--base-model", metavar="PATH", help="local sentence-transformers model (default: bundled MiniLM)")
-    p.add_argument("--fast", action="store_true", help="frozen encoder + linear heads only (seconds to a minute)")
-    p.add_argument("--epochs", type=int, help="fine-tuning epochs")
+    p.add_argument("--fast", action="store_true", help="keep the encoder frozen (no LoRA fine-tune; minutes)")
+    p.add_argument("--from", dest="init", metavar="DIR",
+                   help="continue from this model (its settings, catalog and adapter): minutes, for corrections")
+    p.add_argument("--steps", type=int, help="adapter fine-tuning steps (default 200; 60 with --from)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda")
     p.add_argument("--force", action="store_true", help="replace an existing model directory")
@@ -345,13 +347,17 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from extractor.classify import ClassifierConfig
+    from extractor.classify import ModelConfig, TrainConfig
     from extractor.train import train_model
 
-    kw = {"seed": args.seed, "device": args.device, "fine_tune": not args.fast, "base_model": args.base_model}
-    if args.epochs is not None:
-        kw["epochs"] = args.epochs
-    clf = train_model(args.inputs, args.output, config=ClassifierConfig(**kw), catalog=args.catalog,
+    if args.init and (args.base_model or args.catalog):
+        _err("--from: expected alone, found with --base-model/--catalog (a model keeps its encoder and catalog)")
+        return EXIT_USAGE
+    kw = {"seed": args.seed, "device": args.device, "fine_tune": not args.fast}
+    if args.steps is not None:
+        kw["warm_steps" if args.init else "steps"] = args.steps
+    clf = train_model(args.inputs, args.output, config=ModelConfig(base_model=args.base_model),
+                      train_config=TrainConfig(**kw), catalog=args.catalog, init=args.init,
                       progress=sys.stderr.isatty(), force=args.force)
     tr = clf.card_["training"]
     print(f"trained on {tr['examples']} turns of {tr['interviews']} interviews in {tr['seconds']:.0f}s -> {args.output}")
@@ -368,7 +374,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="PREDICTIONS.jsonl", help="predictions to write")
     p.add_argument("--device", default=None, help="auto, cpu, cuda (default: the model's setting)")
     p.add_argument("--batch-size", type=int, default=256, help="turns per batch (default 256)")
-    p.add_argument("--no-evidence", action="store_true", help="skip the evidence sentences")
+    p.add_argument("--no-evidence", action="store_true", help="skip the evidence passages")
+    p.add_argument("--corrections", nargs="+", default=[], metavar="ANSWERS.jsonl",
+                   help="review answers: their turns get the reviewers' labels (label_source \"human\")")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(func=_run_predict)
 
@@ -383,7 +391,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         _err(f"--batch-size: expected a positive integer, found {args.batch_size}")
         return EXIT_USAGE
     n = predict_file(args.turns, args.model, args.output, device=args.device, batch_size=args.batch_size,
-                     evidence=not args.no_evidence, progress=sys.stderr.isatty())
+                     evidence=not args.no_evidence, progress=sys.stderr.isatty(), corrections=args.corrections)
     print(f"wrote {n} predictions to {args.output}")
     return EXIT_OK
 
@@ -432,23 +440,23 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
         clf = IssueClassifier.load(args.model, device=args.device)
         catalog = load_catalog(args.catalog) if args.catalog else clf.catalog_
-        from extractor.classify import _data_hash
+        from extractor.classify import data_hash
 
-        if clf.card_.get("data_sha256") == _data_hash(turns):
+        if clf.card_.get("data_sha256") == data_hash(turns):
             _warn(f"{args.model} was trained on {args.gold}: these are training-set figures, not an estimate "
                   "of accuracy on new interviews; use --cv K for held-out figures")
         keep = set(interviews) if interviews else {t.interview for t in turns if t.labels is not None}
         # Predict only the interviews that will be scored (whole interviews: context needs neighbours).
         preds = clf.predict([t for t in turns if t.interview in keep], progress=sys.stderr.isatty(), evidence=False)
     elif args.cv is not None:
-        from extractor.classify import ClassifierConfig
+        from extractor.classify import TrainConfig
         from extractor.evaluate import cross_validate
 
         if args.cv < 2:
             _err(f"--cv: expected at least 2 folds, found {args.cv}")
             return EXIT_USAGE
         catalog = load_catalog(args.catalog)
-        config = ClassifierConfig(seed=args.seed, device=args.device or "auto", fine_tune=not args.fast)
+        config = TrainConfig(seed=args.seed, device=args.device or "auto", fine_tune=not args.fast)
         preds, folds = cross_validate(turns, folds=args.cv, catalog=catalog, config=config,
                                       progress=sys.stderr.isatty())
         if args.save_predictions:

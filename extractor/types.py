@@ -113,7 +113,13 @@ def with_ids(turns: Iterable[Turn]) -> Iterator[Turn]:
 
 @dataclass(frozen=True)
 class Prediction:
-    """The classifier's output for one interviewee turn."""
+    """The classifier's output for one interviewee turn.
+
+    ``evidence`` maps each predicted category to the passage of ``text`` that supports it and
+    ``spans`` to its ``[start, end)`` character offsets in ``text``. ``label_source`` is
+    ``"model"``, or ``"human"`` where a reviewer's labels replaced the model's (``scores``
+    then stay the model's).
+    """
 
     interview: str
     turn: int
@@ -126,11 +132,14 @@ class Prediction:
     text: str = ""
     question: str = ""
     model: str = ""
+    spans: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    label_source: str = "model"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["categories"] = list(self.categories)
         d["phases"] = list(self.phases)
+        d["spans"] = {c: list(v) for c, v in self.spans.items()}
         return d
 
     @classmethod
@@ -144,7 +153,9 @@ class Prediction:
             mitigation=bool(d.get("mitigation", False)),
             scores=dict(d.get("scores") or {}),
             evidence=dict(d.get("evidence") or {}),
+            spans={c: (int(v[0]), int(v[1])) for c, v in (d.get("spans") or {}).items()},
             text=str(d.get("text") or ""),
             question=str(d.get("question") or ""),
             model=str(d.get("model") or ""),
+            label_source=str(d.get("label_source") or "model"),
         )

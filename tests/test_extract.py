@@ -121,7 +121,7 @@ def test_cli_reports_a_missing_model(tmp_path, capsys):
 
 def test_end_to_end_with_a_real_classifier_and_the_cli(tmp_path, capsys):
     """Real segmenter, a real (hashing-encoder) IssueClassifier saved and loaded, real discovery."""
-    from extractor.classify import ClassifierConfig, IssueClassifier
+    from extractor.classify import IssueClassifier, ModelConfig, TrainConfig
     from extractor.segment import segment_file
 
     cat = write_catalog(tmp_path)
@@ -138,7 +138,7 @@ def test_end_to_end_with_a_real_classifier_and_the_cli(tmp_path, capsys):
                              "fixed" in low)
                 t = replace(t, labels=lab, label_source="moderated")
             turns.append(t)
-    IssueClassifier(cat, ClassifierConfig(base_model="hashing", seed=1)).fit(turns).save(tmp_path / "model")
+    IssueClassifier(cat, ModelConfig(base_model="hashing"), TrainConfig(seed=1, fine_tune=False)).fit(turns).save(tmp_path / "model")
     out = tmp_path / "out"
     assert main(["extract", str(d), "-o", str(out), "--model", str(tmp_path / "model"), "--embedder", "hashing"]) == 0
     err = capsys.readouterr().err
@@ -146,7 +146,8 @@ def test_end_to_end_with_a_real_classifier_and_the_cli(tmp_path, capsys):
     m = json.loads((out / "manifest.json").read_text())
     assert m["model"]["fingerprint"] and m["model"]["card"]["base_model"]
     assert m["counts"]["predictions"] == sum(t.is_interviewee for t in turns)
-    assert (out / "report.html").read_text().count('class="category"') == len(cat.category_ids)
+    coded = {c for r in read_jsonl(out / "predictions.jsonl") for c in r["categories"]}
+    assert coded and (out / "report.html").read_text().count('class="category"') == len(coded)
     assert main(["extract", str(d), "-o", str(out), "--model", str(tmp_path / "model"), "--embedder", "hashing"]) == 0
     assert "predicted 0 interviews (2 cached)" in capsys.readouterr().err
 

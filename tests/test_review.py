@@ -501,26 +501,22 @@ def one_torch_thread():
 
 
 @pytest.mark.corpus
-@pytest.mark.parametrize("scorer", ["catalog", "heads"])
-def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread, scorer):
+def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread):
     """A simulated annotator corrects 50 tasks; the retrained model moves toward the corrections.
 
-    The flips are arbitrary (turns about anything become "drift"), so the catalog scorer,
-    which generalises through the catalog text and the labelled turns, also spreads the
-    relabelled category to other turns: for it the test asks that the flipped turns move,
-    for the per-category heads (which can memorise) that the agreement over all options
-    rises as well."""
+    The flips are arbitrary (turns about anything become "drift"); the retrained model must
+    still predict exactly what the annotator said on at least 90% of the corrected turns."""
     from extractor.jsonl import read_jsonl, read_turns
 
     turns = [t for t in read_turns(corpus / "gold" / "turns.jsonl") if t.interview in E2E_INTERVIEWS]
     gold = tmp_path / "turns.jsonl"
     gold.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in turns))
-    from extractor.classify import ClassifierConfig
+    from extractor.classify import ModelConfig, TrainConfig
     from extractor.train import predict_file, train_model
 
     # Frozen model-free encoder and light heads: the loop is under test here, not the model.
-    fast = ClassifierConfig(base_model="hashing", device="cpu", threshold_folds=2, category_scorer=scorer)
-    train_model([gold], tmp_path / "m0", config=fast)
+    fast = dict(config=ModelConfig(base_model="hashing"), train_config=TrainConfig(device="cpu", threshold_folds=2))
+    train_model([gold], tmp_path / "m0", **fast)
     predict_file(gold, tmp_path / "m0", tmp_path / "p0.jsonl")
     q = tmp_path / "queue.jsonl"
     assert main(["review", "export", str(tmp_path / "p0.jsonl"), "-o", str(q), "--turns", str(gold),
@@ -548,7 +544,7 @@ def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread, scorer):
            {t: [o for o in options if o in s] for t, s in truth.items()}
     frozen = q.read_bytes()
 
-    train_model([gold, q], tmp_path / "m1", config=fast)
+    train_model([gold, q], tmp_path / "m1", **fast)
     card = json.loads((tmp_path / "m1" / "card.json").read_text())
     assert card["corrections"]["files"][0]["path"] == str(q)
     assert card["corrections"]["files"][0]["answers"] == 50
@@ -561,10 +557,9 @@ def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread, scorer):
                                                        rows[t]["mitigation"]))) for t in truth}
 
     before, after = picked(tmp_path / "p0.jsonl"), picked(tmp_path / "p1.jsonl")
-    if scorer == "heads":
-        assert _agreement(after, truth, options) > _agreement(before, truth, options)
-    flipped = [t for k, t in enumerate(truth) if k % 2 == 0]
-    assert sum("cat:drift" in after[t] for t in flipped) >= sum("cat:drift" in before[t] for t in flipped) + 10
+    assert _agreement(after, truth, options) > _agreement(before, truth, options)
+    # corrections stick: the retrained model's own predictions are the corrected labels
+    assert sum(after[t] == truth[t] for t in truth) >= 0.9 * len(truth)
     assert q.read_bytes() == frozen  # training and prediction never touch the corrections
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import codecs
 import html
 import logging
+import os
 import re
 import zipfile
 from collections import Counter
@@ -553,11 +554,20 @@ def _segments_from_captions(text: str, known: set[str]) -> tuple[list[_Segment],
 # --------------------------------------------------------------------------- docx
 
 
-def _docx_text(path: Path) -> str:
-    """Paragraphs (and table rows as ``cell: cell``) joined by newlines; headings become ``## ``."""
+def _docx_text(path: Path, max_bytes: int = 0) -> str:
+    """Paragraphs (and table rows as ``cell: cell``) joined by newlines; headings become ``## ``.
+
+    The archive is checked first (:func:`extractor.safeio.check_zip`): a zip bomb is refused
+    from its declared sizes before python-docx inflates anything, and ``max_bytes`` caps the
+    uncompressed total too.
+    """
     import docx  # python-docx; imported here to keep `import extractor` light
     from docx.table import Table
 
+    from extractor.safeio import MAX_ARCHIVE_BYTES, MAX_MEMBER_BYTES, open_zip
+
+    total = min(MAX_ARCHIVE_BYTES, max_bytes) if max_bytes else MAX_ARCHIVE_BYTES
+    open_zip(path, what="a Word .docx document", max_member=min(MAX_MEMBER_BYTES, total), max_total=total).close()
     try:
         document = docx.Document(str(path))
     except Exception as e:  # python-docx raises several unrelated types for broken files
@@ -737,6 +747,8 @@ def segment_file(
     transcripts whose speakers are people's names; ``max_bytes`` refuses larger files
     (0 = no limit). Raises :class:`InputError` with a one-line message on bad input.
     """
+    from extractor.safeio import open_regular, read_capped
+
     path = Path(path)
     if not path.exists():
         raise InputError(path, "an existing transcript file", "no such file")
@@ -746,24 +758,23 @@ def segment_file(
     if suffix in _UNSUPPORTED_HINTS:
         raise InputError(path, "a .txt, .md, .vtt, .srt or .docx transcript", f"a {suffix} file",
                          hint=_UNSUPPORTED_HINTS[suffix])
-    size = path.stat().st_size
+    # Regular files only: a FIFO would block forever, /dev/zero never ends.
+    with open_regular(path, what="a transcript file") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        head = fh.read(8)
     if max_bytes and size > max_bytes:
         raise InputError(path, f"a transcript of at most {_size(max_bytes)}", _size(size),
                          hint="raise the limit with --max-mb (0 = no limit)")
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(8)
-    except OSError as e:
-        raise InputError(path, "a readable file", e.strerror or str(e)) from None
     fmt = detect_format(path, head)
     name = interview or interview_name(path)
     if fmt == "docx":
         if not zipfile.is_zipfile(path):
             raise InputError(path, "a Word .docx document (a zip archive)",
                              "an empty file" if size == 0 else "something else", hint="is it an old .doc? save it as .docx")
-        text, encoding, notes = _docx_text(path), "docx", []
+        text, encoding, notes = _docx_text(path, max_bytes), "docx", []
     else:
-        data = path.read_bytes()
+        data = read_capped(path, max_bytes, what="a transcript file",
+                           hint="raise the limit with --max-mb (0 = no limit)")
         if not data:
             raise InputError(path, "a transcript", "an empty file")
         text, encoding, notes = decode_bytes(data, path)
@@ -791,6 +802,8 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
+            # A FIFO or device in the directory is listed too: segment_file refuses it without
+            # opening it for reading (no hang), and the batch reports it as skipped.
             files = [f for f in p.iterdir() if not f.name.startswith(".") and not f.is_dir()]
             out.extend(sorted(files, key=_natural_key))
         else:

@@ -36,7 +36,7 @@ from extractor import __version__
 from extractor.catalog import Catalog, load_catalog
 from extractor.embed import file_sha256
 from extractor.errors import ExtractorError, InputError
-from extractor.jsonl import atomic_open, read_jsonl, write_json, write_jsonl
+from extractor.jsonl import atomic_open, enumerate_lines, read_jsonl, write_json, write_jsonl
 from extractor.types import Prediction, Turn
 
 log = logging.getLogger(__name__)
@@ -198,6 +198,35 @@ def _check_out_dir(out: Path, force: bool) -> None:
         raise InputError(out, "an empty directory or the output of an earlier `extractor extract`",
                          f"{len(others)} other entries (e.g. {sorted(others)[0]!r})",
                          hint="pick another -o directory or pass --force to write beside them")
+
+
+USER_PROPOSAL_FIELDS = ("decision", "name", "definition")  # what reviewers write into proposals.jsonl
+
+
+def keep_user_decisions(path: Path, proposals: Sequence[Any]) -> list[dict[str, Any]]:
+    """New proposal rows, keeping what reviewers wrote into the existing ``path``.
+
+    A rerun must not wipe decisions: for a proposal proposed again (same id) the reviewer's
+    ``decision``, ``name`` and ``definition`` are kept; a decided proposal no longer proposed
+    is kept as it was (at the end). A malformed existing file is an error, not overwritten.
+    """
+    rows = [p.to_dict() if hasattr(p, "to_dict") else dict(p) for p in proposals]
+    if not path.exists():
+        return rows
+    try:
+        old = [obj for _, obj in enumerate_lines(path)]
+    except InputError as e:
+        raise InputError(e.path, e.expected, e.found, line=e.line,
+                         hint="it may hold review decisions: fix it, or move it away to start afresh") from None
+    old_by_id = {o["id"]: o for o in old if isinstance(o.get("id"), str)}
+    new_ids = set()
+    for row in rows:
+        new_ids.add(row.get("id"))
+        prev = old_by_id.get(row.get("id"))
+        if prev:
+            row.update({k: prev[k] for k in USER_PROPOSAL_FIELDS if k in prev})
+    rows.extend(o for o in old if o.get("id") not in new_ids and o.get("decision") not in (None, ""))
+    return rows
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
@@ -365,7 +394,7 @@ def run_extract(
                "proposals": out / "proposals.jsonl", "privacy": out / "privacy.jsonl"}
     write_jsonl(outputs["turns"], turns)
     write_jsonl(outputs["predictions"], predictions)
-    write_jsonl(outputs["proposals"], proposals)
+    write_jsonl(outputs["proposals"], keep_user_decisions(outputs["proposals"], proposals))
     write_jsonl(outputs["privacy"], findings)
     counts = {
         "files": len(files), "files_skipped": len(failures), "interviews": len(by_iv), "turns": len(turns),

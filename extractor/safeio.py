@@ -254,9 +254,9 @@ def locked(path: str | Path, *, timeout: float = LOCK_TIMEOUT_S) -> Iterator[Non
 # --- writing ---------------------------------------------------------------------------
 
 
-def output_error(path: str | Path, e: OSError) -> ExtractorError:
-    """An :class:`OSError` met while writing ``path`` as one line that says what to do."""
-    reason = {
+def os_reason(e: OSError) -> str:
+    """A short human reason for an :class:`OSError`."""
+    return {
         errno.ENOSPC: "no space left on the device",
         errno.EDQUOT: "disk quota exceeded",
         errno.EROFS: "a read-only file system",
@@ -266,6 +266,11 @@ def output_error(path: str | Path, e: OSError) -> ExtractorError:
         errno.ENOTDIR: "a parent that is a file, not a directory",
         errno.ENAMETOOLONG: "a name too long for the file system",
     }.get(e.errno, e.strerror or str(e))
+
+
+def output_error(path: str | Path, e: OSError) -> ExtractorError:
+    """An :class:`OSError` met while writing ``path`` as one line that says what to do."""
+    reason = os_reason(e)
     return ExtractorError(f"{path}: expected a writable output, found {reason}; nothing was written there")
 
 

@@ -77,13 +77,16 @@ def test_extractor_error_becomes_one_line_and_exit_1(monkeypatch, capsys):
     assert err == "error: in.jsonl:3: expected a JSON object, found list; check the file\n"
 
 
-def test_other_exceptions_are_not_swallowed(monkeypatch):
+def test_other_exceptions_are_one_line_not_a_traceback(monkeypatch, capsys):
     def run(args):
-        raise RuntimeError("a bug")
+        raise RuntimeError("a bug\nsecond line")
 
     _fake_command(monkeypatch, run)
-    with pytest.raises(RuntimeError):
-        cli.main(["fake"])
+    assert cli.main(["fake"]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: internal error: RuntimeError: a bug (run with -v for the traceback; please report it)\n"
+    assert cli.main(["-v", "fake"]) == 1
+    assert "Traceback" in capsys.readouterr().err  # the traceback only when asked for
 
 
 def test_exit_codes_pass_through_and_none_is_ok(monkeypatch):

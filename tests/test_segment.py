@@ -427,19 +427,19 @@ def test_cli_mixed_directory(tmp_path, capsys):
     assert "huge.txt: expected a transcript of at most 4.1 KiB, found 4.9 KiB; raise the limit with --max-mb" in err
     assert "Interview 3.txt: not UTF-8" in err
     assert "Interview 2.md: 1 line not attributed to a speaker (line 1)" in err
-    assert main(["segment", str(tmp_path / "batch"), "-o", str(out), "--strict"]) == 1
+    assert main(["segment", str(tmp_path / "batch"), "-o", str(out), "--strict", "--force"]) == 1
 
 
 def test_cli_nothing_readable_exits_1_and_keeps_old_output(tmp_path, capsys):
     out = _write(tmp_path / "turns.jsonl", "precious\n")
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"")
-    assert main(["segment", str(bad), "-o", str(out)]) == 1
+    assert main(["segment", str(bad), "-o", str(out), "--force"]) == 1
     assert "error: no transcript could be read (1 file skipped)" in capsys.readouterr().err
     assert out.read_text() == "precious\n"
     empty = tmp_path / "emptydir"
     empty.mkdir()
-    assert main(["segment", str(empty), "-o", str(out)]) == 1
+    assert main(["segment", str(empty), "-o", str(out), "--force"]) == 1
     assert f"error: no files found in {empty}" in capsys.readouterr().err
 
 

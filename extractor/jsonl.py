@@ -149,7 +149,10 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # a file where a parent directory should be
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path.parent)) from None
         clean_stale_temps(path.parent, name=path.name)
         clean_stale_temps_once(path.parent)
         if path.is_dir():

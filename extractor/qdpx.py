@@ -364,6 +364,10 @@ def _decode_source(data: bytes, where: str) -> str:
     """A source's bytes as text: UTF-8 (BOM or not), UTF-16/32 with a BOM, else cp1252/Latin-1."""
     from extractor.segment import decode_bytes
 
+    try:
+        return data.decode("utf-8-sig")  # what REFI-QDA prescribes (and what we export)
+    except UnicodeDecodeError:
+        pass
     text, encoding, _notes = decode_bytes(data, where)
     if encoding not in ("utf-8", "utf-8-sig", "ascii"):
         log.warning("%s: not UTF-8; read as %s", where, encoding)

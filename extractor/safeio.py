@@ -284,16 +284,17 @@ def check_output(path: str | Path | None, *, force: bool = False, inputs: Iterab
     if path is None or str(path) == "-":
         return
     p = Path(path)
+    a = "an" if what[:1] in "aeiou" else "a"
     for inp in inputs:
         try:
             same = Path(inp).exists() and p.exists() and os.path.samefile(p, inp)
         except OSError:
             same = False
         if same:
-            raise ExtractorError(f"{p}: expected an {what} other than the input, found the input itself; "
+            raise ExtractorError(f"{p}: expected {a} {what} other than the input, found the input itself; "
                                  "write to another file")
     if p.is_dir():
-        raise ExtractorError(f"{p}: expected an {what}, found a directory")
+        raise ExtractorError(f"{p}: expected {a} {what}, found a directory")
     for parent in p.parents:
         if parent.exists():
             if not parent.is_dir():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import os
 import json
 import sys
 from collections import Counter, defaultdict
@@ -594,3 +595,103 @@ def test_fast_normalize_text_equals_the_regex_form():
 
     for s in ["  a \u00a0b\u2028c\x1c d\t\n e  ", "", " ", "x", "a\r\nb", "\u3000wide\u3000space"]:
         assert normalize_text(s) == re.sub(r"\s+", " ", s).strip()
+
+
+# --- hostile inputs (issue 12): real special files, a real .docx bomb, peak memory ----------------
+
+
+def test_cli_dev_zero_is_refused_at_once(tmp_path):
+    from hostile import assert_one_line_error, run_cli
+
+    run = run_cli(["segment", "/dev/zero", "-o", tmp_path / "t.jsonl"], tmp_path, timeout=60)
+    assert run.rc == 1 and "Traceback" not in run.err
+    assert "skipped /dev/zero: expected a transcript file, found a character device" in run.err
+    assert_one_line_error(run, "no transcript could be read (1 file skipped)")
+    assert run.peak_mib < 1024 and not (tmp_path / "t.jsonl").exists()
+
+
+def test_cli_fifo_in_an_input_directory_does_not_hang_the_batch(tmp_path):
+    from hostile import run_cli
+
+    d = tmp_path / "in"
+    d.mkdir()
+    _write(d / "Interview 1.txt", "Interviewer: Hi?\nInterviewee: Our data drifts every week.\n")
+    os.mkfifo(d / "Interview 2.txt")
+    run = run_cli(["segment", d, "-o", tmp_path / "t.jsonl"], tmp_path, timeout=60)  # a hang fails here
+    assert run.rc == 0, run.err
+    assert "Interview 2.txt: expected a transcript file, found a FIFO (named pipe)" in run.err
+    assert [json.loads(x)["interview"] for x in (tmp_path / "t.jsonl").read_text().splitlines()] == ["Interview 1"] * 2
+
+
+def test_cli_docx_zip_bomb_is_refused_in_bounded_memory(tmp_path):
+    """A 1 MiB .docx holding a 1 GiB document.xml (the issue measured 2.6 GB under segment)."""
+    import zipfile
+
+    from hostile import assert_one_line_error, run_cli, zip_bomb_member
+
+    bomb = tmp_path / "bomb.docx"
+    with zipfile.ZipFile(bomb, "w") as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        zip_bomb_member(zf, "word/document.xml", 1024)
+    assert bomb.stat().st_size < 2 * 2**20
+    run = run_cli(["segment", bomb, "-o", tmp_path / "t.jsonl"], tmp_path, timeout=120)
+    assert ("bomb.docx: expected archive members of at most 64 MiB uncompressed, found 'word/document.xml' of "
+            "1024 MiB") in run.err
+    assert_one_line_error(run, "no transcript could be read")
+    assert run.peak_mib < 1024
+
+
+def test_docx_under_the_member_cap_but_over_max_mb_is_refused(tmp_path):
+    import zipfile
+
+    from hostile import zip_bomb_member
+
+    bomb = tmp_path / "b.docx"
+    with zipfile.ZipFile(bomb, "w") as zf:
+        zip_bomb_member(zf, "word/document.xml", 3)
+    with pytest.raises(InputError, match=r"b.docx: expected archive members of at most 2 MiB uncompressed"):
+        segment_file(bomb, max_bytes=2 * 2**20)
+
+
+def test_cli_segment_refuses_to_overwrite_without_force_and_never_its_input(tmp_path, capsys):
+    src = _write(tmp_path / "Interview 1.txt", "Interviewer: Hi?\nInterviewee: Our data drifts every week.\n")
+    out = _write(tmp_path / "turns.jsonl", "precious\n")
+    assert main(["segment", str(src), "-o", str(out)]) == 1
+    assert capsys.readouterr().err == (f"error: {out}: expected a new turns file, found an existing one; "
+                                       "pass --force to overwrite it\n")
+    assert out.read_text() == "precious\n"
+    for force in ([], ["--force"]):
+        assert main(["segment", str(src), "-o", str(src), *force]) == 1
+        assert "expected a turns file other than the input, found the input itself" in capsys.readouterr().err
+    assert src.read_text().startswith("Interviewer: Hi?")
+    assert main(["segment", str(tmp_path), "-o", str(src), "--force"]) == 1  # its input via the directory
+    assert "found the input itself" in capsys.readouterr().err
+    assert main(["segment", str(src), "-o", str(out), "--force"]) == 0
+    assert json.loads(out.read_text().splitlines()[0])["interview"] == "Interview 1"
+
+
+@pytest.mark.parametrize("where, found", [("parent_file", "expected a directory above the turns file, found the file"),
+                                          ("directory", "expected a turns file, found a directory")])
+def test_cli_segment_bad_output_paths_are_one_line(tmp_path, capsys, where, found):
+    src = _write(tmp_path / "Interview 1.txt", "Interviewer: Hi?\nInterviewee: Our data drifts every week.\n")
+    target = src / "t.jsonl" if where == "parent_file" else tmp_path
+    assert main(["segment", str(src), "-o", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and found in err and err.count("\n") == 1
+
+
+def test_cli_segment_disk_full_is_one_line_and_keeps_the_old_output(tmp_path, capsys, monkeypatch):
+    import errno
+
+    src = _write(tmp_path / "Interview 1.txt", "Interviewer: Hi?\nInterviewee: Our data drifts every week.\n")
+    out = _write(tmp_path / "turns.jsonl", "old\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert main(["segment", str(src), "-o", str(out), "--force"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (f"error: {out}: expected a writable output, found no space "
+                                                        "left on the device; nothing was written there")
+    assert out.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["Interview 1.txt",
+                                                                                        "turns.jsonl"]

@@ -848,9 +848,14 @@ def segment_paths(
                 report.failures.append((f, str(e)))
             continue
         if res.interview in seen:
-            msg = (f"interview name {res.interview!r} already used by {seen[res.interview]};"
-                   " later stages will treat both files as one interview")
-            res.notes.append(msg)
+            # Two files with one interview name would give two turns per (interview, turn) and
+            # clashing ids downstream: the second file is skipped, not silently merged.
+            e = InputError(f, "a unique interview name (the file name without suffix)",
+                           f"{res.interview!r} also from {seen[res.interview]}", hint="rename one of the files")
+            log.log(level, "skipped %s", e)
+            if report is not None:
+                report.failures.append((f, str(e)))
+            continue
         for note in res.notes:
             log.log(level, "%s: %s", f, note)
         seen[res.interview] = f

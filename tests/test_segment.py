@@ -581,13 +581,17 @@ def test_directories_expand_in_natural_order_without_hidden_files(tmp_path):
     assert interview_name(tmp_path / "Interview 10.txt") == "Interview 10"
 
 
-def test_same_interview_name_twice_is_warned(tmp_path):
+def test_same_interview_name_twice_skips_the_second_file(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
     _write(a / "Interview 1.txt", INLINE), _write(b / "Interview 1.md", INLINE)
     report = BatchReport()
-    list(segment_paths([a, b], report=report))
-    assert any("interview name 'Interview 1' already used by" in n for n in report.results[1].notes)
+    turns = list(segment_paths([a, b], report=report))
+    assert len(report.results) == 1 and {t.source["file"] for t in turns} == {str(a / "Interview 1.txt")}
+    assert report.failures == [(b / "Interview 1.md",
+                                f"{b / 'Interview 1.md'}: expected a unique interview name (the file name without "
+                                f"suffix), found 'Interview 1' also from {a / 'Interview 1.txt'}; rename one of the "
+                                "files")]
 
 
 def test_fast_normalize_text_equals_the_regex_form():

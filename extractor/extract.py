@@ -37,6 +37,7 @@ from extractor.catalog import Catalog, load_catalog
 from extractor.embed import file_sha256
 from extractor.errors import ExtractorError, InputError
 from extractor.jsonl import atomic_open, enumerate_lines, read_jsonl, write_json, write_jsonl
+from extractor.safeio import is_regular, open_regular
 from extractor.types import Prediction, Turn
 
 log = logging.getLogger(__name__)
@@ -292,6 +293,13 @@ def run_extract(
     seen_interviews: dict[str, str] = {}
     hits = 0
     for f in tqdm(files, desc="segment", unit="file", disable=not progress):
+        if not is_regular(f):  # hashing a FIFO would hang, /dev/zero never ends
+            try:
+                open_regular(f, what="a transcript file").close()
+            except InputError as e:
+                log.warning("skipped %s", e)
+                failures.append({"path": str(f), "error": str(e)})
+                continue
         digest = file_sha256(f)
         entry = cache / "segments" / f"{_sha(str(f.resolve()), digest, str(CACHE_VERSION))[:32]}.jsonl"
         if entry.is_file():

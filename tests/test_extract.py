@@ -200,3 +200,14 @@ def test_rerun_keeps_reviewers_decisions_and_edits_in_proposals(tmp_path):
                                          "review decisions"):
         _run(tmp_path, discoverer=lambda *a: [])
     assert path.read_text().endswith("{oops\n")
+
+
+def test_a_fifo_among_the_inputs_is_skipped_not_hung(tmp_path):
+    import os
+
+    d = write_transcripts(tmp_path / "t")
+    os.mkfifo(d / "Interview C.txt")
+    _, res = _run(tmp_path)  # a hang here would time the suite out
+    assert [s["path"] for s in res.manifest["skipped"]] == [str(d / "Interview C.txt")]
+    assert "expected a transcript file, found a FIFO (named pipe)" in res.manifest["skipped"][0]["error"]
+    assert res.manifest["counts"]["interviews"] == 2

@@ -93,12 +93,17 @@ def _read_source_file(turns: Sequence[Turn]) -> tuple[str, str] | None:
     files = {str((t.source or {}).get("file") or "") for t in turns}
     if len(files) != 1 or not next(iter(files)):
         return None
+    from extractor.safeio import is_regular, read_capped
+
     path = Path(next(iter(files)))
-    if not path.is_file() or path.suffix.lower() not in (".txt", ".md", ".markdown"):
+    if not is_regular(path) or path.suffix.lower() not in (".txt", ".md", ".markdown"):
         return None
-    for newline in (None, ""):  # universal newlines first, then raw
-        with path.open(encoding="utf-8", errors="replace", newline=newline) as fh:
-            text = fh.read()
+    try:
+        raw = read_capped(path, MAX_SOURCE_BYTES).decode("utf-8", errors="replace")
+    except InputError:
+        return None  # too large or unreadable: the synthetic source is used instead
+    universal = raw.replace("\r\n", "\n").replace("\r", "\n")
+    for text in (universal, raw):  # universal newlines first, then raw
         if _aligned(text, turns):
             return str(path), text
     return None
@@ -282,6 +287,7 @@ class Project:
 
 MAX_QDE_BYTES = 64 * 2**20  # project.qde, inflated: ElementTree needs several times this in memory
 MAX_SOURCE_BYTES = 64 * 2**20  # one plain-text source
+MAX_QDE_ELEMENTS = 2_000_000  # about 200 MB as a tree; real projects hold tens of thousands
 
 
 def _parse_xml(data: bytes, where: str) -> ET.Element:
@@ -292,12 +298,30 @@ def _parse_xml(data: bytes, where: str) -> ET.Element:
                                  "<!DOCTYPE".encode("utf-16-be"))):
         raise InputError(where, "a project.qde without a DTD (<!DOCTYPE>/<!ENTITY>)", "a DTD",
                          hint="REFI-QDA projects do not use one; entities can expand without bound")
+    # Parsed incrementally with an element budget: millions of tiny elements would take
+    # gigabytes as a tree even when the file is under the byte cap.
+    parser = ET.XMLPullParser(events=("start",))
+    root, count = None, 0
     try:
-        return ET.fromstring(data)
+        for k in range(0, max(len(data), 1), 2**20):
+            parser.feed(data[k:k + 2**20])
+            for _event, el in parser.read_events():
+                if root is None:
+                    root = el
+                count += 1
+                if count > MAX_QDE_ELEMENTS:
+                    raise InputError(where, f"a project of at most {MAX_QDE_ELEMENTS:,} XML elements", "more",
+                                     hint="split the project")
+        parser.close()
+        for _event, el in parser.read_events():
+            root = root if root is not None else el
     except ET.ParseError as e:
         raise InputError(where, "well-formed XML", str(e), line=e.position[0]) from None
     except RecursionError:
         raise InputError(where, "XML nested at most a few hundred levels deep", "deeper nesting") from None
+    if root is None:
+        raise InputError(where, "well-formed XML", "no element")
+    return root
 
 
 def read_qdpx(path: str | Path) -> Project:

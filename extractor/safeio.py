@@ -264,6 +264,7 @@ def os_reason(e: OSError) -> str:
         errno.EPERM: "permission denied",
         errno.EISDIR: "a directory in the way",
         errno.ENOTDIR: "a parent that is a file, not a directory",
+        errno.EEXIST: "a file where a directory should be",
         errno.ENAMETOOLONG: "a name too long for the file system",
     }.get(e.errno, e.strerror or str(e))
 

@@ -435,3 +435,14 @@ def test_control_characters_in_names_give_a_valid_project(tmp_path):
     assert names == ["Interview\ufffd A\ufffd[31m"]
     assert qdpx.read_qdpx(out).sources[0].name == names[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.yaml", "x.qdpx"]  # nothing else left
+
+
+def test_millions_of_tiny_elements_are_refused_in_bounded_memory(tmp_path):
+    from hostile import assert_one_line_error
+
+    p = tmp_path / "p.qdpx"
+    with zipfile.ZipFile(p, "w", compression=zipfile.ZIP_STORED) as zf:  # stored: under the ratio cap
+        zf.writestr("project.qde", f'<Project xmlns="{qdpx.NS_PROJECT}">' + "<a/>" * (15 * 2**20 // 4) + "</Project>")
+    run = _import(tmp_path, p)
+    assert_one_line_error(run, "p.qdpx!project.qde: expected a project of at most 2,000,000 XML elements, found more")
+    assert run.peak_mib < 1024, run.peak_mib

@@ -201,6 +201,19 @@ def _check_out_dir(out: Path, force: bool) -> None:
                          hint="pick another -o directory or pass --force to write beside them")
 
 
+def _read_cache(entry: Path, parse: Callable[[Mapping[str, Any]], Any]) -> list[Any] | None:
+    """A cache entry's records, or None when it is absent or damaged (then it is recomputed
+    and rewritten: a truncated or hand-edited entry must not block every rerun)."""
+    if not entry.is_file():
+        return None
+    try:
+        rows = [parse(d) for d in read_jsonl(entry)]
+    except (InputError, KeyError, TypeError, ValueError) as e:
+        log.warning("cache entry %s is damaged (%s); recomputing it", entry, e)
+        return None
+    return rows or None
+
+
 USER_PROPOSAL_FIELDS = ("decision", "name", "definition")  # what reviewers write into proposals.jsonl
 
 
@@ -302,8 +315,8 @@ def run_extract(
                 continue
         digest = file_sha256(f)
         entry = cache / "segments" / f"{_sha(str(f.resolve()), digest, str(CACHE_VERSION))[:32]}.jsonl"
-        if entry.is_file():
-            ts = [Turn.from_dict(d) for d in read_jsonl(entry)]
+        ts = _read_cache(entry, Turn.from_dict)
+        if ts is not None:
             cached = True
             hits += 1
         else:
@@ -343,8 +356,9 @@ def run_extract(
     for iv, ts in by_iv.items():
         key = _sha(json.dumps([[t.id, t.speaker, t.question] for t in ts]), model_fp, cat_fp, str(CACHE_VERSION))
         entry = cache / "predictions" / f"{key[:32]}.jsonl"
-        if entry.is_file():
-            preds_by_iv[iv] = [Prediction.from_dict(d) for d in read_jsonl(entry)]
+        cached_preds = _read_cache(entry, Prediction.from_dict)
+        if cached_preds is not None:
+            preds_by_iv[iv] = cached_preds
         else:
             todo.append((iv, entry))
     if todo:

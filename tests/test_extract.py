@@ -211,3 +211,16 @@ def test_a_fifo_among_the_inputs_is_skipped_not_hung(tmp_path):
     assert [s["path"] for s in res.manifest["skipped"]] == [str(d / "Interview C.txt")]
     assert "expected a transcript file, found a FIFO (named pipe)" in res.manifest["skipped"][0]["error"]
     assert res.manifest["counts"]["interviews"] == 2
+
+
+def test_a_truncated_cache_entry_heals_instead_of_blocking_reruns(tmp_path):
+    write_transcripts(tmp_path / "t")
+    _run(tmp_path)
+    before = (tmp_path / "out" / "predictions.jsonl").read_text()
+    for kind in ("segments", "predictions"):
+        for entry in (tmp_path / "out" / ".cache" / kind).iterdir():
+            entry.write_bytes(entry.read_bytes()[:25])  # cut mid-line, as a full disk might have
+    clf, res = _run(tmp_path)
+    assert res.manifest["cache"]["predict_misses"] == 2 and (tmp_path / "out" / "predictions.jsonl").read_text() == before
+    clf, res = _run(tmp_path)  # and the entries were rewritten whole
+    assert clf.calls == [] and res.manifest["cache"]["segment_hits"] == 2

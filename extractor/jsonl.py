@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from extractor.errors import InputError, RecordError
-from extractor.safeio import (clean_stale_temps, clean_stale_temps_once, open_regular, output_error,
-                              temp_prefix)
+from extractor.safeio import (check_writable_kind, clean_stale_temps, clean_stale_temps_once, open_regular,
+                              output_error, temp_prefix)
 from extractor.types import Turn, with_ids
 
 
@@ -157,6 +157,7 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         clean_stale_temps_once(path.parent)
         if path.is_dir():
             raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+        check_writable_kind(path)
         fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise output_error(path, e) from None

@@ -233,8 +233,11 @@ def locked(path: str | Path, *, timeout: float = LOCK_TIMEOUT_S) -> Iterator[Non
     from filelock import FileLock, Timeout
 
     path = Path(path)
+    check_writable_kind(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ExtractorError(f"{path}: expected a directory above it, found a file") from None
     except OSError as e:
         raise output_error(path, e) from None
     lock = FileLock(str(lock_path(path)), timeout=timeout)
@@ -269,6 +272,18 @@ def os_reason(e: OSError) -> str:
     }.get(e.errno, e.strerror or str(e))
 
 
+def check_writable_kind(path: str | Path) -> None:
+    """Outputs are regular files: renaming over a device, FIFO or socket would replace it
+    (``-o /dev/full`` as root replaced the device node), so that is refused."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # absent (or unreachable: the write itself reports it)
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise ExtractorError(f"{path}: expected a regular file to write, found {_kind(mode)}; "
+                             "write to a file (or '-' for standard output where the command allows it)")
+
+
 def output_error(path: str | Path, e: OSError) -> ExtractorError:
     """An :class:`OSError` met while writing ``path`` as one line that says what to do."""
     reason = os_reason(e)
@@ -296,6 +311,7 @@ def check_output(path: str | Path | None, *, force: bool = False, inputs: Iterab
                                  "write to another file")
     if p.is_dir():
         raise ExtractorError(f"{p}: expected {a} {what}, found a directory")
+    check_writable_kind(p)
     for parent in p.parents:
         if parent.exists():
             if not parent.is_dir():

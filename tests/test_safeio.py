@@ -185,9 +185,23 @@ def test_lock_excludes_another_process_and_times_out_in_one_line(tmp_path):
         pass
 
 
-def test_atomic_open_into_a_fifo_target_replaces_it_without_blocking(tmp_path):
+def test_special_files_are_never_replaced_by_an_output(tmp_path):
+    """Renaming over /dev/full (as root) replaced the device node; a FIFO, likewise."""
+    import stat
+
     f = tmp_path / "out.jsonl"
     os.mkfifo(f)
-    with atomic_open(f) as fh:
-        fh.write("x\n")
-    assert f.read_text() == "x\n"
+    with pytest.raises(ExtractorError, match="out.jsonl: expected a regular file to write, found a FIFO"):
+        with atomic_open(f) as fh:
+            fh.write("x\n")
+    assert stat.S_ISFIFO(os.stat(f).st_mode)
+    for target in ("/dev/full", "/dev/null"):
+        with pytest.raises(ExtractorError, match=f"{target}: expected a regular file to write, found a character"):
+            safeio.check_output(target, force=True)
+        with pytest.raises(ExtractorError, match="expected a regular file to write"):
+            write_jsonl(target, [{"a": 1}])
+        with pytest.raises(ExtractorError, match="expected a regular file to write"):
+            with safeio.locked(target):
+                pass
+        assert stat.S_ISCHR(os.stat(target).st_mode)
+    assert not Path("/dev/.full.lock").exists() and not Path("/dev/.null.lock").exists()

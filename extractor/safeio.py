@@ -36,6 +36,7 @@ from extractor.errors import ExtractorError, InputError
 MiB = 2**20
 MAX_MEMBER_BYTES = 64 * MiB  # one archive member, inflated
 MAX_ARCHIVE_BYTES = 256 * MiB  # all members together, inflated
+MAX_MEMBERS = 100_000  # each member's header costs Python memory before anything is inflated
 MAX_RATIO = 200  # inflated / compressed; text and XML stay far below, zip bombs far above
 _RATIO_FLOOR = 1 * MiB  # tiny members may compress extremely well (runs of spaces): no ratio check below
 _CHUNK = 1 * MiB
@@ -166,6 +167,18 @@ def check_zip(zf: zipfile.ZipFile, where: str | Path, *, max_member: int = MAX_M
 def open_zip(path: str | Path, *, what: str = "a zip archive", **caps) -> zipfile.ZipFile:
     """Open a regular-file zip archive checked by :func:`check_zip`; bad archives are :class:`InputError`."""
     fh = open_regular(path, what=what)
+    try:
+        # The member count from the end record, before ZipFile builds one object per member.
+        end = zipfile._EndRecData(fh)  # noqa: SLF001 - the stdlib's own reader of that record
+        if end and end[zipfile._ECD_ENTRIES_TOTAL] > MAX_MEMBERS:
+            raise InputError(path, f"an archive of at most {MAX_MEMBERS:,} members",
+                             f"{end[zipfile._ECD_ENTRIES_TOTAL]:,}", hint="a zip bomb?")
+        fh.seek(0)
+    except InputError:
+        fh.close()
+        raise
+    except Exception:  # noqa: BLE001 - private API moved or a damaged record: ZipFile reports it below
+        fh.seek(0)
     try:
         zf = zipfile.ZipFile(fh)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:

@@ -205,3 +205,15 @@ def test_special_files_are_never_replaced_by_an_output(tmp_path):
                 pass
         assert stat.S_ISCHR(os.stat(target).st_mode)
     assert not Path("/dev/.full.lock").exists() and not Path("/dev/.null.lock").exists()
+
+
+def test_archive_with_too_many_members_is_refused_before_listing_them(tmp_path, monkeypatch):
+    z = tmp_path / "many.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for k in range(50):
+            zf.writestr(f"m{k}", b"")
+    monkeypatch.setattr(safeio, "MAX_MEMBERS", 49)
+    with pytest.raises(InputError, match="many.zip: expected an archive of at most 49 members, found 50"):
+        safeio.open_zip(z)
+    monkeypatch.setattr(safeio, "MAX_MEMBERS", 50)
+    safeio.open_zip(z).close()

@@ -68,8 +68,8 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
                    help='comma-separated speaker names that are interviewers, e.g. "Alice,Bob" (repeatable)')
     p.add_argument("--interviewee", action="append", default=[], metavar="NAMES",
                    help="comma-separated speaker names that are interviewees (repeatable)")
-    p.add_argument("--max-mb", type=float, default=200.0, metavar="MB",
-                   help="refuse files larger than this many MiB (default 200; 0 = no limit)")
+    p.add_argument("--max-mb", type=float, default=64.0, metavar="MB",
+                   help="refuse files larger than this many MiB (default 64; 0 = no limit)")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if any file had to be skipped")
     p.add_argument("--force", action="store_true", help="overwrite an existing -o file (never one of the inputs)")
     p.set_defaults(func=_run_segment)

@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 #: An interviewee turn's ``question`` is the nearest interviewer turn at most this many turns back.
 QUESTION_WINDOW = 4
 #: Files larger than this are refused unless the caller raises the limit (0 = no limit).
-DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # a long interview is well under 1 MiB; 64 MiB stays under 1 GB of memory
+MAX_DOCX_XML_BYTES = 16 * 1024 * 1024
 
 # Any other suffix is read as plain text / Markdown (unless the content says captions or docx).
 CAPTION_SUFFIXES = {".vtt", ".srt"}
@@ -567,11 +568,22 @@ def _docx_text(path: Path, max_bytes: int = 0) -> str:
     from extractor.safeio import MAX_ARCHIVE_BYTES, MAX_MEMBER_BYTES, open_zip
 
     total = min(MAX_ARCHIVE_BYTES, max_bytes) if max_bytes else MAX_ARCHIVE_BYTES
-    open_zip(path, what="a Word .docx document", max_member=min(MAX_MEMBER_BYTES, total), max_total=total).close()
+    with open_zip(path, what="a Word .docx document", max_member=min(MAX_MEMBER_BYTES, total),
+                  max_total=total) as zf:
+        # XML parts become an lxml tree (~40 bytes of memory per byte): a tighter cap keeps
+        # the peak under 1 GB. A long interview's document.xml is a few MiB.
+        for info in zf.infolist():
+            if info.filename.lower().endswith((".xml", ".rels")) and info.file_size > MAX_DOCX_XML_BYTES:
+                raise InputError(path, f"Word XML parts of at most {_size(MAX_DOCX_XML_BYTES)}",
+                                 f"{info.filename!r} of {_size(info.file_size)}",
+                                 hint="split the document, or save it as .txt")
     try:
         document = docx.Document(str(path))
     except Exception as e:  # python-docx raises several unrelated types for broken files
         raise InputError(path, "a Word .docx document", f"an unreadable file ({type(e).__name__}: {e})"[:200]) from None
+    # Style names looked up once: python-docx's Paragraph.style searches the styles part on
+    # every call (about 2 ms per paragraph, minutes for a large document).
+    style_names = {st.style_id: st.name or "" for st in document.styles}
     out: list[str] = []
     for block in document.iter_inner_content():
         if isinstance(block, Table):
@@ -581,7 +593,8 @@ def _docx_text(path: Path, max_bytes: int = 0) -> str:
                 if cells:
                     out.append(cells[0] + (": " + " ".join(cells[1:]) if len(cells) > 1 else ""))
             continue
-        style = (block.style.name if block.style is not None else "") or ""
+        sid = block._p.style  # the paragraph's own style id; None = the default (Normal) style
+        style = style_names.get(sid, sid or "") if sid else ""
         txt = block.text
         out.append(f"## {txt}" if style.lower().startswith(("heading", "title")) and txt.strip() else txt)
     return "\n".join(out)

@@ -699,3 +699,16 @@ def test_cli_segment_disk_full_is_one_line_and_keeps_the_old_output(tmp_path, ca
                                                         "left on the device; nothing was written there")
     assert out.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["Interview 1.txt",
                                                                                         "turns.jsonl"]
+
+
+def test_docx_xml_part_over_its_cap_is_refused(tmp_path, monkeypatch):
+    import docx
+
+    import extractor.segment as seg
+
+    doc = docx.Document()
+    doc.add_paragraph("Interviewer: hello there, how are you doing today with the data?")
+    doc.save(tmp_path / "a.docx")
+    monkeypatch.setattr(seg, "MAX_DOCX_XML_BYTES", 100)
+    with pytest.raises(InputError, match=r"a.docx: expected Word XML parts of at most 0.1 KiB, found '.*' of"):
+        segment_file(tmp_path / "a.docx")

@@ -65,10 +65,11 @@ QUEUES ?= $(wildcard annotations/queue/*.jsonl)
 REVIEW_ORDER ?= uncertainty
 REVIEW_LIMIT ?= 200
 RETRAINED ?= models/retrained
-review: $(STAMP) ## predict REVIEW_TURNS with MODEL, queue the REVIEW_LIMIT most-likely-wrong turns in QUEUE, open the terminal reviewer
-	$(BIN)/python -m extractor predict $(REVIEW_TURNS) --model $(MODEL) -o $(OUT)/review-predictions.jsonl
-	$(BIN)/python -m extractor review export $(OUT)/review-predictions.jsonl -o $(QUEUE) --turns $(REVIEW_TURNS) --order $(REVIEW_ORDER) --limit $(REVIEW_LIMIT)
-	$(BIN)/python -m extractor review annotate $(QUEUE)
+REVIEW_QUEUE ?= $(OUT)/review.jsonl
+review: $(STAMP) ## review your extraction OUT/ in the browser at 127.0.0.1:PORT (UI=terminal: in the terminal; answers -> REVIEW_QUEUE)
+	@test -f $(OUT)/predictions.jsonl -a -f $(OUT)/turns.jsonl || { echo "error: $(OUT)/predictions.jsonl and $(OUT)/turns.jsonl: expected the output of make extract, found none; run make extract TRANSCRIPTS=dir/ (or give OUT=dir)" >&2; exit 1; }
+	$(BIN)/python -m extractor review export $(OUT)/predictions.jsonl -o $(REVIEW_QUEUE) --turns $(OUT)/turns.jsonl --order $(REVIEW_ORDER) --limit $(REVIEW_LIMIT)
+	$(BIN)/python -m extractor review $(if $(filter terminal tui,$(UI)),annotate,serve --port $(or $(PORT),8765)) $(REVIEW_QUEUE)
 
 retrain: $(STAMP) ## validate annotations/queue/*.jsonl, train RETRAINED on gold labels + corrections (FAST=1: frozen encoder)
 	@test -n "$(QUEUES)" || { echo "error: no review queue in annotations/queue/; run make review first" >&2; exit 1; }

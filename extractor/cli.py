@@ -212,6 +212,16 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
     catalog_arg(a)
     a.set_defaults(func=_run_review_annotate)
 
+    w = rsub.add_parser("serve", help="web reviewer on http://127.0.0.1:PORT/: one task at a time, keyboard-driven",
+                        description="Serve the web reviewer for QUEUE on the loopback address only (never on the "
+                                    "network). Answers are saved as you go, in the queue format `annotate` writes; "
+                                    "terminal sessions and other tabs may work on the same queue at once.")
+    w.add_argument("file", type=Path, metavar="QUEUE", help="queue JSONL from `extractor review export`")
+    w.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
+    w.add_argument("--annotator", default=None, help="your name (default: $QI_ANNOTATOR or the login name)")
+    catalog_arg(w)
+    w.set_defaults(func=_run_review_serve)
+
     m = rsub.add_parser("merge", help="append answers from queues / Prodigy / doccano exports to a corrections file")
     m.add_argument("files", type=Path, nargs="+")
     m.add_argument("-o", "--output", type=Path, required=True, help="corrections JSONL (append-only)")
@@ -296,6 +306,19 @@ def _run_review_annotate(args: argparse.Namespace) -> int:
 
     annotator = args.annotator or os.environ.get("QI_ANNOTATOR") or getpass.getuser()
     annotate(args.file, annotator, load_catalog(args.catalog), stdin=sys.stdin, stdout=sys.stdout)
+    return EXIT_OK
+
+
+def _run_review_serve(args: argparse.Namespace) -> int:
+    import getpass
+
+    from extractor.catalog import load_catalog
+    from extractor.review_server import serve
+
+    if not 0 <= args.port <= 65535:
+        raise ExtractorError(f"--port: expected a port number 0-65535, found {args.port}")
+    annotator = args.annotator or os.environ.get("QI_ANNOTATOR") or getpass.getuser()
+    serve(args.file, annotator, load_catalog(args.catalog), port=args.port)
     return EXIT_OK
 
 
@@ -472,7 +495,7 @@ def _add_discover(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", metavar="PROPOSALS.md", help="also write a Markdown report for people")
     p.add_argument("--catalog", metavar="YAML", help="catalog to match against (default annotations/catalog.yaml)")
     p.add_argument("--rejected", metavar="JSONL",
-                   help="memory of rejected proposals (default annotations/rejected_proposals.jsonl)")
+                   help="memory of rejected proposals to leave out (default rejected_proposals.jsonl beside -o)")
     p.add_argument("--encoder", metavar="DIR", help="sentence-transformers directory (default: bundled MiniLM)")
     p.add_argument("--min-words", type=int, help="words a substantive turn needs (default 15)")
     p.add_argument("--min-cluster-size", type=int, help="smallest proposal, in turns (default 5)")
@@ -488,6 +511,8 @@ def _add_discover(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-themes", action="store_true", help="propose clusters only, no broad themes")
     p.add_argument("--no-question", action="store_true", help="embed turns without the interviewer's question")
     p.add_argument("--max-proposals", type=int, help="keep the strongest N proposals")
+    p.add_argument("--small-talk", choices=["mark", "drop", "keep"],
+                   help="introductions and small-talk groups: mark them and list them last (default), drop, or keep")
     p.add_argument("--seed", type=int, help="random seed (default 42)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(func=_run_discover)
@@ -507,7 +532,7 @@ def _run_discover(args: argparse.Namespace) -> int:
         min_words=args.min_words, min_cluster_size=args.min_cluster_size, min_interviews=args.min_interviews,
         score_threshold=args.score_threshold, match_threshold=args.match_threshold, method=args.method,
         cluster_ratio=args.cluster_ratio, theme_ratio=args.theme_ratio, max_proposals=args.max_proposals,
-        seed=args.seed, question_weight=0.0 if args.no_question else None)
+        seed=args.seed, question_weight=0.0 if args.no_question else None, small_talk=args.small_talk)
     from dataclasses import replace
 
     if args.no_zero_shot:
@@ -516,7 +541,9 @@ def _run_discover(args: argparse.Namespace) -> int:
         config = replace(config, theme_ratio=None)
     preds = D.read_predictions(args.predictions)
     catalog = load_catalog(args.catalog)
-    rejected = D.load_rejected(args.rejected)
+    from extractor.proposals import default_rejected_path, load_rejected
+
+    rejected = load_rejected(args.rejected or default_rejected_path(args.output))
     embedder = D._cli_embedder(args.encoder)
     log.debug("encoder %s, dimension %d (loaded before discovery starts)", embedder.name, embedder.dim)
     result = D.run_discovery(preds, None, catalog, embedder, config, rejected=rejected,
@@ -542,12 +569,13 @@ def _add_discover_review(sub: argparse._SubParsersAction) -> None:
     p.add_argument("proposals", metavar="PROPOSALS.jsonl", help="proposals file with reviewers' decisions")
     p.add_argument("--catalog", metavar="YAML", help="catalog to add accepted entries to (default annotations/catalog.yaml)")
     p.add_argument("--rejected", metavar="JSONL",
-                   help="memory of rejected proposals, appended to (default annotations/rejected_proposals.jsonl)")
+                   help="memory of rejected proposals, appended to (default rejected_proposals.jsonl beside the "
+                        "proposals file)")
     p.set_defaults(func=_run_discover_review)
 
 
 def _run_discover_review(args: argparse.Namespace) -> int:
-    from extractor.discover import apply_decisions
+    from extractor.proposals import apply_decisions
 
     done = apply_decisions(args.proposals, args.catalog, args.rejected)
     print(f"{len(done['accepted'])} accepted ({', '.join(done['accepted']) or '-'}), {len(done['rejected'])} rejected, "

@@ -13,17 +13,17 @@ Pipeline (BERTopic-style, UMAP-free):
    size, distinct interviews, nearest catalog entry, and a suggestion (``new`` entry or
    ``variant`` of the nearest one).
 
-Proposals go through the same JSONL review loop as predictions: a reviewer sets
-``"decision": "accept"`` or ``"reject"`` on a line of ``proposals.jsonl``;
-:func:`apply_decisions` adds accepted ones to the catalog (:func:`accept_proposal`, new
-catalog version) and appends rejected ones to an append-only memory file
-(:func:`reject_proposal`) so that :func:`discover` does not propose them again.
+5. make them readable: near-duplicates merged (:func:`merge_near_duplicates`), a plain
+   name from the distinctive terms people said (:func:`name_proposal`), introductions and
+   small talk set aside (:func:`set_aside_kind`).
+
+This module clusters and describes; it decides nothing. What a reviewer decides (accept
+into the catalog, reject into a memory that the next run reads) is
+:mod:`extractor.proposals`, which also holds the :class:`Proposal` record.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
 from collections import Counter
@@ -33,14 +33,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from extractor.catalog import Catalog, Entry, add_category, load_catalog
+from extractor.catalog import Catalog, Entry
 from extractor.errors import ExtractorError, InputError
+from extractor.proposals import Proposal, Quote, is_rejected, proposal_id
 from extractor.types import Prediction, Turn, normalize_text
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REJECTED = Path(__file__).resolve().parents[1] / "annotations" / "rejected_proposals.jsonl"
-DECISIONS = ("accept", "reject")
 
 # Words of spoken transcripts that carry no topic; added to sklearn's English stop words.
 FILLER_WORDS = frozenset(
@@ -98,6 +97,11 @@ class DiscoverConfig:
       has one interview only).
     - ``variant_threshold``: a cluster whose centroid is at least this similar to an entry
       is suggested as a ``variant`` of it, otherwise as a ``new`` entry.
+    - ``duplicate_overlap``: two proposals sharing this share of their turns (Jaccard) are
+      one; a cluster that is ``duplicate_overlap + 0.15`` of its theme repeats the theme.
+    - ``small_talk``: proposals made of introductions ("my role is ...", or mostly turns from
+      the first ``intro_position`` of their interview) or small talk are ``"mark"``-ed (kept,
+      with ``kind`` set, listed last), ``"drop"``-ped, or ``"keep"``-t unmarked.
     """
 
     min_words: int = 15
@@ -119,6 +123,9 @@ class DiscoverConfig:
     quote_chars: int = 400
     max_proposals: int | None = None
     reject_overlap: float = 0.5
+    duplicate_overlap: float = 0.6
+    small_talk: str = "mark"
+    intro_position: float = 0.12
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -139,11 +146,13 @@ class DiscoverConfig:
             bad("min_samples", "None or an integer >= 1")
         if self.max_proposals is not None and (not isinstance(self.max_proposals, int) or self.max_proposals < 1):
             bad("max_proposals", "None or an integer >= 1")
-        for name in ("score_threshold", "variant_threshold", "reject_overlap"):
+        for name in ("score_threshold", "variant_threshold", "reject_overlap", "duplicate_overlap", "intro_position"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 bad(name, "a number in [0, 1]")
         if self.match_threshold is not None and not -1.0 <= float(self.match_threshold) <= 1.0:
             bad("match_threshold", "None or a number in [-1, 1]")
+        if self.small_talk not in ("mark", "drop", "keep"):
+            bad("small_talk", '"mark", "drop" or "keep"')
         if self.method not in ("agglomerative", "hdbscan"):
             bad("method", '"agglomerative" or "hdbscan"')
         if not 0.0 <= float(self.question_weight) <= 2.0:
@@ -154,114 +163,6 @@ class DiscoverConfig:
             bad("theme_ratio", "None or a number > cluster_ratio")
         if not isinstance(self.seed, int):
             bad("seed", "an integer")
-
-
-# --- records ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Quote:
-    """A representative member turn of a proposal (``text`` shortened to ``quote_chars``)."""
-
-    interview: str
-    turn: int
-    id: str
-    text: str
-    similarity: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"interview": self.interview, "turn": self.turn, "id": self.id, "text": self.text,
-                "similarity": round(float(self.similarity), 4)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Quote":
-        return cls(interview=str(d["interview"]), turn=int(d["turn"]), id=str(d.get("id") or ""),
-                   text=str(d.get("text") or ""), similarity=float(d.get("similarity") or 0.0))
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """One candidate catalog entry: a cluster of unmatched turns.
-
-    ``id`` is a hash of the sorted member turn ids, so the same cluster proposed again
-    (e.g. after it was rejected) is recognised. ``nearest`` lists the most similar catalog
-    entries as ``{"id", "name", "similarity"}``, best first; ``suggestion`` is ``"new"`` or
-    ``"variant"`` (of ``nearest[0]``). ``decision`` is filled in by a reviewer.
-    """
-
-    id: str
-    name: str
-    keywords: tuple[str, ...]
-    quotes: tuple[Quote, ...]
-    size: int
-    n_interviews: int
-    interviews: tuple[str, ...]
-    members: tuple[str, ...]
-    nearest: tuple[Mapping[str, Any], ...] = ()
-    suggestion: str = "new"
-    phases: tuple[str, ...] = ()
-    cohesion: float = 0.0
-    catalog: str = ""
-    decision: str | None = None
-    definition: str = ""
-    note: str = ""
-    level: str = "cluster"  # or "theme": a union of clusters of the same Ward tree
-    parent: str = ""  # id of the theme a cluster belongs to
-
-    @property
-    def nearest_entry(self) -> Mapping[str, Any] | None:
-        return self.nearest[0] if self.nearest else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "suggestion": self.suggestion,
-            "size": self.size,
-            "n_interviews": self.n_interviews,
-            "keywords": list(self.keywords),
-            "nearest": [dict(n) for n in self.nearest],
-            "phases": list(self.phases),
-            "cohesion": round(float(self.cohesion), 4),
-            "quotes": [q.to_dict() for q in self.quotes],
-            "interviews": list(self.interviews),
-            "members": list(self.members),
-            "catalog": self.catalog,
-            "decision": self.decision,
-            "definition": self.definition,
-            "note": self.note,
-            "level": self.level,
-            "parent": self.parent,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Proposal":
-        return cls(
-            id=str(d["id"]),
-            name=str(d["name"]),
-            keywords=tuple(str(k) for k in d.get("keywords") or ()),
-            quotes=tuple(Quote.from_dict(q) for q in d.get("quotes") or ()),
-            size=int(d.get("size") or len(d.get("members") or ())),
-            n_interviews=int(d.get("n_interviews") or len(d.get("interviews") or ())),
-            interviews=tuple(str(i) for i in d.get("interviews") or ()),
-            members=tuple(str(m) for m in d.get("members") or ()),
-            nearest=tuple(dict(n) for n in d.get("nearest") or ()),
-            suggestion=str(d.get("suggestion") or "new"),
-            phases=tuple(str(p) for p in d.get("phases") or ()),
-            cohesion=float(d.get("cohesion") or 0.0),
-            catalog=str(d.get("catalog") or ""),
-            decision=d.get("decision") or None,
-            definition=str(d.get("definition") or ""),
-            note=str(d.get("note") or ""),
-            level=str(d.get("level") or "cluster"),
-            parent=str(d.get("parent") or ""),
-        )
-
-
-def proposal_id(member_ids: Iterable[str]) -> str:
-    """Stable id of a cluster: hash of its sorted member turn ids."""
-    blob = "\n".join(sorted(member_ids))
-    return "p-" + hashlib.sha1(blob.encode("utf-8")).hexdigest()[:12]
 
 
 @dataclass
@@ -417,27 +318,6 @@ def ctfidf_keywords(docs: Sequence[str], labels: Sequence[int], n: int = 8, min_
     return out
 
 
-def suggest_name(keywords: Sequence[str]) -> str:
-    """A short human name from c-TF-IDF keywords: the best bigram (if among the top 3)
-    plus the next distinct keyword, e.g. "Feature importance / shap"."""
-    if not keywords:
-        return "Unnamed theme"
-    top = list(keywords[:3])
-    bigram = next((k for k in top if " " in k), None)
-    if bigram:
-        rest = next((k for k in keywords if k != bigram and not set(k.split()) & set(bigram.split())), None)
-        parts = [bigram] + ([rest] if rest else [])
-    else:
-        parts = top[:2]
-    name = " / ".join(parts)
-    return name[:1].upper() + name[1:]
-
-
-def slugify(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    return slug[:48].strip("-") or "proposal"
-
-
 def _cluster(X: np.ndarray, config: DiscoverConfig, ratio: float | None = None) -> np.ndarray:
     """Cluster labels (-1 = noise) for L2-normalised rows of ``X``; ``ratio`` overrides
     ``cluster_ratio`` (Ward cuts of one tree at different ratios are nested)."""
@@ -466,134 +346,319 @@ def _cluster(X: np.ndarray, config: DiscoverConfig, ratio: float | None = None) 
     return np.array([mapping.get(lab, -1) for lab in labels], dtype=int)
 
 
-# --- rejected-proposal memory -----------------------------------------------------------
+# --- naming -------------------------------------------------------------------------
+
+# Words every interview of this study uses: fine inside a two-word term ("data quality"),
+# but alone they name nothing.
+GENERIC_WORDS = frozenset(
+    """
+    data model models system systems machine learning ml ai example examples company companies client clients
+    customer customers work working worked project projects problem problems issue issues case cases people team
+    teams business process processes quality thing part level information use fact way end research solution
+    solutions different differently main hard easy important available needed need needs build building built
+    compare compared collected encounter encountered dealt interested sorry answer answers day days month months
+    year years week weeks figure mix challenge challenges moment point start started depends depend
+    """.split()
+)
 
 
-def load_rejected(path: str | Path | None = None) -> list[dict[str, Any]]:
-    """Rejected proposals recorded so far (``[]`` when the memory file does not exist)."""
-    from extractor.jsonl import enumerate_lines
-
-    path = Path(path) if path else DEFAULT_REJECTED
-    if not path.exists():
-        return []
-    out = []
-    for n, obj in enumerate_lines(path):
-        if not isinstance(obj.get("id"), str) or not isinstance(obj.get("members"), list):
-            raise InputError(path, 'a rejected proposal with "id" and "members"', f"keys {sorted(obj)}", line=n,
-                             hint="this file is written by `extractor discover-review`; do not edit it by hand")
-        out.append(obj)
-    return out
+def _informative(term: str) -> bool:
+    words = term.split()
+    return bool(words) and not all(w in GENERIC_WORDS for w in words)
 
 
-def is_rejected(proposal: Proposal, rejected: Sequence[Mapping[str, Any]], overlap: float = 0.5) -> bool:
-    """Same id, or the member turns overlap a rejected proposal's by Jaccard >= ``overlap``
-    (re-clustering with more data shifts a few members but keeps the theme)."""
-    mine = set(proposal.members)
-    for r in rejected:
-        if r.get("id") == proposal.id:
-            return True
-        theirs = set(r.get("members") or ())
-        if mine and theirs and len(mine & theirs) / len(mine | theirs) >= overlap:
-            return True
-    return False
+def name_proposal(keywords: Sequence[str], quotes: Sequence[str] = ()) -> str:
+    """A plain name from a proposal's distinctive terms (c-TF-IDF order) and its quotes.
+
+    Terms made only of study-wide or everyday words ("data", "client", "needed") are
+    skipped; among the top eight remaining, terms heard in at least two quotes come first
+    (what several people said, not one speaker's turn of phrase), two-word terms before
+    single words. Two terms name it, e.g. "Weather forecasts and holidays".
+    """
+    terms = [k for k in dict.fromkeys(keywords) if _informative(k)][:8]
+    if not terms:
+        return "Unnamed group" if not keywords else (keywords[0][:1].upper() + keywords[0][1:])
+    low = [q.lower() for q in quotes]
+    # "proof concept" is heard as "proof of concept": a stop word may sit between the words
+    pattern = {t: re.compile(r"\b" + r"\W+(?:\w+\W+)?".join(map(re.escape, t.split()))) for t in terms}
+    heard = {t: sum(bool(pattern[t].search(q)) for q in low) for t in terms}
+    ranked = sorted(range(len(terms)), key=lambda i: (heard[terms[i]] < 2, " " not in terms[i], i))
+    first = terms[ranked[0]]
+    second = next((terms[i] for i in ranked[1:] if not set(terms[i].split()) & set(first.split())), None)
+    name = first + (f" and {second}" if second else "")
+    return name[:1].upper() + name[1:]
 
 
-def reject_proposal(proposal: Proposal, path: str | Path | None = None, *, reason: str = "") -> None:
-    """Remember a rejected proposal: append one line to the memory file (never rewritten)."""
-    import os
-    from datetime import datetime, timezone
+# --- small talk and introductions -------------------------------------------------------
 
-    path = Path(path) if path else DEFAULT_REJECTED
-    path.parent.mkdir(parents=True, exist_ok=True)
-    row = {"id": proposal.id, "name": proposal.name, "keywords": list(proposal.keywords),
-           "members": sorted(proposal.members), "reason": reason or proposal.note,
-           "catalog": proposal.catalog, "at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+_INTRODUCTION = re.compile(
+    r"\b(my (current )?(role|position|job|title|background|name|team)|i'?m (a|an|the|working|currently)\b|"
+    r"i am (a|an|the|working|currently)\b|i work(ed)? (as|at|for|in|on)|years? (of experience|ago)|"
+    r"currently (working|employed|at)|phd|master'?s|bachelor|degree|studied|i joined|responsible for|"
+    r"in charge of|my company|our company|i have a background)",
+    re.IGNORECASE,
+)
 
 
-def proposal_entry(proposal: Proposal, *, entry_id: str | None = None, name: str | None = None,
-                   definition: str | None = None) -> Entry:
-    """The catalog entry an accepted proposal becomes (reviewer's name/definition win)."""
-    name = (name or proposal.name).strip()
-    definition = (definition or proposal.definition or "").strip()
-    if not definition:
-        definition = "Proposed by discovery; turns about " + ", ".join(proposal.keywords[:5]) + "."
-        if proposal.suggestion == "variant" and proposal.nearest_entry:
-            definition += f" Variant of {proposal.nearest_entry.get('id')}."
-    return Entry(id=entry_id or slugify(name), name=name, definition=definition,
-                 phases=tuple(proposal.phases), keywords=tuple(proposal.keywords),
-                 added_from=f"discover:{proposal.id}")
+def set_aside_kind(texts: Sequence[str], positions: Sequence[float], config: "DiscoverConfig") -> str:
+    """``"introductions"``, ``"small talk"`` or ``""`` for a group of member turns.
 
-
-def accept_proposal(proposal: Proposal, catalog_path: str | Path | None = None, *, entry_id: str | None = None,
-                    name: str | None = None, definition: str | None = None) -> Catalog:
-    """Add the proposal to the catalog file as a new category (bumps the catalog version)."""
-    from extractor.catalog import default_catalog_path
-
-    path = Path(catalog_path) if catalog_path else default_catalog_path()
-    catalog = load_catalog(path)
-    entry = proposal_entry(proposal, entry_id=entry_id, name=name, definition=definition)
-    valid_phases = set(catalog.phase_ids)
-    entry = replace(entry, phases=tuple(p for p in entry.phases if p in valid_phases))
-    for e in catalog.categories:
-        if e.added_from == entry.added_from:
-            raise InputError(path, f"proposal {proposal.id} not yet accepted", f"it is already entry {e.id!r}")
-    return add_category(path, entry)
-
-
-def read_proposals(path: str | Path) -> list[tuple[int, Proposal]]:
-    """``(line, Proposal)`` per line of a proposals JSONL file, validating the decision field."""
-    from extractor.jsonl import enumerate_lines
-
-    out = []
-    for n, obj in enumerate_lines(path):
-        for key in ("id", "name"):
-            if not isinstance(obj.get(key), str):
-                raise InputError(path, f'a proposal with a string "{key}"', repr(obj.get(key))[:60], line=n,
-                                 hint="is this a proposals file from `extractor discover`?")
-        if not isinstance(obj.get("members"), list):
-            raise InputError(path, 'a proposal with a "members" list', repr(obj.get("members"))[:60], line=n,
-                             hint="is this a proposals file from `extractor discover`?")
-        decision = obj.get("decision")
-        if decision not in (None, "", *DECISIONS):
-            raise InputError(path, 'decision "accept", "reject" or null', repr(decision), line=n)
-        out.append((n, Proposal.from_dict(obj)))
-    return out
-
-
-def apply_decisions(proposals_path: str | Path, catalog_path: str | Path | None = None,
-                    rejected_path: str | Path | None = None) -> dict[str, list[str]]:
-    """Apply reviewers' decisions of a proposals file: accept -> catalog entry (new version),
-    reject -> memory file. Undecided lines are left alone. Returns ids per outcome."""
-    rows = read_proposals(proposals_path)
-    rejected = load_rejected(rejected_path)
-    done: dict[str, list[str]] = {"accepted": [], "rejected": [], "undecided": [], "skipped": []}
-    for _, p in rows:
-        if p.decision == "accept":
-            try:
-                cat = accept_proposal(p, catalog_path, name=p.name, definition=p.definition or None)
-            except InputError as e:
-                if "already entry" in e.found:
-                    done["skipped"].append(p.id)
-                    continue
-                raise
-            done["accepted"].append(cat.categories[-1].id)
-        elif p.decision == "reject":
-            if any(r.get("id") == p.id for r in rejected):
-                done["skipped"].append(p.id)
-                continue
-            reject_proposal(p, rejected_path)
-            rejected.append({"id": p.id, "members": list(p.members)})
-            done["rejected"].append(p.id)
-        else:
-            done["undecided"].append(p.id)
-    return done
+    Introductions: most members come from the opening of their interview (the first
+    ``intro_position`` of its turns) or say who the speaker is ("my role", "I work as",
+    "years of experience"). Small talk: most members are greetings, thanks or talk about
+    the interview itself (recording, questions, audio).
+    """
+    n = max(len(texts), 1)
+    early = sum(p <= config.intro_position for p in positions) / n
+    intro = sum(bool(_INTRODUCTION.search(t)) for t in texts) / n
+    if early >= 0.6 or intro >= 0.6 or (early >= 0.4 and intro >= 0.4):
+        return "introductions"
+    if sum(bool(_PROCEDURE.search(t)) for t in texts) / n >= 0.5:
+        return "small talk"
+    return ""
 
 
 # --- the stage ----------------------------------------------------------------------
+
+
+@dataclass
+class _Pool:
+    """The unmatched turns being clustered, with what describing a cluster needs."""
+
+    rows: list  # (Prediction, text, question)
+    X: np.ndarray  # their embeddings, L2-normalised
+    positions: list[float]  # each turn's place in its interview, 0 = first turn, 1 = last
+    entries: list[Entry]
+    entry_vecs: np.ndarray
+    catalog: Catalog
+
+    @property
+    def docs(self) -> list[str]:
+        return [t for _, t, _ in self.rows]
+
+    @property
+    def groups(self) -> list[str]:
+        return [p.interview for p, _, _ in self.rows]
+
+
+def _positions(rows, turns: Sequence[Turn] | None) -> list[float]:
+    last: dict[str, int] = {}
+    for t in turns or ():
+        last[t.interview] = max(last.get(t.interview, 0), t.turn)
+    for p, _, _ in rows:
+        last[p.interview] = max(last.get(p.interview, 0), p.turn)
+    return [p.turn / max(last[p.interview], 1) for p, _, _ in rows]
+
+
+def _start(predictions, turns, config: DiscoverConfig, result: DiscoveryResult):
+    """Rows in a stable order, and the effective ``min_interviews`` (1 for one interview)."""
+    rows = _prediction_rows(predictions, turns)
+    result.stats["turns"] = len(rows)
+    if not rows:
+        result.message = "no interviewee turns in the predictions: nothing to discover"
+        return rows, config.min_interviews
+    interviews = sorted({p.interview for p, _, _ in rows}, key=_interview_key)
+    result.stats["interviews"] = len(interviews)
+    if len(interviews) == 1 and config.min_interviews > 1:
+        result.warnings.append(f"the input has one interview only ({interviews[0]}): every proposal is voiced by "
+                               "one person, treat them as weak evidence")
+        return rows, 1
+    return rows, config.min_interviews
+
+
+def _classifier_match(p: Prediction, cat_ids: set[str], config: DiscoverConfig) -> bool:
+    if any(c in cat_ids for c in p.categories):
+        return True
+    scores = [float(v) for k, v in p.scores.items() if k in cat_ids]
+    return bool(scores) and max(scores) >= config.score_threshold
+
+
+def select_unmatched(rows, turns, catalog: Catalog, embedder, config: DiscoverConfig, result: DiscoveryResult,
+                     progress: bool = False) -> _Pool:
+    """Substantive turns that neither the classifier nor (zero-shot) a catalog description
+    matches, embedded; ``result.stage`` records where every turn left."""
+    stats = result.stats
+    cat_ids = set(catalog.category_ids)
+    substantive = [r for r in rows if is_substantive(r[1], config)]
+    stats["substantive"] = len(substantive)
+    result.stage = {r[0].id: "short_or_procedure" for r in rows}
+    for r in substantive:
+        result.stage[r[0].id] = "classifier"
+    candidates = [r for r in substantive if not _classifier_match(r[0], cat_ids, config)]
+    stats["matched_by_classifier"] = len(substantive) - len(candidates)
+
+    entries = list(catalog.categories)
+    entry_vecs = embedder.encode([e.describe() for e in entries]) if entries else np.zeros((0, embedder.dim))
+    X = embed_turns(candidates, embedder, config, progress=progress)
+    stats["matched_zero_shot"] = 0
+    if len(candidates) and config.match_threshold is not None and len(entries):
+        # zero-shot on the answer alone: the question names topics the answer may not be about
+        sims = _encode_unique(embedder, [t for _, t, _ in candidates]) @ entry_vecs.T
+        keep = sims.max(axis=1) < config.match_threshold
+        stats["matched_zero_shot"] = int((~keep).sum())
+        for c, k in zip(candidates, keep):
+            if not k:
+                result.stage[c[0].id] = "zero_shot"
+        candidates = [c for c, k in zip(candidates, keep) if k]
+        X = X[keep]
+    stats["unmatched"] = len(candidates)
+    result.unmatched = [p.id for p, _, _ in candidates]
+    for p, _, _ in candidates:
+        result.stage[p.id] = "unmatched"
+    all_pos = dict(zip([r[0].id for r in rows], _positions(rows, turns)))
+    return _Pool(candidates, X, [all_pos[p.id] for p, _, _ in candidates], entries, entry_vecs, catalog)
+
+
+def _shown_keywords(keywords: Sequence[str], name_terms: Sequence[str], n: int) -> tuple[str, ...]:
+    """What a person reads as the group's distinctive words: informative terms first (those
+    heard across interviews, then the other distinctive ones the name may use), study-wide
+    words last, ``n`` in all."""
+    terms = list(dict.fromkeys([*keywords, *name_terms]))
+    informative = [k for k in terms if _informative(k)]
+    return tuple((informative + [k for k in keywords if not _informative(k)])[:n])
+
+
+def describe_group(pool: _Pool, idx: np.ndarray, keywords: Sequence[str], level: str,
+                   config: DiscoverConfig, name_terms: Sequence[str] = ()) -> Proposal:
+    """A proposal for the pool's turns ``idx``: name, quotes, nearest entries, phases, kind.
+
+    ``keywords`` are the group's c-TF-IDF terms heard across interviews; ``name_terms``
+    more of its distinctive terms (no spread rule) the name may also draw on."""
+    members = [pool.rows[i][0] for i in idx]
+    ivs = sorted({m.interview for m in members}, key=_interview_key)
+    centroid = pool.X[idx].mean(axis=0)
+    centroid = centroid / (np.linalg.norm(centroid) or 1.0)
+    member_sims = pool.X[idx] @ centroid
+    nearest: list[dict[str, Any]] = []
+    if pool.entries:
+        esims = pool.entry_vecs @ centroid
+        for j in sorted(range(len(pool.entries)), key=lambda j: (-esims[j], pool.entries[j].id))[:3]:
+            e = pool.entries[j]
+            nearest.append({"id": e.id, "name": e.name, "similarity": round(float(esims[j]), 4)})
+    suggestion = "variant" if nearest and nearest[0]["similarity"] >= config.variant_threshold else "new"
+    phase_counts = Counter(ph for m in members for ph in m.phases)
+    phases = tuple(ph for ph, k in sorted(phase_counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                   if k >= max(2, len(members) * 0.25))
+    quotes = tuple(_pick_quotes(idx, member_sims, pool.rows, config))
+    member_ids = tuple(sorted(m.id for m in members))
+    kind = set_aside_kind([pool.rows[i][1] for i in idx], [pool.positions[i] for i in idx], config)
+    return Proposal(
+        id=proposal_id(member_ids), name=name_proposal([*keywords, *name_terms], [q.text for q in quotes]),
+        keywords=_shown_keywords(keywords, name_terms, config.n_keywords), quotes=quotes, size=len(members), n_interviews=len(ivs), interviews=tuple(ivs),
+        members=member_ids, nearest=tuple(nearest), suggestion=suggestion, phases=phases,
+        cohesion=round(float(member_sims.mean()), 4), catalog=pool.catalog.tag, level=level, kind=kind)
+
+
+def cluster_proposals(pool: _Pool, config: DiscoverConfig, min_interviews: int,
+                      result: DiscoveryResult) -> list[Proposal]:
+    """Cluster the pool; one proposal per kept cluster, plus broad themes that group several."""
+    stats = result.stats
+    labels = _cluster(pool.X, config)
+    stats["clusters"] = int(labels.max() + 1) if (labels >= 0).any() else 0
+    stats["noise"] = int((labels < 0).sum())
+    stats["dropped_small"] = stats["dropped_few_interviews"] = 0
+
+    def keep(idx: np.ndarray) -> bool:
+        if len(idx) < config.min_cluster_size:
+            stats["dropped_small"] += 1
+            return False
+        if len({pool.rows[i][0].interview for i in idx}) < min_interviews:
+            stats["dropped_few_interviews"] += 1
+            return False
+        return True
+
+    keywords = ctfidf_keywords(pool.docs, labels, n=config.n_keywords, groups=pool.groups)
+    name_terms = ctfidf_keywords(pool.docs, labels, n=20)
+    cluster_of: dict[int, Proposal] = {}
+    for c in range(stats["clusters"]):
+        idx = np.flatnonzero(labels == c)
+        if keep(idx):
+            cluster_of[c] = describe_group(pool, idx, [k for k, _ in keywords.get(c, [])], "cluster", config,
+                                           [k for k, _ in name_terms.get(c, [])])
+    themes = _themes(pool, labels, cluster_of, config)
+    stats["themes"] = len(themes)
+    return themes + [cluster_of[c] for c in sorted(cluster_of)]
+
+
+def _themes(pool: _Pool, labels: np.ndarray, cluster_of: dict[int, Proposal], config: DiscoverConfig) -> list[Proposal]:
+    """Broad themes: a coarser cut of the same Ward tree; each clusters' ``parent`` is set."""
+    if not config.theme_ratio or config.method != "agglomerative":
+        return []
+    coarse = _cluster(pool.X, config, ratio=config.theme_ratio)
+    theme_keywords = ctfidf_keywords(pool.docs, coarse, n=config.n_keywords, groups=pool.groups)
+    theme_terms = ctfidf_keywords(pool.docs, coarse, n=20)
+    themes = []
+    for c in range(int(coarse.max()) + 1 if (coarse >= 0).any() else 0):
+        # a theme is the union of the proposed clusters under it: never dropped material
+        inside = sorted({int(f) for f in labels[coarse == c] if f in cluster_of})
+        if len(inside) < 2 or len(inside) == len(cluster_of):  # it would repeat a cluster, or be everything
+            continue
+        idx = np.flatnonzero(np.isin(labels, inside))
+        theme = describe_group(pool, idx, [k for k, _ in theme_keywords.get(c, [])], "theme", config,
+                               [k for k, _ in theme_terms.get(c, [])])
+        themes.append(theme)
+        for f in inside:
+            cluster_of[f] = replace(cluster_of[f], parent=theme.id)
+    return themes
+
+
+def merge_near_duplicates(proposals: Sequence[Proposal], config: DiscoverConfig) -> tuple[list[Proposal], int]:
+    """Drop proposals that repeat another: member overlap (Jaccard) >= ``duplicate_overlap``,
+    or a cluster making up most (``duplicate_overlap`` + 0.15) of its theme. The larger one
+    stays, and clusters under a dropped theme move to the one kept. Names left equal are told
+    apart by their next distinctive term. Returns the proposals kept and the number merged."""
+    kept: list[Proposal] = []
+    moved: dict[str, str] = {}
+    for p in sorted(proposals, key=lambda p: (-p.size, p.level != "theme", p.id)):
+        mine = set(p.members)
+        dup = None
+        for k in kept:
+            theirs = set(k.members)
+            inter = len(mine & theirs)
+            if inter / len(mine | theirs) >= config.duplicate_overlap or (
+                    p.parent == k.id and inter / len(theirs) >= min(1.0, config.duplicate_overlap + 0.15)):
+                dup = k
+                break
+        if dup is None:
+            kept.append(p)
+        else:
+            moved[p.id] = dup.id
+    out = []
+    for p in kept:
+        parent = moved.get(p.parent, p.parent)
+        out.append(replace(p, parent="" if parent == p.id else parent))
+    seen: Counter = Counter(p.name for p in out)
+    for i, p in enumerate(out):
+        if seen[p.name] > 1:
+            extra = next((k for k in p.keywords if _informative(k) and k.lower() not in p.name.lower()), "")
+            if extra:
+                out[i] = replace(p, name=f"{p.name} ({extra})")
+    return out, len(proposals) - len(kept)
+
+
+def _leave_out_known(proposals: list[Proposal], catalog: Catalog, rejected: Sequence[Mapping[str, Any]],
+                     config: DiscoverConfig, result: DiscoveryResult) -> list[Proposal]:
+    """Drop what a reviewer already rejected or accepted into the catalog."""
+    if rejected:
+        before = len(proposals)
+        proposals = [p for p in proposals if not is_rejected(p, rejected, config.reject_overlap)]
+        result.stats["previously_rejected"] = before - len(proposals)
+    accepted_from = {e.added_from for e in catalog.categories if e.added_from}
+    proposals = [p for p in proposals if f"discover:{p.id}" not in accepted_from]
+    present = {p.id for p in proposals}
+    return [p if not p.parent or p.parent in present else replace(p, parent="") for p in proposals]
+
+
+def _set_aside(proposals: list[Proposal], config: DiscoverConfig, result: DiscoveryResult) -> list[Proposal]:
+    """Introductions and small talk: dropped (``small_talk="drop"``) or kept, marked, last."""
+    marked = [p for p in proposals if p.kind]
+    result.stats["small_talk"] = len(marked)
+    if config.small_talk == "drop":
+        gone = {p.id for p in marked}
+        return [p if p.parent not in gone else replace(p, parent="") for p in proposals if not p.kind]
+    if config.small_talk == "keep":
+        return [replace(p, kind="") for p in proposals]
+    return proposals
 
 
 def run_discovery(
@@ -609,159 +674,44 @@ def run_discovery(
     """Cluster the substantive turns that no catalog entry matches into proposals.
 
     ``predictions`` carry each interviewee turn's ``text`` (or ``turns`` provide it by id)
-    and category ``scores``; ``rejected`` are earlier rejected proposals to leave out.
-    Degenerate inputs (no unmatched turns, fewer than ``min_cluster_size``) return no
-    proposals and a ``message`` saying why.
+    and category ``scores``; ``rejected`` are earlier rejected proposals to leave out
+    (:func:`extractor.proposals.load_rejected`). Degenerate inputs (no unmatched turns,
+    fewer than ``min_cluster_size``) return no proposals and a ``message`` saying why.
     """
     import time
 
     started = time.perf_counter()
     config = config or DiscoverConfig()
-    rows = _prediction_rows(predictions, turns)
-    stats: dict[str, Any] = {"turns": len(rows)}
-    warnings: list[str] = []
-    result = DiscoveryResult(proposals=[], stats=stats, warnings=warnings)
+    result = DiscoveryResult(proposals=[])
+    rows, min_interviews = _start(predictions, turns, config, result)
     if not rows:
-        result.message = "no interviewee turns in the predictions: nothing to discover"
         return result
-    interviews = sorted({p.interview for p, _, _ in rows}, key=_interview_key)
-    stats["interviews"] = len(interviews)
-    min_interviews = config.min_interviews
-    if len(interviews) == 1 and min_interviews > 1:
-        warnings.append(f"the input has one interview only ({interviews[0]}): every proposal is voiced by one "
-                        "person, treat them as weak evidence")
-        min_interviews = 1
-
-    cat_ids = set(catalog.category_ids)
-    substantive = [r for r in rows if is_substantive(r[1], config)]
-    stats["substantive"] = len(substantive)
-    result.stage = {r[0].id: "short_or_procedure" for r in rows}
-    for r in substantive:
-        result.stage[r[0].id] = "classifier"
-
-    def classifier_match(p: Prediction) -> bool:
-        if any(c in cat_ids for c in p.categories):
-            return True
-        scores = [float(v) for k, v in p.scores.items() if k in cat_ids]
-        return bool(scores) and max(scores) >= config.score_threshold
-
-    candidates = [r for r in substantive if not classifier_match(r[0])]
-    stats["matched_by_classifier"] = len(substantive) - len(candidates)
-
-    entries = list(catalog.categories)
-    entry_vecs = embedder.encode([e.describe() for e in entries]) if entries else np.zeros((0, embedder.dim))
-    X = embed_turns(candidates, embedder, config, progress=progress)
-    if len(candidates) and config.match_threshold is not None and len(entries):
-        # zero-shot on the answer alone: the question names topics the answer may not be about
-        A = _encode_unique(embedder, [t for _, t, _ in candidates])
-        sims = A @ entry_vecs.T
-        keep = sims.max(axis=1) < config.match_threshold
-        stats["matched_zero_shot"] = int((~keep).sum())
-        for c, k in zip(candidates, keep):
-            if not k:
-                result.stage[c[0].id] = "zero_shot"
-        candidates = [c for c, k in zip(candidates, keep) if k]
-        X = X[keep]
-    else:
-        stats["matched_zero_shot"] = 0
-    stats["unmatched"] = len(candidates)
-    result.unmatched = [p.id for p, _, _ in candidates]
-    for p, _, _ in candidates:
-        result.stage[p.id] = "unmatched"
-
-    if not candidates:
-        result.message = (f"no unmatched turns: all {stats['substantive']} substantive interviewee turns match a catalog "
-                          "entry (nothing to propose); lower --score-threshold or --match-threshold to look further")
+    pool = select_unmatched(rows, turns, catalog, embedder, config, result, progress=progress)
+    n = len(pool.rows)
+    if not n:
+        result.message = (f"no unmatched turns: all {result.stats['substantive']} substantive interviewee turns match a "
+                          "catalog entry (nothing to propose); lower --score-threshold or --match-threshold to look "
+                          "further")
         return result
-    if len(candidates) < config.min_cluster_size:
-        result.message = (f"only {len(candidates)} unmatched substantive turn(s), fewer than the minimum cluster size "
+    if n < config.min_cluster_size:
+        result.message = (f"only {n} unmatched substantive turn(s), fewer than the minimum cluster size "
                           f"{config.min_cluster_size}: no cluster possible; add interviews or lower --min-cluster-size")
         return result
-
-    labels = _cluster(X, config)
-    stats["clusters"] = int(labels.max() + 1) if (labels >= 0).any() else 0
-    stats["noise"] = int((labels < 0).sum())
-    docs = [t for _, t, _ in candidates]
-    groups = [p.interview for p, _, _ in candidates]
-
-    def make(idx: np.ndarray, kws: tuple[str, ...], level: str) -> Proposal:
-        members = [candidates[i][0] for i in idx]
-        ivs = sorted({m.interview for m in members}, key=_interview_key)
-        centroid = X[idx].mean(axis=0)
-        centroid = centroid / (np.linalg.norm(centroid) or 1.0)
-        member_sims = X[idx] @ centroid
-        nearest: list[dict[str, Any]] = []
-        if entries:
-            esims = entry_vecs @ centroid
-            for j in sorted(range(len(entries)), key=lambda j: (-esims[j], entries[j].id))[:3]:
-                nearest.append({"id": entries[j].id, "name": entries[j].name, "similarity": round(float(esims[j]), 4)})
-        suggestion = "variant" if nearest and nearest[0]["similarity"] >= config.variant_threshold else "new"
-        phase_counts = Counter(ph for m in members for ph in m.phases)
-        phases = tuple(ph for ph, k in sorted(phase_counts.items(), key=lambda kv: (-kv[1], kv[0]))
-                       if k >= max(2, len(members) * 0.25))
-        member_ids = tuple(sorted(m.id for m in members))
-        return Proposal(
-            id=proposal_id(member_ids), name=suggest_name(kws), keywords=kws,
-            quotes=tuple(_pick_quotes(idx, member_sims, candidates, config)), size=len(members),
-            n_interviews=len(ivs), interviews=tuple(ivs), members=member_ids, nearest=tuple(nearest),
-            suggestion=suggestion, phases=phases, cohesion=round(float(member_sims.mean()), 4), catalog=catalog.tag,
-            level=level)
-
-    def keep(idx: np.ndarray) -> bool:
-        if len(idx) < config.min_cluster_size:
-            dropped["small"] += 1
-            return False
-        if len({candidates[i][0].interview for i in idx}) < min_interviews:
-            dropped["few_interviews"] += 1
-            return False
-        return True
-
-    proposals: list[Proposal] = []
-    dropped: Counter = Counter()
-    keywords = ctfidf_keywords(docs, labels, n=config.n_keywords, groups=groups)
-    cluster_of: dict[int, Proposal] = {}
-    for c in range(stats["clusters"]):
-        idx = np.flatnonzero(labels == c)
-        if keep(idx):
-            cluster_of[c] = make(idx, tuple(k for k, _ in keywords.get(c, [])), "cluster")
-    themes: list[Proposal] = []
-    if config.theme_ratio and config.method == "agglomerative":
-        coarse = _cluster(X, config, ratio=config.theme_ratio)
-        theme_keywords = ctfidf_keywords(docs, coarse, n=config.n_keywords, groups=groups)
-        for c in range(int(coarse.max()) + 1 if (coarse >= 0).any() else 0):
-            # a theme is the union of the proposed clusters under it: never dropped material
-            inside = sorted({int(f) for f in labels[coarse == c] if f in cluster_of})
-            if len(inside) < 2 or len(inside) == len(cluster_of):  # it would repeat a cluster, or be everything
-                continue
-            idx = np.flatnonzero(np.isin(labels, inside))
-            theme = make(idx, tuple(k for k, _ in theme_keywords.get(c, [])), "theme")
-            themes.append(theme)
-            for f in inside:
-                cluster_of[f] = replace(cluster_of[f], parent=theme.id)
-    stats["themes"] = len(themes)
-    proposals = themes + [cluster_of[c] for c in sorted(cluster_of)]
-
-    if rejected:
-        before = len(proposals)
-        proposals = [p for p in proposals if not is_rejected(p, rejected, config.reject_overlap)]
-        stats["previously_rejected"] = before - len(proposals)
-    accepted_from = {e.added_from for e in catalog.categories if e.added_from}
-    proposals = [p for p in proposals if f"discover:{p.id}" not in accepted_from]
-    present = {p.id for p in proposals}
-    proposals = [p if not p.parent or p.parent in present else replace(p, parent="") for p in proposals]
-    stats["dropped_small"] = dropped["small"]
-    stats["dropped_few_interviews"] = dropped["few_interviews"]
-    # strongest first: voiced by more people, then bigger, then tighter
-    proposals.sort(key=lambda p: (-p.n_interviews, -p.size, -p.cohesion, p.id))
+    proposals = cluster_proposals(pool, config, min_interviews, result)
+    proposals, result.stats["merged_duplicates"] = merge_near_duplicates(proposals, config)
+    proposals = _leave_out_known(proposals, catalog, rejected, config, result)
+    proposals = _set_aside(proposals, config, result)
+    # strongest first: voiced by more people, then bigger, then tighter; set-aside ones last
+    proposals.sort(key=lambda p: (bool(p.kind), -p.n_interviews, -p.size, -p.cohesion, p.id))
     if config.max_proposals:
         proposals = proposals[: config.max_proposals]
-    stats["proposals"] = len(proposals)
-    stats["seconds"] = round(time.perf_counter() - started, 2)
+    result.stats["proposals"] = len(proposals)
+    result.stats["seconds"] = round(time.perf_counter() - started, 2)
     if not proposals:
-        result.message = (f"{stats['unmatched']} unmatched turns formed no cluster of at least {config.min_cluster_size} "
+        prev = result.stats.get("previously_rejected")
+        result.message = (f"{n} unmatched turns formed no cluster of at least {config.min_cluster_size} "
                           f"turns from {min_interviews}+ interviews"
-                          + (f" ({stats.get('previously_rejected', 0)} matched rejected proposals)"
-                             if stats.get("previously_rejected") else ""))
+                          + (f" ({prev} matched rejected proposals)" if prev else ""))
     result.proposals = proposals
     return result
 
@@ -800,10 +750,12 @@ def discover(
     catalog: Catalog,
     embedder,
     config: DiscoverConfig | None = None,
+    *,
+    rejected: Sequence[Mapping[str, Any]] = (),
 ) -> list[Proposal]:
     """Proposals for new catalog entries (see :func:`run_discovery`; degenerate inputs are
-    logged and give ``[]``)."""
-    result = run_discovery(predictions, turns, catalog, embedder, config)
+    logged and give ``[]``); ``rejected``: earlier rejected proposals to leave out."""
+    result = run_discovery(predictions, turns, catalog, embedder, config, rejected=rejected)
     for w in result.warnings:
         log.warning(w)
     if result.message:
@@ -814,62 +766,58 @@ def discover(
 # --- Markdown report -----------------------------------------------------------------
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def render_report(result: DiscoveryResult, *, title: str = "Possible new codes", source: str = "") -> str:
+    """A Markdown report in plain words: what was looked at, then each proposal with its
+    distinctive words, where it was heard, how it relates to the catalog, and quotes."""
+    from extractor.report import md_escape, plural, proposal_view
 
-
-def render_report(result: DiscoveryResult, *, title: str = "Discovery proposals", source: str = "") -> str:
-    """A Markdown report for a person: summary table, then keywords and quotes per proposal."""
     s = result.stats
-    lines = [f"# {title}", ""]
+    lines = [f"# {md_escape(title)}", ""]
     if source:
-        lines += [f"Input: `{source}`", ""]
+        lines += [f"Input: {md_escape(source)}", ""]
     lines.append(
-        f"{s.get('turns', 0)} interviewee turns from {s.get('interviews', 0)} interviews; "
-        f"{s.get('substantive', 0)} substantive; {s.get('matched_by_classifier', 0)} matched by the classifier, "
-        f"{s.get('matched_zero_shot', 0)} by similarity to a catalog entry; {s.get('unmatched', 0)} unmatched "
-        f"-> {len(result.proposals)} proposals."
-    )
+        f"Of {plural(s.get('turns', 0), 'interviewee turn')} from {plural(s.get('interviews', 0), 'interview')}, "
+        f"{s.get('substantive', 0)} say something substantial; {s.get('matched_by_classifier', 0)} of those already "
+        f"fit a code and {s.get('matched_zero_shot', 0)} resemble a code's description. The other "
+        f"{s.get('unmatched', 0)} were grouped by what they say into {plural(len(result.proposals), 'proposal')}.")
     lines.append("")
     for w in result.warnings:
-        lines += [f"> **Warning:** {_md(w)}", ""]
+        lines += [f"> **Warning:** {md_escape(w)}", ""]
     if result.message:
-        lines += [f"> **No proposals:** {_md(result.message)}", ""]
+        lines += [f"> **No proposals:** {md_escape(result.message)}", ""]
     if not result.proposals:
         return "\n".join(lines) + "\n"
-    number = {p.id: i for i, p in enumerate(result.proposals, 1)}
-
-    def level(p: Proposal) -> str:
-        if p.level == "theme":
-            return "theme"
-        return f"cluster in #{number[p.parent]}" if p.parent in number else "cluster"
-
-    lines += ["| # | Proposed name | Level | Size | Interviews | Suggestion | Nearest entry (similarity) | Keywords |",
-              "|---|---|---|---:|---:|---|---|---|"]
+    titles = {p.id: p.name for p in result.proposals}
+    lines += ["| # | Possible new code | Heard in | Closest existing code | Distinctive words |",
+              "|---|---|---|---|---|"]
     for i, p in enumerate(result.proposals, 1):
+        v = proposal_view(p.to_dict(), titles)
         near = p.nearest_entry
-        near_s = f"{near['name']} ({near['similarity']:.2f})" if near else "-"
-        sugg = f"variant of {near['id']}" if p.suggestion == "variant" and near else "new entry"
-        lines.append(f"| {i} | [{_md(p.name)}](#p{i}) | {level(p)} | {p.size} | {p.n_interviews} | {sugg} | "
-                     f"{_md(near_s)} | {_md(', '.join(p.keywords[:5]))} |")
+        note = " (set aside: " + p.kind + ")" if p.kind else (" (broad theme)" if v["theme"] else "")
+        lines.append(f"| {i} | {md_escape(p.name)}{note} | {plural(p.size, 'turn')}, "
+                     f"{plural(p.n_interviews, 'interview')} | {md_escape(near['name']) if near else '-'} | "
+                     f"{md_escape(', '.join(v['words'][:5]))} |")
     lines.append("")
+    shown: set[str] = set()
     for i, p in enumerate(result.proposals, 1):
-        lines += [f"## <a id=\"p{i}\"></a>{i}. {_md(p.name)}", ""]
-        lines.append(f"- **id**: `{p.id}`; **{level(p)}**; **size**: {p.size} turns from {p.n_interviews} "
-                     f"interviews ({', '.join(p.interviews)}); cohesion {p.cohesion:.2f}")
-        lines.append(f"- **keywords**: {', '.join(p.keywords) or '-'}")
-        if p.nearest:
-            lines.append("- **nearest entries**: " + "; ".join(f"{n['name']} (`{n['id']}`, {n['similarity']:.2f})"
-                                                               for n in p.nearest))
-        lines.append(f"- **suggestion**: " + (f"variant of `{p.nearest_entry['id']}`" if p.suggestion == "variant"
-                                              and p.nearest_entry else "new entry"))
-        if p.phases:
-            lines.append(f"- **phases**: {', '.join(p.phases)}")
+        v = proposal_view(p.to_dict(), titles)
+        lines += [f"## {i}. {md_escape(p.name)}", ""]
+        if p.kind:
+            lines += [f"*Set aside as {md_escape(p.kind)}: probably not a quality issue.*", ""]
+        if v["theme"]:
+            lines += ["*A broad theme that groups several of the proposals below.*", ""]
+        if v["parent"]:
+            lines += [f"*Part of the broad theme \u201c{md_escape(v['parent'])}\u201d.*", ""]
+        lines.append(f"{md_escape(v['said'])} Interviews: {md_escape(', '.join(p.interviews))}.")
+        if v["words"]:
+            lines.append(f"Distinctive words: {md_escape(', '.join(v['words']))}.")
+        if v["relation"]:
+            lines.append(md_escape(v["relation"]))
         lines += ["", "Quotes:", ""]
-        for q in p.quotes:
-            lines.append(f"> {_md(q.text)}  ")
-            lines.append(f"> — {q.interview}, turn {q.turn}")
-            lines.append("")
+        fresh = [q for q in p.quotes if q.id not in shown] or list(p.quotes[:1])  # once each, under the theme
+        shown.update(q.id for q in fresh)
+        for q in fresh:
+            lines += [f"> {md_escape(q.text)}", ">", f"> — {md_escape(q.interview)}, turn {q.turn}", ""]
     lines.append("To accept or reject a proposal, set `\"decision\": \"accept\"` or `\"reject\"` on its line of the "
                  "proposals JSONL (optionally edit `name` and `definition`), then run `extractor discover-review FILE`.")
     return "\n".join(lines) + "\n"

@@ -27,6 +27,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
@@ -80,7 +81,7 @@ def load_classifier(model_dir: str | Path | None = None, device: str | None = No
         "name": getattr(clf, "model_name", path.name),
         "fingerprint": model_fingerprint(path),
         "card": {k: card[k] for k in ("created", "base_model", "fine_tuned", "catalog", "data_sha256", "training",
-                                      "metrics", "seed") if k in card},
+                                      "metrics", "evaluation", "seed") if k in card},
     }
     return clf, info
 
@@ -182,10 +183,11 @@ def embedder_factory(name: str | None = None) -> Callable[[], Any]:
     return f
 
 
-def _default_discoverer(predictions, turns, catalog, embedder):
+def _default_discoverer(predictions, turns, catalog, embedder, rejected_path=None):
     from extractor.discover import discover
+    from extractor.proposals import load_rejected
 
-    return discover(predictions, turns, catalog, embedder)
+    return discover(predictions, turns, catalog, embedder, rejected=load_rejected(rejected_path) if rejected_path else ())
 
 
 def _check_out_dir(out: Path, force: bool) -> None:
@@ -383,7 +385,11 @@ def run_extract(
         embedder_factory = embedder_factory or globals()["embedder_factory"]()
         emb_name = str(getattr(embedder_factory, "name", None) or "custom")
         emb = CachedEmbedder(embedder_factory, cache / "embeddings" / f"{emb_name}.npz", emb_name)
-        proposals = list((discoverer or _default_discoverer)(predictions, turns, catalog, emb))
+        # proposals rejected with `discover-review OUT/proposals.jsonl` are not proposed again
+        from extractor.proposals import default_rejected_path
+
+        default = partial(_default_discoverer, rejected_path=default_rejected_path(out / "proposals.jsonl"))
+        proposals = list((discoverer or default)(predictions, turns, catalog, emb))
         emb.save()
         emb_stats = {"hits": emb.hits, "misses": emb.misses}
     timings["discover"] = time.perf_counter() - t0

@@ -2,7 +2,8 @@
 
 The format is read and written by ATLAS.ti, NVivo, MAXQDA and QualCoder. Export:
 sources = the transcripts (plain text), codes = the catalog (categories, phases and a
-``Mitigation`` code), coded selections = predicted labels on each turn's character range.
+``Mitigation`` code, each its own colour: :func:`code_colors`), coded selections = one per
+predicted label on each turn's character range, its confidence in the selection's Description.
 Import: a project coded by humans -> :class:`Labels` per turn id, for training.
 
 A ``.qdpx`` is a zip holding ``project.qde`` (XML, namespace ``urn:QDA-XML:project:1.0``)
@@ -36,27 +37,6 @@ NS_CODEBOOK = "urn:QDA-XML:codebook:1.0"
 _UUID_NS = uuid.UUID("5b0c3e8e-2f7a-4c56-9a39-0d3c1e0a9f11")  # fixed: GUIDs stay stable across runs
 ROOT_CATEGORIES, ROOT_PHASES, MITIGATION = "Issue categories", "Lifecycle phases", "Mitigation"
 _ZIP_TIME = (2020, 1, 1, 0, 0, 0)
-
-
-# Characters XML 1.0 cannot hold even escaped (C0 controls but tab/newline/CR, U+FFFE/FFFF,
-# lone surrogates). ElementTree writes them raw, which makes the file unreadable.
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
-
-
-def xml_safe(text: str) -> str:
-    """The one XML rule for text from input: each character XML cannot hold becomes U+FFFD
-    (one for one, so character offsets into a source stay valid); ElementTree escapes the rest."""
-    return _XML_ILLEGAL.sub("\ufffd", text)
-
-
-def _xml_safe_tree(root: ET.Element) -> None:
-    for el in root.iter():
-        if el.text:
-            el.text = xml_safe(el.text)
-        if el.tail:
-            el.tail = xml_safe(el.tail)
-        for k, v in el.attrib.items():
-            el.attrib[k] = xml_safe(v)
 
 
 def stable_guid(*parts: str) -> str:
@@ -155,19 +135,71 @@ def code_guids(catalog: Catalog) -> dict[str, str]:
     return g
 
 
+# 64 colours picked greedily for the largest smallest CIELAB distance (Glasbey's method) from
+# an sRGB grid, lightness 30-80 so both black and white text stay readable on them; any two
+# differ by at least 19.8 delta-E.
+PALETTE = (
+    "#2288EE", "#00CC00", "#EE0000", "#EE00EE", "#CCAA88", "#AA2266", "#006622", "#00CCCC",
+    "#CCCC00", "#0022EE", "#EEAAEE", "#EE8800", "#444466", "#882200", "#8844CC", "#88CC66",
+    "#886600", "#88AACC", "#006666", "#EE6666", "#EE00AA", "#884444", "#666644", "#EE0066",
+    "#2244AA", "#8866AA", "#668800", "#00CC88", "#CC66CC", "#AACCAA", "#88CC00", "#EE88AA",
+    "#CCAA44", "#008800", "#880088", "#00AAEE", "#CC4400", "#008866", "#888888", "#AA00EE",
+    "#AA88AA", "#CC0022", "#668844", "#AAAAEE", "#0088AA", "#0066AA", "#AA88EE", "#CC8844",
+    "#4466EE", "#66AAAA", "#EEAAAA", "#44CCEE", "#6644EE", "#AAAA66", "#664422", "#AA2244",
+    "#884466", "#AA6644", "#EEAA00", "#66CCAA", "#AACC44", "#EE66AA", "#EE8866", "#444488",
+)
+
+
+def code_colors(catalog: Catalog) -> dict[str, str]:
+    """Label id -> ``#RRGGBB``: a distinct colour per code, stable across runs and catalog versions.
+
+    Mitigation takes the first colour, categories the next ones in catalog order, phases
+    the last ones counting down: adding an entry at the end of a list never recolours an
+    existing code. Past 64 codes colours repeat (with a warning).
+    """
+    cats, phases = list(catalog.category_ids), list(catalog.phase_ids)
+    n = len(PALETTE)
+    if 1 + len(cats) + len(phases) > n:
+        log.warning("%s has %d codes, more than the %d distinct colours: some codes share a colour",
+                    catalog.tag, 1 + len(cats) + len(phases), n)
+    out = {"mitigation": PALETTE[0]}
+    out.update({c: PALETTE[(1 + i) % n] for i, c in enumerate(cats)})
+    out.update({p: PALETTE[(n - 1 - i) % n] for i, p in enumerate(phases)})
+    return out
+
+
 def _codes(parent: ET.Element, ns: str, catalog: Catalog) -> None:
     guids = code_guids(catalog)
+    colors = code_colors(catalog)
     codes = ET.SubElement(parent, f"{{{ns}}}Codes")
     root = _code_el(codes, ns, stable_guid(catalog.name, "root", "categories"), ROOT_CATEGORIES, False,
                     f"Issue categories of {catalog.tag}")
     for e in catalog.categories:
-        _code_el(root, ns, guids[e.id], e.name, True, f"{e.definition} [id: {e.id}]", "#1F4E8C")
+        _code_el(root, ns, guids[e.id], e.name, True, f"{e.definition} [id: {e.id}]", colors[e.id])
     root = _code_el(codes, ns, stable_guid(catalog.name, "root", "phases"), ROOT_PHASES, False,
                     f"Lifecycle phases of {catalog.tag}")
     for e in catalog.phases:
-        _code_el(root, ns, guids[e.id], e.name, True, f"{e.definition} [id: {e.id}]", "#3A7D44")
+        _code_el(root, ns, guids[e.id], e.name, True, f"{e.definition} [id: {e.id}]", colors[e.id])
     _code_el(codes, ns, guids["mitigation"], MITIGATION, True,
-             "The turn describes how an issue was fixed or avoided [id: mitigation]", "#C06000")
+             "The turn describes how an issue was fixed or avoided [id: mitigation]", colors["mitigation"])
+
+
+# XML 1.0 allows no control character but tab, LF and CR; ElementTree would write them anyway.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _xml_safe(root: ET.Element) -> ET.Element:
+    """Replace characters XML cannot hold (a control character in an interview name, say)
+    with U+FFFD in every attribute and text, so the written document always parses."""
+    for el in root.iter():
+        for k, v in el.attrib.items():
+            if _XML_INVALID.search(v):
+                el.set(k, _XML_INVALID.sub("\ufffd", v))
+        for attr in ("text", "tail"):
+            v = getattr(el, attr)
+            if v and _XML_INVALID.search(v):
+                setattr(el, attr, _XML_INVALID.sub("\ufffd", v))
+    return root
 
 
 def codebook_xml(catalog: Catalog) -> bytes:
@@ -175,7 +207,7 @@ def codebook_xml(catalog: Catalog) -> bytes:
     ET.register_namespace("", NS_CODEBOOK)
     root = ET.Element(f"{{{NS_CODEBOOK}}}CodeBook", {"origin": f"qi-extractor {__version__} ({catalog.tag})"})
     _codes(root, NS_CODEBOOK, catalog)
-    _xml_safe_tree(root)
+    _xml_safe(root)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
@@ -193,10 +225,22 @@ def _labels_of(p: Prediction) -> list[str]:
     return [*p.categories, *p.phases, *(["mitigation"] if p.mitigation else [])]
 
 
+def coding_description(p: Prediction, label: str, name: str, catalog: Catalog) -> str:
+    """What a coded selection says about itself: "confidence 0.72 | Drift | machine-coded ...".
+
+    The confidence comes first and always with two decimals, so a text search for
+    "confidence 0.9" in a CAQDAS tool finds the codings at 0.90-0.99.
+    """
+    score = float(p.scores.get(label, 0.0)) if p.scores else 0.0
+    model = f" by model {p.model}" if p.model else ""
+    return (f"confidence {score:.2f} | {name} | machine-coded{model} with catalog {catalog.tag}; "
+            "a suggestion to check, not a human coding")
+
+
 def project_xml(sources: Sequence[SourceText], predictions: Sequence[Prediction], catalog: Catalog, *,
                 name: str = "qi-extractor", created: str | None = None, user: str = "qi-extractor") -> bytes:
-    """``project.qde``: users, the codebook, one TextSource per interview with one
-    PlainTextSelection per coded turn (one Coding per label)."""
+    """``project.qde``: users, the codebook (a colour per code), one TextSource per interview
+    with one PlainTextSelection per coded turn and label, its confidence in its Description."""
     ET.register_namespace("", NS_PROJECT)
     n = lambda tag: f"{{{NS_PROJECT}}}{tag}"  # noqa: E731
     created = created or datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -211,6 +255,8 @@ def project_xml(sources: Sequence[SourceText], predictions: Sequence[Prediction]
     by_id = {p.id: p for p in predictions}
     src_el = ET.SubElement(root, n("Sources"))
     unknown: set[str] = set()
+    names = {e.id: e.name for e in (*catalog.categories, *catalog.phases)}
+    names["mitigation"] = MITIGATION
     for s in sources:
         sguid = stable_guid("source", s.name)
         el = ET.SubElement(src_el, n("TextSource"), {"guid": sguid, "name": s.name,
@@ -219,19 +265,21 @@ def project_xml(sources: Sequence[SourceText], predictions: Sequence[Prediction]
         for tid, (start, end) in sorted(s.ranges.items(), key=lambda kv: kv[1]):
             p = by_id.get(tid)
             labels = [lab for lab in (_labels_of(p) if p else []) if lab in guids or unknown.add(lab)]
-            if not labels:
-                continue
-            sel = ET.SubElement(el, n("PlainTextSelection"), {
-                "guid": stable_guid("selection", s.name, tid), "name": f"{s.name} turn {p.turn}",
-                "startPosition": str(start), "endPosition": str(end), "creatingUser": user_guid,
-                "creationDateTime": created})
+            # One selection per code: REFI-QDA gives a Coding no description of its own, so the
+            # selection's Description carries that coding's confidence (CAQDAS tools can search it).
             for lab in labels:
+                sel = ET.SubElement(el, n("PlainTextSelection"), {
+                    "guid": stable_guid("selection", s.name, tid, lab),
+                    "name": f"{s.name} turn {p.turn}: {names[lab]}",
+                    "startPosition": str(start), "endPosition": str(end), "creatingUser": user_guid,
+                    "creationDateTime": created})
+                ET.SubElement(sel, n("Description")).text = coding_description(p, lab, names[lab], catalog)
                 c = ET.SubElement(sel, n("Coding"), {"guid": stable_guid("coding", s.name, tid, lab),
                                                      "creatingUser": user_guid, "creationDateTime": created})
                 ET.SubElement(c, n("CodeRef"), {"targetGUID": guids[lab]})
     if unknown:
         log.warning("labels absent from %s were not exported: %s", catalog.tag, sorted(unknown))
-    _xml_safe_tree(root)
+    _xml_safe(root)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 

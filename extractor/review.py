@@ -784,63 +784,6 @@ def merge_answers(inputs: Sequence[str | Path], out: str | Path, catalog: Catalo
     return {"existing": sum(1 for r in existing if r.obj is not None), "read": len(answers), "appended": len(new)}
 
 
-# --- saving answers (for annotators) -------------------------------------------
-
-
-def save_answer(path: str | Path, line: str, turn_id: str, catalog: Catalog) -> str | None:
-    """Save one answered task line into the queue ``path`` under its writer lock.
-
-    The queue is re-read under the lock (another session may have saved answers since),
-    the turn's first *unanswered* line is replaced by ``line`` (else ``line`` is appended),
-    and the file is rewritten atomically. Returns the unanswered line replaced, if any
-    (what :func:`undo_answer` puts back).
-    """
-    path = Path(path)
-    line = line if line.endswith("\n") else line + "\n"
-    with locked(path):
-        records, problems = parse_file(path, catalog)
-        if problems:
-            raise ReviewFileError(problems)
-        lines = [r.raw if r.raw.endswith("\n") else r.raw + "\n" for r in records]
-        replaced = None
-        for k, r in enumerate(records):
-            if r.obj is not None and not r.answered and r.turn_id == turn_id:
-                replaced = lines[k]
-                lines[k] = line
-                break
-        else:
-            lines.append(line)
-        with atomic_open(path) as fh:
-            fh.writelines(lines)
-    return replaced
-
-
-def undo_answer(path: str | Path, written: str, replaced: str | None, catalog: Catalog) -> bool:
-    """Take back an answer :func:`save_answer` wrote (its last occurrence), under the lock.
-
-    The unanswered line it replaced comes back in its place; False when the answer is no
-    longer in the file (nothing is changed then).
-    """
-    path = Path(path)
-    written = written if written.endswith("\n") else written + "\n"
-    with locked(path):
-        records, problems = parse_file(path, catalog)
-        if problems:
-            raise ReviewFileError(problems)
-        lines = [r.raw if r.raw.endswith("\n") else r.raw + "\n" for r in records]
-        try:
-            k = len(lines) - 1 - lines[::-1].index(written)
-        except ValueError:
-            return False
-        if replaced is None:
-            del lines[k]
-        else:
-            lines[k] = replaced
-        with atomic_open(path) as fh:
-            fh.writelines(lines)
-    return True
-
-
 # --- agreement --------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""Tests of extractor.discover: filter, clustering, proposals, degenerate cases, review loop, CLI."""
+"""Tests of extractor.discover and extractor.proposals: filter, clustering, naming, merging, small talk,
+degenerate cases, review loop, CLI."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from extractor import discover as D
+from extractor import proposals as P
 from extractor.catalog import Entry, load_catalog, save_catalog
 from extractor.embed import HashingEmbedder
 from extractor.errors import ExtractorError
@@ -109,8 +111,16 @@ def test_ctfidf_prefers_cluster_specific_terms():
     kw = D.ctfidf_keywords(docs, [0, 0, 1, 1, -1, -1], n=3)
     assert kw[0][0][0] in ("gpu", "gpu quota") and kw[1][0][0] in ("legal", "legal contract")
     assert all(not k.startswith("team") for k, _ in kw[0] + kw[1])
-    assert D.suggest_name(["gpu quota", "gpu", "waiting"]) == "Gpu quota / waiting"
-    assert D.suggest_name([]) == "Unnamed theme"
+
+
+def test_names_come_from_distinctive_terms_people_said():
+    assert D.name_proposal(["gpu quota", "gpu", "waiting"]) == "Gpu quota and waiting"
+    assert D.name_proposal([]) == "Unnamed group"
+    # study-wide words alone name nothing
+    assert D.name_proposal(["data", "client", "weather forecasts", "holidays"]) == "Weather forecasts and holidays"
+    # terms heard in two quotes or more come first
+    quotes = ["the lawyers took weeks", "our lawyers again", "a licence"]
+    assert D.name_proposal(["licence", "contract review", "lawyers"], quotes) == "Lawyers and contract review"
 
 
 # --- degenerate cases -------------------------------------------------------------------
@@ -158,12 +168,12 @@ def test_accept_adds_entry_with_new_version(tmp_path, catalog, cfg):
     path = tmp_path / "catalog.yaml"
     save_catalog(catalog, path)
     p = D.discover(make_preds(), None, catalog, HashingEmbedder(), cfg)[0]
-    new = D.accept_proposal(p, path, name="GPU quota waits", definition="Training blocked by shared GPU quotas.")
+    new = P.accept_proposal(p, path, name="GPU quota waits", definition="Training blocked by shared GPU quotas.")
     assert new.version == catalog.version + 1
     e = new["gpu-quota-waits"]
     assert e.added_from == f"discover:{p.id}" and e.keywords == p.keywords
     with pytest.raises(ExtractorError, match="already entry 'gpu-quota-waits'"):
-        D.accept_proposal(p, path)
+        P.accept_proposal(p, path)
     # once accepted, discovery does not propose it again
     again = D.discover(make_preds(), None, load_catalog(path), HashingEmbedder(), cfg)
     assert p.id not in {q.id for q in again}
@@ -172,16 +182,16 @@ def test_accept_adds_entry_with_new_version(tmp_path, catalog, cfg):
 def test_rejected_is_remembered_and_not_proposed_again(tmp_path, catalog, cfg):
     mem = tmp_path / "rejected.jsonl"
     props = D.discover(make_preds(), None, catalog, HashingEmbedder(), cfg)
-    D.reject_proposal(props[0], mem, reason="not an issue")
-    D.reject_proposal(props[1], mem)
-    rows = D.load_rejected(mem)
+    P.reject_proposal(props[0], mem, reason="not an issue")
+    P.reject_proposal(props[1], mem)
+    rows = P.load_rejected(mem)
     assert [r["id"] for r in rows] == [props[0].id, props[1].id] and rows[0]["reason"] == "not an issue"
     res = D.run_discovery(make_preds(), None, catalog, HashingEmbedder(), cfg, rejected=rows)
     assert {p.id for p in res.proposals}.isdisjoint({props[0].id, props[1].id})
     assert res.stats["previously_rejected"] == 2
     # a cluster that comes back with a member more is still recognised (overlap, not only id)
     bigger = replace(props[0], members=props[0].members + ("new-turn",), id="p-other")
-    assert D.is_rejected(bigger, rows)
+    assert P.is_rejected(bigger, rows)
 
 
 def test_apply_decisions_from_reviewed_jsonl(tmp_path, catalog, cfg):
@@ -192,34 +202,123 @@ def test_apply_decisions_from_reviewed_jsonl(tmp_path, catalog, cfg):
     rows[0]["decision"], rows[0]["name"] = "accept", "Shared GPU quota"
     rows[1]["decision"] = "reject"
     reviewed.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    done = D.apply_decisions(reviewed, cat_path, mem)
+    done = P.apply_decisions(reviewed, cat_path, mem)
     assert done["accepted"] == ["shared-gpu-quota"] and done["rejected"] == [props[1].id]
     assert done["undecided"] == [p.id for p in props[2:]]
     assert load_catalog(cat_path).version == catalog.version + 1
     # applying the same file twice changes nothing
-    again = D.apply_decisions(reviewed, cat_path, mem)
+    again = P.apply_decisions(reviewed, cat_path, mem)
     assert again["accepted"] == [] and sorted(again["skipped"]) == sorted([props[0].id, props[1].id])
-    assert len(D.load_rejected(mem)) == 1
+    assert len(P.load_rejected(mem)) == 1
 
 
 def test_bad_decision_is_reported_with_line(tmp_path):
     f = tmp_path / "p.jsonl"
     f.write_text(json.dumps({"id": "p-1", "name": "x", "members": ["a"], "decision": "maybe"}) + "\n")
     with pytest.raises(ExtractorError, match=r"p.jsonl:1: expected decision \"accept\", \"reject\" or null, found 'maybe'"):
-        D.read_proposals(f)
+        P.read_proposals(f)
     f.write_text(json.dumps({"interview": "Interview 1", "turn": 0}) + "\n")
     with pytest.raises(ExtractorError, match=r"p.jsonl:1: expected a proposal with a string \"id\".*extractor discover"):
-        D.read_proposals(f)
+        P.read_proposals(f)
 
 
 def test_report_has_table_quotes_and_nearest(catalog, cfg):
     res = D.run_discovery(make_preds(), None, catalog, HashingEmbedder(), cfg)
     md = D.render_report(res, source="preds.jsonl")
-    assert "| # | Proposed name | Level | Size | Interviews | Suggestion | Nearest entry (similarity) | Keywords |" in md
+    assert "| # | Possible new code | Heard in | Closest existing code | Distinctive words |" in md
     assert md.count("\n## ") == len(res.proposals)
-    assert "> — Interview 1, turn" in md and "nearest entries" in md
+    assert "> — Interview 1, turn" in md and "the existing code" in md
+    for jargon in ("cohesion", "level", "p-", "suggestion"):
+        assert jargon not in md.lower(), jargon
     empty = D.render_report(D.run_discovery([], None, catalog, HashingEmbedder(), cfg))
     assert "No proposals" in empty
+
+
+def _proposal(pid, members, *, level="cluster", parent="", name="X", keywords=("alpha", "beta", "gamma")):
+    return P.Proposal(id=pid, name=name, keywords=tuple(keywords), quotes=(), size=len(members), n_interviews=2,
+                      interviews=("Interview 1", "Interview 2"), members=tuple(members), level=level, parent=parent)
+
+
+def test_near_duplicates_are_merged():
+    cfg = D.DiscoverConfig()
+    a = _proposal("p-a", [f"t{i}" for i in range(10)], name="Labels and vendors")
+    b = _proposal("p-b", [f"t{i}" for i in range(1, 10)], name="Labels and vendors")  # Jaccard 0.9
+    c = _proposal("p-c", [f"u{i}" for i in range(6)], name="Gpu quota")
+    kept, merged = D.merge_near_duplicates([b, c, a], cfg)
+    assert merged == 1 and {p.id for p in kept} == {"p-a", "p-c"}
+    # a cluster that is nearly all of its theme repeats it; the theme's other cluster stays, under the theme
+    theme = _proposal("p-t", [f"t{i}" for i in range(12)], level="theme", name="Labels")
+    big = _proposal("p-big", [f"t{i}" for i in range(10)], parent="p-t", name="Vendors")
+    small = _proposal("p-small", ["t10", "t11"], parent="p-t", name="Audits")
+    kept, merged = D.merge_near_duplicates([theme, big, small], cfg)
+    assert merged == 1 and {p.id: p.parent for p in kept} == {"p-t": "", "p-small": "p-t"}
+    # two different proposals with one name are told apart by their next distinctive word
+    x = _proposal("p-x", ["a1", "a2", "a3"], name="Data quality", keywords=("data quality", "sensors"))
+    y = _proposal("p-y", ["b1", "b2", "b3"], name="Data quality", keywords=("data quality", "surveys"))
+    kept, _ = D.merge_near_duplicates([x, y], cfg)
+    assert sorted(p.name for p in kept) == ["Data quality (sensors)", "Data quality (surveys)"]
+
+
+INTROS = ["So my role is lead engineer here, I joined the firm years ago after my phd and my background is physics {i}",
+          "Well my role is lead engineer, I joined years ago after my phd, my background is physics and maths {i}",
+          "My role is lead engineer and I joined years ago right after my phd, with a background in physics {i}"]
+
+
+def test_introductions_are_marked_or_dropped(catalog, cfg):
+    preds = make_preds()
+    last = max(p.turn for p in preds)
+    for k in range(6):  # self-introductions at the start of three interviews
+        preds.append(Prediction(interview=f"Interview {k % 3 + 1}", turn=-10 + k, id=f"intro-{k}", categories=(),
+                                phases=(), mitigation=False, scores={}, text=INTROS[k % 3].format(i=k)))
+    assert last > 0
+    res = D.run_discovery(preds, None, catalog, HashingEmbedder(), cfg)
+    share = {p.id: sum(m.startswith("intro") for m in p.members) / p.size for p in res.proposals}
+    intro = [p for p in res.proposals if share[p.id] > 0.5]
+    assert intro and all(p.kind == "introductions" for p in intro)
+    assert res.proposals[-1].kind and res.stats["small_talk"] == len([p for p in res.proposals if p.kind])
+    assert not any(p.kind for p in res.proposals if share[p.id] == 0)
+    assert "Set aside as introductions" in D.render_report(res)
+    dropped = D.run_discovery(preds, None, catalog, HashingEmbedder(), replace(cfg, small_talk="drop"))
+    assert not any(m.startswith("intro") for p in dropped.proposals for m in p.members)
+    assert D.set_aside_kind(["Thank you, can you hear me? The recording is on."] * 3, [0.5] * 3, cfg) == "small talk"
+    assert D.set_aside_kind(["The vendor labels were wrong for a third of the images."] * 3, [0.5] * 3, cfg) == ""
+
+
+def test_reject_memory_lives_beside_the_proposals_not_in_the_package(tmp_path, catalog, cfg):
+    import extractor
+
+    reviewed = tmp_path / "out" / "proposals.jsonl"
+    reviewed.parent.mkdir()
+    props = D.discover(make_preds(), None, catalog, HashingEmbedder(), cfg)
+    rows = [p.to_dict() for p in props]
+    rows[0]["decision"] = "reject"
+    reviewed.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    P.apply_decisions(reviewed, tmp_path / "unused-catalog.yaml")
+    mem = P.default_rejected_path(reviewed)
+    assert mem == tmp_path / "out" / "rejected_proposals.jsonl" and [r["id"] for r in P.load_rejected(mem)] == [props[0].id]
+    assert P.default_rejected_path(tmp_path / "out") == mem
+    assert not list(Path(extractor.__file__).resolve().parents[1].glob("**/rejected_proposals.jsonl"))
+    assert not hasattr(D, "DEFAULT_REJECTED") and not hasattr(P, "DEFAULT_REJECTED")
+
+
+def test_extract_leaves_out_what_was_rejected_beside_its_proposals(tmp_path, catalog):
+    from extractor import extract
+
+    preds = make_preds(n_per_theme=10)
+    first = extract._default_discoverer(preds, None, catalog, HashingEmbedder(),
+                                        rejected_path=P.default_rejected_path(tmp_path))
+    assert first
+    P.reject_proposal(first[0], P.default_rejected_path(tmp_path))
+    again = extract._default_discoverer(preds, None, catalog, HashingEmbedder(),
+                                        rejected_path=P.default_rejected_path(tmp_path))
+    assert first[0].id not in {p.id for p in again} and len(again) < len(first)
+
+
+def test_config_checks_the_new_knobs():
+    with pytest.raises(ExtractorError, match='expected small_talk "mark", "drop" or "keep", found \'hide\''):
+        D.DiscoverConfig(small_talk="hide")
+    with pytest.raises(ExtractorError, match="expected duplicate_overlap a number in \\[0, 1\\], found 2"):
+        D.DiscoverConfig(duplicate_overlap=2)
 
 
 # --- CLI ----------------------------------------------------------------------------------
@@ -243,7 +342,7 @@ def test_cli_discover_and_review(tmp_path, monkeypatch, capsys):
     assert rc == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) >= 3 and all(r["decision"] is None for r in rows)
-    assert "Proposed name" in report.read_text()
+    assert "Possible new code" in report.read_text()
     rows[0]["decision"] = "reject"
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert cli.main(["discover-review", str(out), "--catalog", str(cat_path), "--rejected", str(mem)]) == 0
@@ -324,9 +423,9 @@ def test_themes_group_clusters_of_the_same_tree(catalog):
     assert themes and res.stats["themes"] == len(themes)
     for t in themes:
         children = [p for p in clusters if p.parent == t.id]
-        assert len(children) >= 2 and set(t.members) == {m for p in children for m in p.members}
+        assert len(children) >= 2 and set(t.members) >= {m for p in children for m in p.members}
     assert all(p.parent in {t.id for t in themes} for p in clusters if p.parent)
-    assert "| theme |" in D.render_report(res) and "cluster in #" in D.render_report(res)
+    assert "(broad theme)" in D.render_report(res) and "Part of the broad theme" in D.render_report(res)
     off = D.run_discovery(make_preds(), None, catalog, HashingEmbedder(), replace(c, theme_ratio=None))
     assert {p.level for p in off.proposals} == {"cluster"} and not any(p.parent for p in off.proposals)
 

@@ -81,9 +81,67 @@ def _expected(cat, preds):
 def test_export_is_valid_and_counts(tmp_path):
     cat, turns, preds, out, stats = _export(tmp_path)
     check_project(out)
-    coded = [p for p in preds if p.categories or p.phases or p.mitigation]
-    assert stats == {"sources": 2, "selections": len(coded),
-                     "codings": sum(len(p.categories) + len(p.phases) + p.mitigation for p in coded)}
+    n_codings = sum(len(p.categories) + len(p.phases) + p.mitigation for p in preds)
+    # one selection per coded turn and code, so each coding has its own description
+    assert stats == {"sources": 2, "selections": n_codings, "codings": n_codings}
+
+
+def test_every_code_has_its_own_stable_colour(tmp_path):
+    from lxml import etree
+
+    cat, _, _, out, _ = _export(tmp_path)
+    with zipfile.ZipFile(out) as zf:
+        root = etree.fromstring(zf.read("project.qde"))
+    colours = {c.get("name"): c.get("color") for c in root.iterfind(".//q:CodeBook//q:Code", NS)
+               if c.get("isCodable") == "true"}
+    assert len(colours) == len(cat.category_ids) + len(cat.phase_ids) + 1
+    assert all(re.fullmatch(r"#[0-9A-F]{6}", c) for c in colours.values())
+    assert len(set(colours.values())) == len(colours)  # every code its own colour
+    # stable: an entry added to the catalog leaves every existing code's colour alone
+    bigger = replace(cat, categories=cat.categories + (replace(cat.categories[0], id="new-one", name="New one"),))
+    old, new = qdpx.code_colors(cat), qdpx.code_colors(bigger)
+    assert all(new[k] == v for k, v in old.items()) and new["new-one"] not in old.values()
+
+
+def test_palette_colours_are_far_apart():
+    import itertools
+    import math
+
+    def lab(hexcol):
+        r, g, b = (int(hexcol[i:i + 2], 16) / 255 for i in (1, 3, 5))
+        lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+        x = (0.4124 * lin[0] + 0.3576 * lin[1] + 0.1805 * lin[2]) / 0.95047
+        y = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+        z = (0.0193 * lin[0] + 0.1192 * lin[1] + 0.9505 * lin[2]) / 1.08883
+        f = [t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116 for t in (x, y, z)]
+        return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+    labs = [lab(c) for c in qdpx.PALETTE]
+    assert len(set(qdpx.PALETTE)) == len(qdpx.PALETTE) == 64
+    assert min(math.dist(a, b) for a, b in itertools.combinations(labs, 2)) > 15
+
+
+def test_each_coding_carries_its_confidence(tmp_path):
+    from lxml import etree
+
+    cat, _, preds, out, _ = _export(tmp_path)
+    with zipfile.ZipFile(out) as zf:
+        root = etree.fromstring(zf.read("project.qde"))
+    guid_to_label = {v: k for k, v in qdpx.code_guids(cat).items()}
+    by_range = {}
+    seen = 0
+    for sel in root.iterfind(".//q:PlainTextSelection", NS):
+        (ref,) = sel.iterfind("q:Coding/q:CodeRef", NS)
+        label = guid_to_label[ref.get("targetGUID")]
+        desc = sel.findtext("q:Description", namespaces=NS)
+        m = re.match(r"confidence (\d\.\d\d) \| ", desc)
+        assert m, desc
+        by_range.setdefault(label, []).append(float(m.group(1)))
+        seen += 1
+    want = sorted(round(p.scores[lab], 2) for p in preds for lab in (*p.categories, *p.phases)) + \
+        sorted(round(p.scores["mitigation"], 2) for p in preds if p.mitigation)
+    got = sorted(v for k, vs in by_range.items() if k != "mitigation" for v in vs) + sorted(by_range.get("mitigation", []))
+    assert seen and got == want
 
 
 def test_official_schema_is_available():
@@ -446,3 +504,18 @@ def test_millions_of_tiny_elements_are_refused_in_bounded_memory(tmp_path):
     run = _import(tmp_path, p)
     assert_one_line_error(run, "p.qdpx!project.qde: expected a project of at most 2,000,000 XML elements, found more")
     assert run.peak_mib < 1024, run.peak_mib
+
+
+def test_control_characters_in_names_still_give_valid_xml(tmp_path):
+    from lxml import etree
+
+    cat = write_catalog(tmp_path)
+    turns = [replace(t, interview=t.interview + "\x01\x0b", text=t.text + "\x07") for t in make_turns()]
+    preds = KeywordClassifier(cat).predict(turns)
+    out = tmp_path / "ctl.qdpx"
+    qdpx.export_qdpx(out, turns, preds, cat, created="2024-01-02T03:04:05Z")
+    with zipfile.ZipFile(out) as zf:
+        root = etree.fromstring(zf.read("project.qde"))  # parses: no raw control character left
+    names = [s.get("name") for s in root.iterfind(".//q:TextSource", NS)]
+    assert names == ["Interview A\ufffd\ufffd", "Interview B\ufffd\ufffd"]
+    check_project(out)

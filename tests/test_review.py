@@ -601,8 +601,8 @@ def test_tui_second_annotator_starts_from_model_preselection_not_first_answer(tm
 
 _WORKER = """
 import json, sys
-from extractor import review
 from extractor.catalog import load_catalog
+from extractor.review_session import save_answer
 catalog_path, queue, annotator, start = sys.argv[1:5]
 catalog = load_catalog(catalog_path)
 tasks = [json.loads(l) for l in open(queue) if l.strip()]
@@ -611,7 +611,7 @@ sys.stdin.readline()  # both processes start writing together
 for k, task in enumerate(tasks):
     task.update(answer="accept", annotator=annotator, timestamp=f"2026-01-01T00:{k // 60:02d}:{k % 60:02d}Z",
                 accept=["cat:drift"] if annotator == "a" else ["cat:cost"])
-    review.save_answer(queue, json.dumps(task) + "\\n", task["meta"]["id"], catalog)
+    save_answer(queue, task, catalog)  # what `review annotate` and the web reviewer call per answer
 """
 
 

@@ -1,0 +1,601 @@
+"""Tests of the web reviewer: task hand-out, answers in the queue format, undo, concurrency,
+the loopback-only server and its Host/Origin checks, and a real headless Chromium driving it."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from extractor import review
+from extractor.annotate_tui import annotate
+from extractor.catalog import load_catalog
+from extractor.cli import main
+from extractor.errors import ExtractorError, InputError
+from extractor.review_server import ReviewState, create_app, make_server, render_page
+from extractor.types import Prediction, Turn, with_ids
+
+flask = pytest.importorskip("flask", reason="the web reviewer needs Flask (pip install 'qi-extractor[review]')")
+
+REPO = Path(__file__).resolve().parents[1]
+CATALOG_YAML = """\
+name: tiny
+version: 1
+phases:
+- {id: collect, name: Collection, definition: Getting data.}
+- {id: train, name: Training, definition: Fitting models.}
+- {id: deploy, name: Deployment, definition: Shipping models.}
+categories:
+- {id: drift, name: Drift, definition: Data changes over time., phases: [deploy]}
+- {id: noisy, name: Noisy labels, definition: Wrong labels., phases: [collect]}
+- {id: cost, name: Cost, definition: Infrastructure is expensive.}
+- {id: privacy, name: Privacy, definition: Personal data.}
+- {id: slow, name: Slow pipelines, definition: Pipelines take long.}
+"""
+PORT = 8765  # what the test client's requests claim; the real servers below pick free ports
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    path = tmp_path / "catalog.yaml"
+    path.write_text(CATALOG_YAML)
+    return load_catalog(path)
+
+
+def make_queue(tmp_path: Path, catalog, n: int = 6, text=None) -> Path:
+    rows = []
+    for k in range(n):
+        rows.append(Turn("I1", 2 * k, "interviewer", f"question {k}?"))
+        rows.append(Turn("I1", 2 * k + 1, "interviewee", text(k) if text else f"answer {k} about data",
+                         question=f"question {k}?"))
+    turns = list(with_ids(rows))
+    preds = []
+    for k, t in enumerate(x for x in turns if x.is_interviewee):
+        s = {"drift": 0.9, "noisy": 0.05 * k, "cost": 0.3, "privacy": 0.01, "slow": 0.2,
+             "collect": 0.1, "train": 0.02, "deploy": 0.7, "mitigation": 0.6}
+        preds.append(Prediction(t.interview, t.turn, t.id, categories=("drift",), phases=("deploy",), mitigation=True,
+                                scores=s, text=t.text, question=t.question, model="m@1"))
+    q = tmp_path / "queue.jsonl"
+    review.export_queue(preds, q, catalog, turns=turns, order="file")
+    return q
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def ticking_clock():
+    n = iter(range(10**6))
+    lock = threading.Lock()
+
+    def clock() -> str:
+        with lock:
+            k = next(n)
+        return f"2026-01-01T00:{k // 60 % 60:02d}:{k % 60:02d}.{k:06d}Z"
+    return clock
+
+
+@pytest.fixture
+def client_for(catalog):
+    def make(q: Path, annotator: str = "ann"):
+        state = ReviewState(q, annotator, catalog, clock=ticking_clock())
+        app = create_app(state, PORT)
+        return state, app.test_client()
+    return make
+
+
+BASE = {"base_url": f"http://127.0.0.1:{PORT}"}
+ORIGIN = {"Origin": f"http://127.0.0.1:{PORT}"}
+
+
+def get_state(client, tab="t1"):
+    r = client.get(f"/api/state?tab={tab}", **BASE)
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def post(client, path, **body):
+    return client.post(path, json=body, headers=ORIGIN, **BASE)
+
+
+# --- task hand-out ---------------------------------------------------------------------------------
+
+
+def test_state_shows_the_first_task_with_its_context_and_likely_options_first(tmp_path, catalog, client_for):
+    q = make_queue(tmp_path, catalog)
+    _, c = client_for(q)
+    s = get_state(c)
+    t = s["task"]
+    assert s["progress"] == {"done": 0, "total": 6, "skipped": 0}
+    assert (t["interview"], t["turn"], t["text"], t["question"]) == ("I1", 1, "answer 0 about data", "question 0?")
+    assert t["previous"] is None  # it is the question itself, shown once
+    assert t["next"] == {"speaker": "interviewer", "text": "question 1?", "turn": 2}
+    likely = [o["id"] for o in t["options"] if o["likely"]]
+    # The model's picks and top-scored categories and phases, then mitigation; the rest follow.
+    assert likely == ["cat:drift", "cat:cost", "cat:slow", "phase:deploy", "phase:collect", "mitigation"]
+    assert [o["id"] for o in t["options"]][:len(likely)] == likely
+    assert {o["id"] for o in t["options"]} == set(review.option_ids(catalog))
+    assert t["selection"] == ["cat:drift", "phase:deploy", "mitigation"]
+
+
+def test_answer_writes_the_terminal_reviewers_format_and_moves_on(tmp_path, catalog, client_for):
+    q = make_queue(tmp_path, catalog)
+    q2 = tmp_path / "tui.jsonl"
+    q2.write_bytes(q.read_bytes())
+    _, c = client_for(q)
+    t = get_state(c)["task"]
+    r = post(c, "/api/answer", tab="t1", id=t["id"], answer="accept", accept=["cat:cost", "phase:deploy"])
+    s = r.get_json()
+    assert r.status_code == 200 and s["message"].startswith("saved: accept: Cost, Deployment | I1 turn 1")
+    assert s["task"]["turn"] == 3 and s["progress"]["done"] == 1 and s["can_undo"]
+    # The same answer given in the terminal reviewer writes the same line (but for the timestamp).
+    annotate(q2, "ann", catalog, stdin=io.StringIO("1\nc cost\nm\na\n"), stdout=io.StringIO(),
+             clock=lambda: "2026-01-01T00:00:00.000000Z")
+    web, tui = lines(q)[0], lines(q2)[0]
+    assert web["answer"] == "accept" and web["accept"] == ["cat:cost", "phase:deploy"] and web["annotator"] == "ann"
+    assert {**web, "timestamp": None} == {**tui, "timestamp": None}
+    assert len(lines(q)) == 6 and review.validate_files([q], catalog) == []
+    assert review.read_corrections([q], catalog)[t["id"]].categories == ("cost",)
+    r = post(c, "/api/answer", tab="t1", id=s["task"]["id"], answer="reject", accept=["cat:drift"])
+    assert r.get_json()["message"].startswith("saved: reject (no option applies)")
+    assert lines(q)[1]["answer"] == "reject" and lines(q)[1]["accept"] == []
+
+
+def test_undo_takes_the_answer_back_and_shows_that_task_again(tmp_path, catalog, client_for):
+    q = make_queue(tmp_path, catalog)
+    before = q.read_bytes()
+    _, c = client_for(q)
+    t = get_state(c)["task"]
+    post(c, "/api/answer", tab="t1", id=t["id"], answer="accept", accept=["cat:noisy"])
+    s = post(c, "/api/undo", tab="t1").get_json()
+    assert s["message"] == "undone: the answer is taken back"
+    assert s["task"]["id"] == t["id"] and s["task"]["selection"] == ["cat:noisy"]  # what was ticked comes back
+    assert q.read_bytes() == before and s["progress"]["done"] == 0
+    assert post(c, "/api/undo", tab="t1").get_json()["message"] == "nothing to undo in this tab"
+    # Another tab cannot undo this tab's answers.
+    post(c, "/api/answer", tab="t1", id=t["id"], answer="reject", accept=[])
+    assert post(c, "/api/undo", tab="t2").get_json()["message"] == "nothing to undo in this tab"
+    assert lines(q)[0]["answer"] == "reject"
+
+
+def test_skip_comes_back_after_the_others_and_can_be_undone(tmp_path, catalog, client_for):
+    q = make_queue(tmp_path, catalog, n=2)
+    _, c = client_for(q)
+    first = get_state(c)["task"]["id"]
+    s = post(c, "/api/skip", tab="t1", id=first).get_json()
+    assert s["message"].startswith("skipped: I1 turn 1") and s["progress"]["skipped"] == 1
+    second = s["task"]["id"]
+    assert second != first
+    s = post(c, "/api/undo", tab="t1").get_json()
+    assert s["task"]["id"] == first and s["progress"]["skipped"] == 0
+    s = post(c, "/api/skip", tab="t1", id=first).get_json()
+    s = post(c, "/api/answer", tab="t1", id=second, answer="reject", accept=[]).get_json()
+    assert s["task"]["id"] == first  # only the skipped one is left: it comes back
+    s = post(c, "/api/answer", tab="t1", id=first, answer="reject", accept=[]).get_json()
+    assert s["task"] is None and s["progress"] == {"done": 2, "total": 2, "skipped": 0}
+
+
+def test_reload_resumes_on_the_same_task_and_a_restart_where_it_stopped(tmp_path, catalog, client_for):
+    q = make_queue(tmp_path, catalog)
+    _, c = client_for(q)
+    for _ in range(3):
+        t = get_state(c)["task"]
+        post(c, "/api/answer", tab="t1", id=t["id"], answer="accept", accept=[])
+    shown = get_state(c)["task"]["id"]
+    assert get_state(c)["task"]["id"] == shown  # a reload shows the same task
+    _, c2 = client_for(q)  # the server restarted
+    s = get_state(c2, tab="new-tab")
+    assert s["task"]["id"] == shown and s["progress"]["done"] == 3
+
+
+def test_two_tabs_get_different_tasks_and_an_answer_elsewhere_moves_a_tab_on(tmp_path, catalog, client_for):
+    q = make_queue(tmp_path, catalog)
+    _, c = client_for(q)
+    a, b = get_state(c, "A")["task"]["id"], get_state(c, "B")["task"]["id"]
+    assert a != b
+    post(c, "/api/answer", tab="B", id=a, answer="reject", accept=[])  # B answers A's task
+    assert get_state(c, "A")["task"]["id"] not in (a,)
+    # A terminal session answering the task A shows: A moves on at its next fetch.
+    shown = get_state(c, "A")["task"]
+    done_in_tui = _answer_in_tui(q, catalog, shown["id"])
+    assert done_in_tui and get_state(c, "A")["task"]["id"] != shown["id"]
+
+
+def _answer_in_tui(q: Path, catalog, task_id: str) -> bool:
+    """Answer ``task_id`` in a terminal session (skipping the others)."""
+    order = [x["meta"]["id"] for x in lines(q) if x["answer"] is None]
+    keys = "".join("a\n" if tid == task_id else "s\n" for tid in order)
+    annotate(q, "ann", catalog, stdin=io.StringIO(keys), stdout=io.StringIO())
+    return any(x["meta"]["id"] == task_id and x["answer"] == "accept" for x in lines(q))
+
+
+def test_answering_twice_from_two_tabs_keeps_both_answers(tmp_path, catalog, client_for):
+    q = make_queue(tmp_path, catalog)
+    _, c = client_for(q)
+    t = get_state(c, "A")["task"]["id"]
+    post(c, "/api/answer", tab="A", id=t, answer="reject", accept=[])
+    s = post(c, "/api/answer", tab="B", id=t, answer="accept", accept=["cat:cost"]).get_json()
+    assert "answered again: the latest answer counts" in s["message"]
+    assert [x["answer"] for x in lines(q) if x["meta"]["id"] == t] == ["reject", "accept"]
+    assert review.read_corrections([q], catalog)[t].categories == ("cost",)
+
+
+def test_concurrent_answers_from_two_tabs_and_a_terminal_lose_nothing(tmp_path, catalog, client_for):
+    n = 30
+    q = make_queue(tmp_path, catalog, n=n)
+    _, c = client_for(q)
+    errors: list[str] = []
+
+    def tab(name: str) -> None:
+        try:
+            while True:
+                task = get_state(c, name)["task"]
+                if task is None:
+                    return
+                r = post(c, "/api/answer", tab=name, id=task["id"], answer="accept", accept=["cat:cost"])
+                if r.status_code != 200:
+                    errors.append(r.get_json()["error"])
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(repr(e))
+
+    # A terminal reviewer (another annotator, another process) answers every task meanwhile.
+    code = ("import sys; from extractor.annotate_tui import annotate; from extractor.catalog import load_catalog\n"
+            "cat = load_catalog(sys.argv[2]); print('ready', flush=True); sys.stdin.readline()\n"
+            "annotate(sys.argv[1], 'bob', cat, stdin=sys.stdin, stdout=open('/dev/null', 'w'))")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(q), catalog.path], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, cwd=REPO, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    threads = [threading.Thread(target=tab, args=(name,)) for name in ("A", "B")]
+    proc.stdin.write("go\n" + "a\n" * n)
+    proc.stdin.flush()
+    for t in threads:
+        t.start()
+    proc.stdin.close()
+    proc.wait(timeout=60)
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors and proc.returncode == 0
+    rows = lines(q)
+    ann = [x["meta"]["id"] for x in rows if x["annotator"] == "ann"]
+    bob = [x["meta"]["id"] for x in rows if x["annotator"] == "bob"]
+    assert len(set(ann)) == n and len(set(bob)) == n  # every task answered by both, nothing lost
+    assert len(rows) == len(ann) + len(bob)  # each task's unanswered line became someone's answer
+    assert review.validate_files([q], catalog) == []
+
+
+# --- requests the server refuses -------------------------------------------------------------------
+
+
+def test_host_and_origin_checks_stop_dns_rebinding_and_cross_site_writes(tmp_path, catalog, client_for):
+    q = make_queue(tmp_path, catalog)
+    _, c = client_for(q)
+    assert c.get("/api/state?tab=t", base_url=f"http://localhost:{PORT}").status_code == 200
+    for host in ("evil.example:8765", "127.0.0.1:9999", "127.0.0.1", "0.0.0.0:8765"):
+        r = c.get("/api/state?tab=t", headers={"Host": host}, **BASE)
+        assert r.status_code == 403 and "is not this reviewer" in r.get_json()["error"], host
+    assert c.get("/", headers={"Host": "evil.example"}).status_code == 403
+    t = get_state(c)["task"]["id"]
+    body = {"tab": "t", "id": t, "answer": "accept", "accept": []}
+    for headers in ({}, {"Origin": "http://evil.example"}, {"Origin": "http://127.0.0.1:1"},
+                    {**ORIGIN, "Sec-Fetch-Site": "cross-site"}):
+        r = c.post("/api/answer", json=body, headers=headers, **BASE)
+        assert r.status_code == 403, headers
+    r = c.post("/api/answer", data=json.dumps(body), content_type="text/plain", headers=ORIGIN, **BASE)
+    assert r.status_code == 415 and r.get_json()["error"] == "expected a JSON body"
+    assert all(x["answer"] is None for x in lines(q))  # nothing was written
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({"id": "nope", "answer": "accept", "accept": []}, 409, "no task 'nope' in queue.jsonl"),
+    ({"answer": "accept", "accept": []}, 400, "id: expected a non-empty str"),
+    ({"id": "ID", "answer": "maybe", "accept": []}, 400, "answer: expected accept or reject"),
+    ({"id": "ID", "answer": "accept", "accept": ["cat:unknown"]}, 400, "accept: expected options of task"),
+    ({"id": "ID", "answer": "accept", "accept": "cat:drift"}, 400, "accept: expected a list of option ids"),
+    ({"id": "ID", "answer": "accept", "accept": [], "tab": "x" * 65}, 400, "tab: expected an id of 1-64"),
+])
+def test_bad_answers_are_refused_with_a_reason(tmp_path, catalog, client_for, body, status, message):
+    q = make_queue(tmp_path, catalog)
+    _, c = client_for(q)
+    tid = get_state(c)["task"]["id"]
+    body = {"tab": "t1", **{k: (tid if v == "ID" else v) for k, v in body.items()}}
+    r = c.post("/api/answer", json=body, headers=ORIGIN, **BASE)
+    assert r.status_code == status and message in r.get_json()["error"]
+    assert all(x["answer"] is None for x in lines(q))
+    r = c.post("/api/answer", json=[1], headers=ORIGIN, **BASE)
+    assert r.status_code == 400 and r.get_json()["error"] == "expected a JSON object"
+    assert c.get("/api/state", **BASE).status_code == 400  # no tab id
+
+
+def test_a_queue_broken_while_serving_is_reported_not_a_crash(tmp_path, catalog, client_for):
+    q = make_queue(tmp_path, catalog)
+    _, c = client_for(q)
+    tid = get_state(c)["task"]["id"]
+    q.write_text(q.read_text() + "not json\n")
+    r = c.get("/api/state?tab=t1", **BASE)
+    assert r.status_code == 409 and "queue.jsonl:7: expected one JSON object per line" in r.get_json()["error"]
+    r = post(c, "/api/answer", tab="t1", id=tid, answer="reject", accept=[])
+    assert r.status_code == 409 and "queue.jsonl:7" in r.get_json()["error"]
+    assert q.read_text().endswith("not json\n")
+    assert all(json.loads(x)["answer"] is None for x in q.read_text().splitlines()[:6])
+
+
+def test_a_malformed_queue_is_refused_at_start(tmp_path, catalog):
+    q = tmp_path / "q.jsonl"
+    q.write_text('{"text": \n')
+    with pytest.raises(InputError, match="q.jsonl:1: expected one JSON object per line"):
+        ReviewState(q, "ann", catalog)
+    with pytest.raises(ExtractorError, match="an annotator name is needed"):
+        ReviewState(q, "", catalog)
+
+
+def test_the_page_is_self_contained_and_its_script_never_parses_text_as_html(tmp_path, catalog, client_for):
+    q = make_queue(tmp_path, catalog)
+    _, c = client_for(q)
+    r = c.get("/", **BASE)
+    page, csp = render_page()
+    assert r.status_code == 200 and r.get_data(as_text=True) == page
+    assert r.headers["Content-Security-Policy"] == csp and "script-src 'sha256-" in csp
+    assert "default-src 'none'" in csp and r.headers["X-Frame-Options"] == "DENY"
+    for external in ("http://", "https://", "//cdn", "@import", "src=\"http"):
+        assert external not in page
+    js = (REPO / "extractor" / "data" / "review" / "review.js").read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in js
+
+
+# --- the real server: loopback only ----------------------------------------------------------------
+
+
+def _listening_addresses(port: int) -> list[str]:
+    """Local addresses of the LISTEN sockets on ``port`` (Linux /proc/net/tcp{,6})."""
+    out = []
+    for name in ("tcp", "tcp6"):
+        path = Path(f"/proc/net/{name}")
+        if not path.exists():
+            continue
+        for row in path.read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            addr, p = local.split(":")
+            if state == "0A" and int(p, 16) == port:
+                out.append(socket.inet_ntop(socket.AF_INET, bytes.fromhex(addr)[::-1]) if len(addr) == 8 else addr)
+    return out
+
+
+def _other_address() -> str | None:
+    """An address of this machine that is not loopback, if it has one."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # no packet is sent for a UDP connect
+            ip = s.getsockname()[0]
+    except OSError:
+        return None
+    return None if ip.startswith("127.") else ip
+
+
+def test_serve_listens_on_the_loopback_address_only(tmp_path, catalog):
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("needs Linux /proc/net/tcp to list listening sockets")
+    q = make_queue(tmp_path, catalog)
+    proc = subprocess.Popen([sys.executable, "-m", "extractor", "review", "serve", str(q), "--port", "0",
+                             "--annotator", "ann", "--catalog", catalog.path], cwd=REPO, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        line = proc.stderr.readline()
+        assert "open http://127.0.0.1:" in line, line
+        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        assert _listening_addresses(port) == ["127.0.0.1"]
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+        other = _other_address()
+        if other:
+            with pytest.raises(OSError):
+                socket.create_connection((other, port), timeout=2)
+        proc.send_signal(signal.SIGINT)  # Ctrl+C: a clean stop with a summary
+        assert proc.communicate(timeout=10)[1] == f"stopped: 0 of 6 tasks of {q} answered by ann\n"
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+    out = io.StringIO()
+    assert "--host" not in _help(["review", "serve", "--help"], out)
+
+
+def _help(argv, out) -> str:
+    from contextlib import redirect_stdout
+
+    with redirect_stdout(out), pytest.raises(SystemExit):
+        main(argv)
+    return out.getvalue()
+
+
+def test_without_flask_serve_says_how_to_install_it(tmp_path, catalog, monkeypatch):
+    q = make_queue(tmp_path, catalog)
+    monkeypatch.setitem(sys.modules, "flask", None)  # import flask raises ImportError
+    with pytest.raises(ExtractorError, match=r"the web reviewer needs Flask; install it with `pip install "
+                                             r"'qi-extractor\[review\]'`"):
+        make_server(ReviewState(q, "ann", catalog), 0)
+
+
+def test_the_server_socket_is_bound_to_the_loopback_address(tmp_path, catalog):
+    server = make_server(ReviewState(make_queue(tmp_path, catalog), "ann", catalog), 0)
+    try:
+        assert server.socket.getsockname()[0] == "127.0.0.1" and server.port == server.socket.getsockname()[1]
+    finally:
+        server.server_close()
+
+
+def test_busy_port_and_bad_port_are_one_line_errors(tmp_path, catalog, capsys):
+    q = make_queue(tmp_path, catalog)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(ExtractorError, match=f"--port {port}: expected a free port on 127.0.0.1, found it"):
+            make_server(ReviewState(q, "ann", catalog), port)
+    assert main(["review", "serve", str(q), "--port", "70000", "--catalog", catalog.path]) != 0
+    assert "--port: expected a port number 0-65535, found 70000" in capsys.readouterr().err
+
+
+# --- headless Chromium drives the page --------------------------------------------------------------
+
+
+@pytest.fixture
+def live(tmp_path, catalog):
+    """A real server on a free loopback port, in a thread."""
+    servers = []
+
+    def start(q: Path, annotator: str = "ann"):
+        state = ReviewState(q, annotator, catalog)
+        server = make_server(state, 0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.port}/"
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+@pytest.fixture
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install selenium)")
+    from selenium.webdriver.chrome.service import Service
+
+    driver_path = shutil.which("chromedriver")
+    binary = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    if not driver_path or not binary:
+        pytest.skip("headless Chromium not installed (apt-get install chromium chromium-driver)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1400,900", "--no-first-run", "--disable-extensions"):
+        opts.add_argument(arg)
+    try:
+        driver = webdriver.Chrome(options=opts, service=Service(driver_path))
+    except Exception as e:  # noqa: BLE001 - any start failure is a skip, with its reason
+        pytest.skip(f"headless Chromium could not start: {str(e).splitlines()[0][:200]}")
+    driver.set_page_load_timeout(20)
+    yield driver
+    driver.quit()
+
+
+def _wait(driver, cond, timeout=10, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            v = cond(driver)
+            if v:
+                return v
+        except Exception:  # noqa: BLE001 - the page is being re-rendered
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}; status: "
+                         f"{driver.find_element('id', 'status').text!r}")
+
+
+def _text(driver, css: str) -> str:
+    return driver.find_element("css selector", css).text
+
+
+def _press(driver, keys: str) -> None:
+    driver.switch_to.active_element.send_keys(keys)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_chromium_shows_the_first_task_of_review_serve(tmp_path, catalog, browser):
+    q = make_queue(tmp_path, catalog)
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "extractor", "review", "serve", str(q), "--port", str(port),
+                             "--annotator", "ann", "--catalog", catalog.path], cwd=REPO, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert f"open http://127.0.0.1:{port}/" in proc.stderr.readline()
+        assert _listening_addresses(port) in ([], ["127.0.0.1"])  # [] where /proc/net/tcp is absent
+        browser.get(f"http://127.0.0.1:{port}/")
+        _wait(browser, lambda d: _text(d, "#current .text") == "answer 0 about data", what="the first task's turn")
+        assert _text(browser, "#question .text") == "question 0?" and "task 1 of 6" in _text(browser, "#progress-text")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_chromium_answers_three_tasks_by_keyboard_and_resumes_after_reload(tmp_path, catalog, live, browser):
+    q = make_queue(tmp_path, catalog, text=lambda k: f"answer {k} <b>not bold</b> <script>window.pwned=1</script>")
+    url = live(q)
+    browser.get(url)
+    _wait(browser, lambda d: "answer 0" in _text(d, "#current .text"), what="the first task's turn")
+    assert _text(browser, "#current .text") == "answer 0 <b>not bold</b> <script>window.pwned=1</script>"
+    assert not browser.find_elements("css selector", "#current b")  # shown as text, never parsed
+    assert browser.execute_script("return window.pwned === undefined")
+    assert _text(browser, "#question .text") == "question 0?"
+    assert "task 1 of 6" in _text(browser, "#progress-text")
+    likely = browser.find_elements("css selector", "#likely li.option")
+    assert [x.find_element("css selector", ".name .label").text for x in likely][:3] == ["Drift", "Cost", "Slow pipelines"]
+    assert browser.find_element("id", "all").get_attribute("hidden") is not None  # the rest on demand
+    _press(browser, "2")  # tick Cost
+    _press(browser, "/")  # filter the other options, Enter ticks the first match
+    _press(browser, "priv\n")
+    _press(browser, "\ue00c")  # Escape: back to the shortcuts
+    _press(browser, "a")
+    _wait(browser, lambda d: "1 of 6 answered" in _text(d, "#progress-text"), what="the first answer")
+    assert _text(browser, "#status").startswith("saved: accept: Drift, Cost, Privacy, Deployment, Mitigation")
+    _press(browser, "x")
+    _wait(browser, lambda d: "2 of 6 answered" in _text(d, "#progress-text"), what="the reject")
+    _press(browser, "s")
+    _wait(browser, lambda d: "skipped" in _text(d, "#status"), what="the skip")
+    _press(browser, "u")  # undo the skip: task 3 again
+    _wait(browser, lambda d: "undone" in _text(d, "#status"), what="the undo")
+    assert "answer 2" in _text(browser, "#current .text")
+    _press(browser, "a")
+    _wait(browser, lambda d: "3 of 6 answered" in _text(d, "#progress-text"), what="the third answer")
+    shown = _text(browser, "#current .text")
+    assert shown.startswith("answer 3")
+    browser.refresh()
+    _wait(browser, lambda d: _text(d, "#current .text") == shown, what="the same task after reload")
+    assert "task 4 of 6" in _text(browser, "#progress-text")
+    rows = lines(q)
+    assert [r["answer"] for r in rows[:4]] == ["accept", "reject", "accept", None]
+    assert rows[0]["accept"] == ["cat:drift", "cat:cost", "cat:privacy", "phase:deploy", "mitigation"]
+    assert review.validate_files([q], catalog) == []
+
+
+def test_chromium_two_tabs_answering_at_once_lose_nothing(tmp_path, catalog, live, browser):
+    n = 8
+    q = make_queue(tmp_path, catalog, n=n)
+    url = live(q)
+    browser.get(url)
+    _wait(browser, lambda d: _text(d, "#current .text").startswith("answer"), what="tab 1")
+    first = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    browser.get(url)
+    _wait(browser, lambda d: _text(d, "#current .text").startswith("answer"), what="tab 2")
+    second = browser.current_window_handle
+    shown2 = _text(browser, "#current .text")
+    browser.switch_to.window(first)
+    assert _text(browser, "#current .text") != shown2  # each tab got its own task
+    # Each round both tabs answer at once: the second key press goes out before the first returns.
+    for k in range(n // 2):
+        browser.switch_to.window(first)
+        _press(browser, "a")
+        browser.switch_to.window(second)
+        _press(browser, "a")
+        _wait(browser, lambda d: sum(1 for r in lines(q) if r["answer"]) == 2 * (k + 1), what=f"round {k + 1}")
+    rows = lines(q)
+    assert len(rows) == n and {r["meta"]["id"] for r in rows if r["answer"] == "accept"} == {r["meta"]["id"] for r in rows}
+    browser.refresh()
+    _wait(browser, lambda d: d.find_element("id", "done").is_displayed(), what="the done page")

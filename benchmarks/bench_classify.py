@@ -1,19 +1,22 @@
-"""Benchmark of the issue classifier on the shared corpus.
+"""Benchmark of the issue classifier on the corpus, through the public API only.
 
-Interview-grouped cross-validation: the test folds are the *moderated* interviews (split
-into ``--folds`` groups), training uses every other labelled interview (moderated and
-coders). Thresholds of every model are tuned on inner interview-grouped folds of the
-training part only; nothing is tuned on a test fold.
+Outer folds: the moderated interviews in 3 interview-grouped folds; each fold's model trains on
+all other labelled interviews (moderated or coders' labels) with the default settings and is
+scored on the held-out moderated labels. Nothing of a test fold is seen while training: every
+threshold and regularisation strength is picked on inner folds of the training part.
 
-Models compared: TF-IDF + logistic regression, frozen MiniLM embeddings + logistic
-regression, and ``IssueClassifier`` configurations (frozen encoder with context, catalog
-features and relevance gate; ``--fine-tune`` adds the LoRA-adapted encoder, slow on CPU).
+Parts (``--parts``, comma list):
+  cv     grouped CV: categories / phases micro P/R/F1, strict and with a +-1-turn tolerance,
+         interview level; calibration (share of turns with any category, each phase,
+         mitigation; phase labels per turn) against the gold; evidence lengths
+  stick  fold 0: a queue of 40 held-out turns (review.rank order) answered with the gold
+         labels, training on the other interviews + those answers: exact-match rate of the
+         new model's own categories on the 40 turns (cold training, and warm from the fold model)
+  curve  fold 0 with 25% / 50% / 100% of the training interviews (learning curve)
+  fit    the --model's figures on its own training turns (training-set fit)
+  speed  --model: predict turns/s (cold), load time; peak RSS of this process
 
-Also measures training time on the full corpus, prediction throughput (interviewee
-turns/s, cold embedding cache) and peak memory, and writes an error analysis of the worst
-categories (turn ids only: no corpus text leaves the corpus).
-
-    OMP_NUM_THREADS=2 QI_EMBED_CACHE=.cache/emb python benchmarks/bench_classify.py --corpus ../shared/corpus
+    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=2 python benchmarks/bench_classify.py --corpus ../shared/corpus
 """
 
 from __future__ import annotations
@@ -21,260 +24,242 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
+import random
 import resource
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-
-from extractor.catalog import load_catalog  # noqa: E402
-from extractor.classify import (ClassifierConfig, IssueClassifier, _group_folds, tune_thresholds,  # noqa: E402
-                                _Encoder)
-from extractor.jsonl import read_turns, write_json  # noqa: E402
+from extractor.catalog import load_catalog
+from extractor.classify import IssueClassifier, TrainConfig, group_folds
+from extractor.jsonl import read_turns, write_json
+from extractor.review import rank
 
 log = logging.getLogger("bench_classify")
 
 
-def label_matrix(turns, ids, field):
-    idx = {c: k for k, c in enumerate(ids)}
-    Y = np.zeros((len(turns), len(ids)), dtype=np.float32)
-    for r, t in enumerate(turns):
-        for c in getattr(t.labels, field):
-            if c in idx:
-                Y[r, idx[c]] = 1
-    return Y
+def prf(tp: float, n_pred: float, n_gold: float) -> dict:
+    p = tp / n_pred if n_pred else 0.0
+    r = tp / n_gold if n_gold else 0.0
+    return {"p": round(p, 4), "r": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
+            "predicted": int(n_pred), "gold": int(n_gold)}
 
 
-def prf(Y, P):
-    Y, P = Y.astype(bool), P.astype(bool)
-    tp, fp, fn = (Y & P).sum(), (~Y & P).sum(), (Y & ~P).sum()
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return {"p": round(float(p), 4), "r": round(float(r), 4), "f1": round(float(f), 4)}
+def score(gold_turns, preds, field: str, tolerance: int = 0) -> dict:
+    """Micro P/R/F1 of one label space; with ``tolerance`` a label counts where the other side
+    has it on an interviewee turn up to that many turns away (same interview)."""
+    pid = {p.id: p for p in preds}
+    seq = defaultdict(list)
+    for t in gold_turns:
+        seq[t.interview].append(t)
+    tp_p = tp_g = n_pred = n_gold = 0
+    for iv, ts in seq.items():
+        G = [set(getattr(t.labels, field)) for t in ts]
+        P = [set(getattr(pid[t.id], field)) for t in ts]
+        for i in range(len(ts)):
+            near = range(max(0, i - tolerance), min(len(ts), i + tolerance + 1))
+            n_pred += len(P[i])
+            n_gold += len(G[i])
+            tp_p += sum(1 for x in P[i] if any(x in G[j] for j in near))
+            tp_g += sum(1 for x in G[i] if any(x in P[j] for j in near))
+    p = tp_p / n_pred if n_pred else 0.0
+    r = tp_g / n_gold if n_gold else 0.0
+    return {"p": round(p, 4), "r": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
+            "predicted": n_pred, "gold": n_gold}
 
 
-def report(Y, P, ids):
-    per = {}
-    for j, c in enumerate(ids):
-        per[c] = {**prf(Y[:, j], P[:, j]), "support": int(Y[:, j].sum()), "predicted": int(P[:, j].sum())}
-    macro = float(np.mean([per[c]["f1"] for c in ids if per[c]["support"] > 0]))
-    return {"micro": prf(Y, P), "macro_f1": round(macro, 4), "per_label": per}
+def interview_level(gold_turns, preds) -> dict:
+    pid = {p.id: p for p in preds}
+    G, P = defaultdict(set), defaultdict(set)
+    for t in gold_turns:
+        G[t.interview] |= set(t.labels.categories)
+        P[t.interview] |= set(pid[t.id].categories)
+    tp = sum(len(G[i] & P[i]) for i in G)
+    return prf(tp, sum(len(P[i]) for i in G), sum(len(G[i]) for i in G))
 
 
-# --- baselines: features -> one-vs-rest logistic regression, thresholds on inner folds ---
+def calibration(gold_turns, preds, phases) -> dict:
+    pid = {p.id: p for p in preds}
+    n = len(gold_turns)
 
+    def share(f):
+        return [round(sum(1 for t in gold_turns if f(pid[t.id])) / n, 4), round(sum(1 for t in gold_turns if f(t.labels)) / n, 4)]
 
-def fit_lr(X, Y, seed):
-    from sklearn.linear_model import LogisticRegression
-
-    models = []
-    for j in range(Y.shape[1]):
-        y = Y[:, j]
-        if y.sum() == 0 or y.sum() == len(y):
-            models.append(float(y.mean()))
-            continue
-        m = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000, random_state=seed)
-        m.fit(X, y)
-        models.append(m)
-    return models
-
-
-def predict_lr(models, X):
-    out = np.zeros((X.shape[0], len(models)), dtype=np.float32)
-    for j, m in enumerate(models):
-        out[:, j] = m if isinstance(m, float) else m.predict_proba(X)[:, 1]
+    out = {"any_category": share(lambda x: bool(x.categories)), "mitigation": share(lambda x: x.mitigation),
+           "phase_labels": [sum(len(pid[t.id].phases) for t in gold_turns), sum(len(t.labels.phases) for t in gold_turns)]}
+    out["phases"] = {ph: share(lambda x, ph=ph: ph in x.phases) for ph in phases}
+    out["note"] = "[predicted, gold]"
     return out
 
 
-def baseline_fold(make_features, train_turns, test_turns, Ys, seed, inner_k=5, min_support=8):
-    """Fit LR per label space; thresholds from inner grouped folds of the training turns."""
-    groups = [t.interview for t in train_turns]
-    out = {}
-    for space, (Ytr, _) in Ys.items():
-        oof = np.zeros_like(Ytr)
-        for test in _group_folds(groups, inner_k, seed):
-            train = np.setdiff1d(np.arange(len(train_turns)), test)
-            Xa, Xb = make_features([train_turns[i] for i in train], [train_turns[i] for i in test])
-            oof[test] = predict_lr(fit_lr(Xa, Ytr[train], seed), Xb)
-        th = tune_thresholds(Ytr, oof, min_support)
-        Xa, Xb = make_features(train_turns, test_turns)
-        out[space] = predict_lr(fit_lr(Xa, Ytr, seed), Xb) >= th
-    return out
+def evidence_stats(preds) -> dict:
+    from extractor.classify.evidence import words
 
-
-def tfidf_features(a, b):
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50000)
-    return vec.fit_transform([t.text for t in a]), vec.transform([t.text for t in b])
-
-
-def make_embedding_features(encoder):
-    def feats(a, b):
-        return encoder.encode([t.text for t in a]), encoder.encode([t.text for t in b])
-
-    return feats
-
-
-# --- main -----------------------------------------------------------------------------
+    lens = [(words(e), words(p.text)) for p in preds for e in p.evidence.values()]
+    long_turns = [w for w, n in lens if n >= 20]
+    return {"spans": len(lens), "under_6_words_in_turns_of_20_or_more": sum(1 for w in long_turns if w < 6),
+            "under_8_words_where_turn_has_8": sum(1 for w, n in lens if n >= 8 and w < 8),
+            "median_words": float(np.median([w for w, _ in lens])) if lens else 0.0}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=Path("../shared/corpus"))
-    ap.add_argument("--folds", type=int, default=3, help="outer folds over the moderated interviews")
+    ap.add_argument("--parts", default="cv,stick,curve,fit,speed")
+    ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--models", default="tfidf,frozen-lr,clf", help="comma list: tfidf, frozen-lr, clf, "
-                    "clf-heads, clf-nogate, clf-nocatalog, clf-noctx, clf-ft")
+    ap.add_argument("--fast", action="store_true", help="frozen encoder (TrainConfig(fine_tune=False))")
+    ap.add_argument("--steps", type=int, help="adapter steps (default: TrainConfig's)")
+    ap.add_argument("--model", type=Path, default=None, help="model for fit/speed (default: the packaged model)")
     ap.add_argument("--out", type=Path, default=Path("out/bench_classify.json"))
-    ap.add_argument("--ft-epochs", type=int, default=2, help="clf-ft: LoRA epochs per outer fold")
-    ap.add_argument("--ft-minutes", type=float, default=12.0, help="clf-ft: time cap of each LoRA fine-tune")
-    ap.add_argument("--no-speed", action="store_true", help="skip the throughput measurement")
-    ap.add_argument("--model", type=Path, default=Path("models/default"), help="model whose throughput is measured")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-
+    for name in ("sentence_transformers", "httpx", "transformers"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    parts = set(args.parts.split(","))
     catalog = load_catalog()
-    cats, phases = catalog.category_ids, catalog.phase_ids
-    all_turns = read_turns(args.corpus / "gold" / "turns.jsonl")
+    kw = {"seed": args.seed, "device": "auto", "fine_tune": not args.fast}
+    if args.steps:
+        kw["steps"] = args.steps
+    tcfg = TrainConfig(**kw)
+    turns = read_turns(args.corpus / "gold" / "turns.jsonl")
     by_iv = defaultdict(list)
-    for t in all_turns:
+    for t in turns:
         by_iv[t.interview].append(t)
-    labelled = sorted({t.interview for t in all_turns if t.labels is not None})
-    moderated = sorted({t.interview for t in all_turns if t.label_source == "moderated"})
-    folds = _group_folds(moderated, args.folds, args.seed)
-    fold_ivs = [[moderated[i] for i in f] for f in folds]
-    log.info("outer folds (moderated test interviews): %s", fold_ivs)
+    labelled = sorted({t.interview for t in turns if t.labels is not None})
+    moderated = sorted({t.interview for t in turns if t.label_source == "moderated"})
+    fold_ivs = [sorted({moderated[i] for i in f}) for f in group_folds(moderated, args.folds, args.seed)]
+    results: dict = {"config": tcfg.to_dict(), "folds": fold_ivs, "machine": "2-core CPU, no GPU",
+                     "date": time.strftime("%Y-%m-%d")}
+    if args.out.exists():
+        results = {**json.loads(args.out.read_text()), **results}
 
-    def ie(ivs):
+    def gold_of(ivs):
         return [t for iv in ivs for t in by_iv[iv] if t.is_interviewee and t.labels is not None]
 
-    results: dict = {"folds": fold_ivs, "models": {}}
-    gold_all = {"categories": [], "phases": []}
-    preds_all: dict = defaultdict(lambda: {"categories": [], "phases": []})
-    test_ids: list[str] = []
-    scores_all: dict = defaultdict(list)
-    timings: dict = defaultdict(float)
-    encoder = _Encoder(None, "cpu", 256)
-    models = args.models.split(",")
-    for k, test_ivs in enumerate(fold_ivs):
-        train_ivs = [iv for iv in labelled if iv not in test_ivs]
-        tr, te = ie(train_ivs), ie(test_ivs)
-        test_ids += [t.id for t in te]
-        Ys = {"categories": (label_matrix(tr, cats, "categories"), label_matrix(te, cats, "categories")),
-              "phases": (label_matrix(tr, phases, "phases"), label_matrix(te, phases, "phases"))}
-        for space in Ys:
-            gold_all[space].append(Ys[space][1])
-        log.info("fold %d: %d train turns, %d test turns", k, len(tr), len(te))
-        for name in models:
-            t0 = time.time()
-            if name == "tfidf":
-                out = baseline_fold(tfidf_features, tr, te, Ys, args.seed)
-            elif name == "frozen-lr":
-                out = baseline_fold(make_embedding_features(encoder), tr, te, Ys, args.seed)
-            elif name.startswith("clf"):
-                kw = {"seed": args.seed, "device": "cpu"}
-                if name == "clf-nogate":
-                    kw["gate"] = False
-                if name == "clf-nocatalog":
-                    kw.update(use_catalog=False, category_scorer="heads")
-                if name == "clf-heads":
-                    kw["category_scorer"] = "heads"
-                if name == "clf-noctx":
-                    kw.update(use_context=False, use_question=False)
-                if name == "clf-ft":
-                    kw.update(fine_tune=True, epochs=args.ft_epochs, max_train_minutes=args.ft_minutes)
-                clf = IssueClassifier(catalog, ClassifierConfig(**kw))
-                clf.fit([t for iv in train_ivs for t in by_iv[iv]])
-                preds = clf.predict([t for iv in test_ivs for t in by_iv[iv]], evidence=False)
-                pid = {p.id: p for p in preds}
-                out = {"categories": np.array([[c in pid[t.id].categories for c in cats] for t in te]),
-                       "phases": np.array([[p in pid[t.id].phases for p in phases] for t in te])}
-                scores_all[name].append(np.array([[pid[t.id].scores[c] for c in cats] for t in te]))
-            else:
-                raise SystemExit(f"unknown model {name}")
-            timings[name] += time.time() - t0
-            for space in out:
-                preds_all[name][space].append(out[space])
-            f = {s: prf(Ys[s][1], out[s])["f1"] for s in out}
-            log.info("fold %d %-14s categories %.3f phases %.3f (%.0fs)", k, name, f["categories"], f["phases"],
-                     time.time() - t0)
+    def all_of(ivs):
+        return [t for iv in ivs for t in by_iv[iv]]
 
-    gold = {s: np.concatenate(v) for s, v in gold_all.items()}
-    for name in models:
-        P = {s: np.concatenate(v) for s, v in preds_all[name].items()}
-        results["models"][name] = {
-            "categories": report(gold["categories"], P["categories"], cats),
-            "phases": report(gold["phases"], P["phases"], phases),
-            "cv_seconds": round(timings[name], 1),
-        }
-        # error analysis: worst categories with support >= 5
-        per = results["models"][name]["categories"]["per_label"]
-        worst = sorted((c for c in cats if per[c]["support"] >= 5), key=lambda c: per[c]["f1"])[:6]
-        Yc, Pc = gold["categories"].astype(bool), P["categories"].astype(bool)
-        analysis = {}
-        for c in worst:
-            j = cats.index(c)
-            fn_rows = np.flatnonzero(Yc[:, j] & ~Pc[:, j])
-            fp_rows = np.flatnonzero(~Yc[:, j] & Pc[:, j])
-            confused = Counter(cats[m] for r in fn_rows for m in np.flatnonzero(Pc[r]))
-            fp_gold = Counter(cats[m] for r in fp_rows for m in np.flatnonzero(Yc[r]))
-            analysis[c] = {
-                **per[c],
-                "missed_predicted_as": dict(confused.most_common(3)),
-                "missed_with_no_category": int(sum(1 for r in fn_rows if not Pc[r].any())),
-                "false_alarms_on_issue_free_turns": int(sum(1 for r in fp_rows if not Yc[r].any())),
-                "false_alarms_gold_was": dict(fp_gold.most_common(3)),
-                "example_missed_turn_ids": [test_ids[r] for r in fn_rows[:3]],
-            }
-        results["models"][name]["error_analysis"] = analysis
-        if scores_all[name]:
-            # where the errors come from: ranking (is a gold category first?) or relevance
-            # (with an oracle that names the issue-bearing turns, what would the same
-            # predictions score?)
-            S = np.concatenate(scores_all[name])
-            issue = Yc.any(axis=1)
-            results["models"][name]["diagnostics"] = {
-                "top1_accuracy_on_issue_turns": round(float(Yc[issue, S[issue].argmax(axis=1)].mean()), 4),
-                "micro_f1_with_oracle_relevance": prf(Yc, Pc & issue[:, None])["f1"],
-                "predicted_turns_with_a_category": int(Pc.any(axis=1).sum()),
-                "gold_turns_with_a_category": int(issue.sum()),
-            }
-        m = results["models"][name]
-        log.info("%-14s categories micro-F1 %.3f (macro %.3f) | phases micro-F1 %.3f", name,
-                 m["categories"]["micro"]["f1"], m["categories"]["macro_f1"], m["phases"]["micro"]["f1"])
-
-    if not args.no_speed:
-        # cold-cache prediction throughput of the saved model on two moderated interviews
-        os.environ.pop("QI_EMBED_CACHE", None)
+    def train(ivs, extra=()):
         t0 = time.time()
-        clf = IssueClassifier.load(args.model, device="cpu")
+        clf = IssueClassifier(catalog, train_config=tcfg).fit(all_of(ivs) + list(extra))
+        return clf, time.time() - t0
+
+    fold0 = None
+    if "cv" in parts or "stick" in parts or "curve" in parts:
+        all_gold, all_pred, per_fold = [], [], []
+        for k, test_ivs in enumerate(fold_ivs):
+            if "cv" not in parts and k > 0:
+                break
+            train_ivs = [iv for iv in labelled if iv not in test_ivs]
+            clf, secs = train(train_ivs)
+            preds = clf.predict(all_of(test_ivs))
+            gold = gold_of(test_ivs)
+            if k == 0:
+                fold0 = (clf, train_ivs, test_ivs, preds)
+            all_gold += gold
+            all_pred += preds
+            f = {"categories": score(gold, preds, "categories")["f1"], "phases": score(gold, preds, "phases")["f1"],
+                 "train_seconds": round(secs, 1)}
+            per_fold.append(f)
+            log.info("fold %d %s: %s", k, test_ivs, f)
+            if "cv" in parts:
+                write_json(args.out, {**results, "cv_partial": per_fold})
+        if "cv" in parts:
+            phases = catalog.phase_ids
+            results["cv"] = {
+                "turns": len(all_gold), "per_fold": per_fold,
+                "categories": score(all_gold, all_pred, "categories"),
+                "phases": score(all_gold, all_pred, "phases"),
+                "categories_tolerance_1": score(all_gold, all_pred, "categories", 1),
+                "phases_tolerance_1": score(all_gold, all_pred, "phases", 1),
+                "interview_level": interview_level(all_gold, all_pred),
+                "calibration": calibration(all_gold, all_pred, phases),
+                "evidence": evidence_stats(all_pred)}
+            log.info("cv: %s", {k: results["cv"][k] for k in ("categories", "phases", "interview_level")})
+            write_json(args.out, results)
+
+    if "stick" in parts:
+        clf0, train_ivs, test_ivs, preds = fold0
+        gold = {t.id: t for t in gold_of(test_ivs)}
+        cand = [p for p in preds if p.id in gold]
+        th = {c: float(t) for c, t in zip(catalog.category_ids + catalog.phase_ids + ["mitigation"], clf0.thresholds_)}
+        queue = [cand[i] for i in rank(cand, catalog, "uncertainty", thresholds=th)[:40]]
+        reviewed = {p.id for p in queue}
+        extra = [replace(t, label_source="review") if t.id in reviewed else replace(t, labels=None, label_source=None)
+                 for t in all_of(test_ivs)]
+        out = {"queue": len(queue), "with_categories": sum(1 for p in queue if gold[p.id].labels.categories)}
+        for mode in ("cold", "warm"):
+            t0 = time.time()
+            if mode == "cold":
+                clf = IssueClassifier(catalog, train_config=tcfg).fit(all_of(train_ivs) + extra)
+            else:
+                clf = clf0
+                clf.fit(all_of(train_ivs) + extra)
+            secs = time.time() - t0
+            new = {p.id: p for p in clf.predict(all_of(test_ivs)) if p.id in reviewed}
+            same = sum(1 for i in reviewed if set(new[i].categories) == set(gold[i].labels.categories))
+            out[mode] = {"exact_match": round(same / len(reviewed), 4), "train_seconds": round(secs, 1)}
+            before = sum(1 for p in queue if set(p.categories) == set(gold[p.id].labels.categories))
+            out["exact_match_before"] = round(before / len(reviewed), 4)
+            log.info("stick %s: %s", mode, out[mode])
+            write_json(args.out, {**results, "stick": out})
+        results["stick"] = out
+
+    if "curve" in parts:
+        clf0, train_ivs, test_ivs, preds = fold0
+        gold = gold_of(test_ivs)
+        curve = [{"interviews": len(train_ivs), "categories": score(gold, preds, "categories")["f1"],
+                  "phases": score(gold, preds, "phases")["f1"]}]
+        rng = random.Random(args.seed)
+        for frac in (0.5, 0.25):
+            sub = sorted(rng.sample(train_ivs, max(2, round(frac * len(train_ivs)))))
+            clf, _ = train(sub)
+            p = clf.predict(all_of(test_ivs))
+            curve.append({"interviews": len(sub), "categories": score(gold, p, "categories")["f1"],
+                          "phases": score(gold, p, "phases")["f1"]})
+            log.info("curve: %s", curve[-1])
+            write_json(args.out, {**results, "curve": curve})
+        results["curve"] = sorted(curve, key=lambda r: r["interviews"])
+
+    model_path = args.model
+    if "fit" in parts:
+        clf = IssueClassifier.load(model_path) if model_path else _packaged()
+        gold = gold_of(labelled)
+        preds = clf.predict(all_of(labelled), evidence=False)
+        results["fit"] = {"model": str(model_path or "packaged"), "categories": score(gold, preds, "categories"),
+                          "phases": score(gold, preds, "phases"),
+                          "exact_match_categories": round(np.mean([set(p.categories) == set(g.labels.categories)
+                                                                   for p, g in zip(sorted(preds, key=lambda p: p.id), sorted(gold, key=lambda t: t.id))]), 4)}
+        log.info("fit: %s", results["fit"]["categories"])
+        write_json(args.out, results)
+
+    if "speed" in parts:
+        t0 = time.time()
+        clf = IssueClassifier.load(model_path) if model_path else _packaged()
         load_s = time.time() - t0
-        probe = by_iv[moderated[0]] + by_iv[moderated[1]]
         clf.predict(by_iv[moderated[2]][:4])  # warm-up: spaCy and torch start-up are not per-turn costs
-        clf._get_encoder().clear()
+        probe = by_iv[moderated[0]] + by_iv[moderated[1]]
         t0 = time.time()
         preds = clf.predict(probe)
-        pred_s = time.time() - t0
-        results["speed"] = {
-            "model": str(args.model),
-            "load_seconds": round(load_s, 1),
-            "predict_turns": len(preds),
-            "predict_seconds": round(pred_s, 2),
-            "turns_per_second": round(len(preds) / pred_s, 1),
-            "train_seconds_in_card": clf.card_.get("training", {}).get("seconds"),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0),
-            "load_average_1min_at_end": round(os.getloadavg()[0], 1),
-        }
+        secs = time.time() - t0
+        results["speed"] = {"load_seconds": round(load_s, 1), "turns": len(preds), "seconds": round(secs, 2),
+                            "turns_per_second": round(len(preds) / secs, 1)}
         log.info("speed: %s", results["speed"])
+    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     write_json(args.out, results)
     log.info("wrote %s", args.out)
     return 0
+
+
+def _packaged() -> IssueClassifier:
+    from extractor.classify import default_model_path
+
+    return IssueClassifier.load(default_model_path())
 
 
 if __name__ == "__main__":

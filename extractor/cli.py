@@ -79,19 +79,22 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
                    help='comma-separated speaker names that are interviewers, e.g. "Alice,Bob" (repeatable)')
     p.add_argument("--interviewee", action="append", default=[], metavar="NAMES",
                    help="comma-separated speaker names that are interviewees (repeatable)")
-    p.add_argument("--max-mb", type=float, default=200.0, metavar="MB",
-                   help="refuse files larger than this many MiB (default 200; 0 = no limit)")
+    p.add_argument("--max-mb", type=float, default=64.0, metavar="MB",
+                   help="refuse files larger than this many MiB (default 64; 0 = no limit)")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if any file had to be skipped")
+    p.add_argument("--force", action="store_true", help="overwrite an existing -o file (never one of the inputs)")
     p.set_defaults(func=_run_segment)
 
 
 def _run_segment(args: argparse.Namespace) -> int:
     from extractor.jsonl import write_jsonl
-    from extractor.segment import BatchReport, segment_paths
+    from extractor.safeio import check_output
+    from extractor.segment import BatchReport, expand_paths, segment_paths
 
     if args.max_mb < 0:
         _err(f"--max-mb: expected a size in MiB >= 0, found {args.max_mb:g}")
         return EXIT_USAGE
+    check_output(args.output, force=args.force, inputs=expand_paths(args.paths), what="turns file")
     names = lambda values: [n.strip() for v in values for n in v.split(",") if n.strip()]  # noqa: E731
     report = BatchReport()
     # Collected before writing so that a batch where every file fails leaves an existing output alone.
@@ -211,6 +214,7 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
     g = rsub.add_parser("agreement", help="per-label Cohen's kappa / Krippendorff's alpha between annotators")
     g.add_argument("files", type=Path, nargs="+")
     g.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    g.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     catalog_arg(g)
     g.set_defaults(func=_run_review_agreement)
 
@@ -285,7 +289,9 @@ def _run_review_agreement(args: argparse.Namespace) -> int:
     from extractor.catalog import load_catalog
     from extractor.jsonl import write_json
     from extractor.review import agreement
+    from extractor.safeio import check_output
 
+    check_output(args.json, force=args.force, inputs=args.files, what="JSON report")
     rep = agreement(args.files, load_catalog(args.catalog))
     if args.json:
         write_json(args.json, rep)
@@ -349,8 +355,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="model directory to write (models/NAME)")
     p.add_argument("--catalog", metavar="YAML", help="catalog to train for (default: the packaged catalog)")
     p.add_argument("--base-model", metavar="PATH", help="local sentence-transformers model (default: bundled MiniLM)")
-    p.add_argument("--fast", action="store_true", help="frozen encoder + linear heads only (seconds to a minute)")
-    p.add_argument("--epochs", type=int, help="fine-tuning epochs")
+    p.add_argument("--fast", action="store_true", help="keep the encoder frozen (no LoRA fine-tune; minutes)")
+    p.add_argument("--from", dest="init", metavar="DIR",
+                   help="continue from this model (its settings, catalog and adapter): minutes, for corrections")
+    p.add_argument("--steps", type=int, help="adapter fine-tuning steps (default 200; 60 with --from)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda")
     p.add_argument("--force", action="store_true", help="replace an existing model directory")
@@ -358,13 +366,17 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from extractor.classify import ClassifierConfig
+    from extractor.classify import ModelConfig, TrainConfig
     from extractor.train import train_model
 
-    kw = {"seed": args.seed, "device": args.device, "fine_tune": not args.fast, "base_model": args.base_model}
-    if args.epochs is not None:
-        kw["epochs"] = args.epochs
-    clf = train_model(args.inputs, args.output, config=ClassifierConfig(**kw), catalog=args.catalog,
+    if args.init and (args.base_model or args.catalog):
+        _err("--from: expected alone, found with --base-model/--catalog (a model keeps its encoder and catalog)")
+        return EXIT_USAGE
+    kw = {"seed": args.seed, "device": args.device, "fine_tune": not args.fast}
+    if args.steps is not None:
+        kw["warm_steps" if args.init else "steps"] = args.steps
+    clf = train_model(args.inputs, args.output, config=ModelConfig(base_model=args.base_model),
+                      train_config=TrainConfig(**kw), catalog=args.catalog, init=args.init,
                       progress=sys.stderr.isatty(), force=args.force)
     tr = clf.card_["training"]
     print(f"trained on {tr['examples']} turns of {tr['interviews']} interviews in {tr['seconds']:.0f}s -> {args.output}", file=sys.stderr)
@@ -381,7 +393,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="PREDICTIONS.jsonl", help="predictions to write")
     p.add_argument("--device", default=None, help="auto, cpu, cuda (default: the model's setting)")
     p.add_argument("--batch-size", type=int, default=256, help="turns per batch (default 256)")
-    p.add_argument("--no-evidence", action="store_true", help="skip the evidence sentences")
+    p.add_argument("--no-evidence", action="store_true", help="skip the evidence passages")
+    p.add_argument("--corrections", nargs="+", default=[], metavar="ANSWERS.jsonl",
+                   help="review answers: their turns get the reviewers' labels (label_source \"human\")")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(func=_run_predict)
 
@@ -389,16 +403,17 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 def _run_predict(args: argparse.Namespace) -> int:
     from extractor.train import predict_file
 
-    if Path(args.output).exists() and not args.force:
-        _err(f"{args.output}: expected a new output file, found an existing one; pass --force to overwrite it")
-        return EXIT_ERROR
+    from extractor.safeio import check_output
+
+    check_output(args.output, force=args.force, inputs=[args.turns], what="predictions file")
     if args.batch_size < 1:
         _err(f"--batch-size: expected a positive integer, found {args.batch_size}")
         return EXIT_USAGE
     from extractor.resources import packaged_model
 
-    n = predict_file(args.turns, args.model or packaged_model(), args.output, device=args.device, batch_size=args.batch_size,
-                     evidence=not args.no_evidence, progress=sys.stderr.isatty())
+    n = predict_file(args.turns, args.model or packaged_model(), args.output, device=args.device,
+                     batch_size=args.batch_size, evidence=not args.no_evidence, progress=sys.stderr.isatty(),
+                     corrections=args.corrections)
     print(f"wrote {n} predictions to {args.output}", file=sys.stderr)
     return EXIT_OK
 
@@ -426,7 +441,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--catalog", metavar="YAML",
                    help="catalog mapping labels and study codes (default: the model's, else the packaged catalog)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda (with --model or --cv)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --json / --save-predictions file")
     p.set_defaults(func=_run_evaluate)
 
 
@@ -435,9 +450,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from extractor.evaluate import evaluate, format_tables
     from extractor.jsonl import read_turns, write_json
 
-    if args.json and Path(args.json).exists() and not args.force:
-        _err(f"{args.json}: expected a new output file, found an existing one; pass --force to overwrite it")
-        return EXIT_ERROR
+    from extractor.safeio import check_output
+
+    for out, what in ((args.json, "JSON report"), (args.save_predictions, "predictions file")):
+        check_output(out, force=args.force, inputs=[p for p in (args.gold, args.predictions) if p], what=what)
     if args.cv is None and (args.fast or args.save_predictions):
         _err("--fast and --save-predictions: expected together with --cv K, found without it")
         return EXIT_USAGE
@@ -452,23 +468,23 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
         clf = IssueClassifier.load(args.model, device=args.device)
         catalog = load_catalog(args.catalog) if args.catalog else clf.catalog_
-        from extractor.classify import _data_hash
+        from extractor.classify import data_hash
 
-        if clf.card_.get("data_sha256") == _data_hash(turns):
+        if clf.card_.get("data_sha256") == data_hash(turns):
             _warn(f"{args.model} was trained on {args.gold}: these are training-set figures, not an estimate "
                   "of accuracy on new interviews; use --cv K for held-out figures")
         keep = set(interviews) if interviews else {t.interview for t in turns if t.labels is not None}
         # Predict only the interviews that will be scored (whole interviews: context needs neighbours).
         preds = clf.predict([t for t in turns if t.interview in keep], progress=sys.stderr.isatty(), evidence=False)
     elif args.cv is not None:
-        from extractor.classify import ClassifierConfig
+        from extractor.classify import TrainConfig
         from extractor.evaluate import cross_validate
 
         if args.cv < 2:
             _err(f"--cv: expected at least 2 folds, found {args.cv}")
             return EXIT_USAGE
         catalog = load_catalog(args.catalog)
-        config = ClassifierConfig(seed=args.seed, device=args.device or "auto", fine_tune=not args.fast)
+        config = TrainConfig(seed=args.seed, device=args.device or "auto", fine_tune=not args.fast)
         preds, folds = cross_validate(turns, folds=args.cv, catalog=catalog, config=config,
                                       progress=sys.stderr.isatty())
         if args.save_predictions:
@@ -677,6 +693,7 @@ def _add_qdpx(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--catalog", default=None, metavar="YAML", help="catalog (default: the packaged catalog)")
     e.add_argument("-o", "--output", required=True, metavar="PROJECT.qdpx")
     e.add_argument("--codebook", default=None, metavar="CODEBOOK.qdc", help="also write the codebook here")
+    e.add_argument("--force", action="store_true", help="overwrite existing -o / --codebook files")
     e.set_defaults(func=_run_qdpx_export)
     i = qs.add_parser("import", help="read human codings of a .qdpx as labelled turns (training data)")
     i.add_argument("project", metavar="PROJECT.qdpx")
@@ -686,6 +703,7 @@ def _add_qdpx(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--no-negatives", action="store_true",
                    help="label only coded turns (default: uncoded interviewee turns of coded sources get empty labels)")
     i.add_argument("-o", "--output", required=True, metavar="LABELLED.jsonl", help="gold-like turns file to write")
+    i.add_argument("--force", action="store_true", help="overwrite an existing -o file")
     i.set_defaults(func=_run_qdpx_import)
 
 
@@ -693,7 +711,13 @@ def _run_qdpx_export(args: argparse.Namespace) -> int:
     from extractor.catalog import load_catalog
     from extractor.jsonl import read_predictions, read_turns
     from extractor.qdpx import export_qdc, export_qdpx
+    from extractor.safeio import check_output
 
+    inputs = [args.turns, args.predictions, *([args.catalog] if args.catalog else [])]
+    check_output(args.output, force=args.force, inputs=inputs, what="project file")
+    check_output(args.codebook, force=args.force, inputs=inputs, what="codebook file")
+    if args.codebook and Path(args.codebook).resolve() == Path(args.output).resolve():
+        raise ExtractorError(f"{args.codebook}: expected a codebook file other than -o, found the same path")
     catalog = load_catalog(args.catalog)
     turns = read_turns(args.turns)
     preds = read_predictions(args.predictions)
@@ -709,7 +733,10 @@ def _run_qdpx_import(args: argparse.Namespace) -> int:
     from extractor.catalog import load_catalog
     from extractor.jsonl import read_turns, write_jsonl
     from extractor.qdpx import import_labels, labelled_turns
+    from extractor.safeio import check_output
 
+    check_output(args.output, force=args.force, inputs=[args.project, *([args.turns] if args.turns else [])],
+                 what="labelled turns file")
     catalog = load_catalog(args.catalog)
     turns = read_turns(args.turns) if args.turns else None
     labels, source_turns, unmatched = import_labels(args.project, catalog, turns, negatives=not args.no_negatives)
@@ -798,6 +825,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    # Whatever else escapes is still one line (the traceback only with -v): never a traceback
+    # for bad input, a full disk or a path that cannot be written.
+    except OSError as e:
+        from extractor.safeio import os_reason
+
+        _err(f"{e.filename}: {os_reason(e)}" if e.filename else os_reason(e))
+        _traceback(args)
+        return EXIT_ERROR
+    except RecursionError:
+        _err("expected input nested at most a few hundred levels deep, found deeper nesting")
+        _traceback(args)
+        return EXIT_ERROR
+    except MemoryError:
+        _err("out of memory; try a smaller input")
+        return EXIT_ERROR
+    except Exception as e:  # noqa: BLE001 - the last line of defence, reported in one line
+        _err(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+             + " (run with -v for the traceback; please report it)")
+        _traceback(args)
+        return EXIT_ERROR
+
+
+def _traceback(args: argparse.Namespace) -> None:
+    if getattr(args, "verbose", False):
+        import traceback
+
+        traceback.print_exc()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,7 +37,8 @@ from extractor import __version__
 from extractor.catalog import Catalog, load_catalog
 from extractor.embed import CachedEmbedder, Embedder, EmbeddingCache, embedder_fingerprint, file_sha256, make_embedder
 from extractor.errors import ExtractorError, InputError
-from extractor.jsonl import read_jsonl, write_json, write_jsonl
+from extractor.jsonl import enumerate_lines, read_jsonl, write_json, write_jsonl
+from extractor.safeio import is_regular, open_regular
 from extractor.types import Prediction, Turn
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,48 @@ def _check_out_dir(out: Path, force: bool) -> None:
                          hint="pick another -o directory or pass --force to write beside them")
 
 
+def _read_cache(entry: Path, parse: Callable[[Mapping[str, Any]], Any]) -> list[Any] | None:
+    """A cache entry's records, or None when it is absent or damaged (then it is recomputed
+    and rewritten: a truncated or hand-edited entry must not block every rerun)."""
+    if not entry.is_file():
+        return None
+    try:
+        rows = [parse(d) for d in read_jsonl(entry)]
+    except (InputError, KeyError, TypeError, ValueError) as e:
+        log.warning("cache entry %s is damaged (%s); recomputing it", entry, e)
+        return None
+    return rows or None
+
+
+USER_PROPOSAL_FIELDS = ("decision", "name", "definition")  # what reviewers write into proposals.jsonl
+
+
+def keep_user_decisions(path: Path, proposals: Sequence[Any]) -> list[dict[str, Any]]:
+    """New proposal rows, keeping what reviewers wrote into the existing ``path``.
+
+    A rerun must not wipe decisions: for a proposal proposed again (same id) the reviewer's
+    ``decision``, ``name`` and ``definition`` are kept; a decided proposal no longer proposed
+    is kept as it was (at the end). A malformed existing file is an error, not overwritten.
+    """
+    rows = [p.to_dict() if hasattr(p, "to_dict") else dict(p) for p in proposals]
+    if not path.exists():
+        return rows
+    try:
+        old = [obj for _, obj in enumerate_lines(path)]
+    except InputError as e:
+        raise InputError(e.path, e.expected, e.found, line=e.line,
+                         hint="it may hold review decisions: fix it, or move it away to start afresh") from None
+    old_by_id = {o["id"]: o for o in old if isinstance(o.get("id"), str)}
+    new_ids = set()
+    for row in rows:
+        new_ids.add(row.get("id"))
+        prev = old_by_id.get(row.get("id"))
+        if prev:
+            row.update({k: prev[k] for k in USER_PROPOSAL_FIELDS if k in prev})
+    rows.extend(o for o in old if o.get("id") not in new_ids and o.get("decision") not in (None, ""))
+    return rows
+
+
 def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
     """Files named, plus visible files directly inside named directories, in natural order."""
     from extractor.segment import expand_paths
@@ -151,11 +194,18 @@ def segment_stage(files: Sequence[Path], segmenter: Callable[[Path], list[Turn]]
     res = Segmented([], [], [], 0)
     seen: dict[str, str] = {}
     for f in tqdm(files, desc="segment", unit="file", disable=not progress):
+        if not is_regular(f):  # hashing a FIFO would hang, /dev/zero never ends
+            try:
+                open_regular(f, what="a transcript file").close()
+            except InputError as e:
+                log.warning("skipped %s", e)
+                res.skipped.append({"path": str(f), "error": str(e)})
+                continue
         digest = file_sha256(f)
         entry = cache / "segments" / f"{_sha(str(f.resolve()), digest, str(CACHE_VERSION))[:32]}.jsonl"
-        cached = entry.is_file()
+        ts = _read_cache(entry, Turn.from_dict)
+        cached = ts is not None
         if cached:
-            ts = [Turn.from_dict(d) for d in read_jsonl(entry)]
             res.cache_hits += 1
         else:
             try:
@@ -200,8 +250,9 @@ def predict_stage(turns: Sequence[Turn], classifier: Classifier, model_fp: str, 
     for iv, ts in by_iv.items():
         key = _sha(json.dumps([[t.id, t.speaker, t.question] for t in ts]), model_fp, cat_fp, str(CACHE_VERSION))
         entry = cache / "predictions" / f"{key[:32]}.jsonl"
-        if entry.is_file():
-            preds_by_iv[iv] = [Prediction.from_dict(d) for d in read_jsonl(entry)]
+        cached_preds = _read_cache(entry, Prediction.from_dict)
+        if cached_preds is not None:
+            preds_by_iv[iv] = cached_preds
         else:
             todo.append((iv, entry))
     if todo:
@@ -278,8 +329,10 @@ def write_outputs(out: Path, seg: Segmented, predictions: Sequence[Prediction], 
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     outputs = {name: out / f"{name}.jsonl" for name in ("turns", "predictions", "proposals", "privacy")}
-    for name, rows in zip(outputs, (seg.turns, predictions, proposals, findings)):
-        write_jsonl(outputs[name], rows)
+    # a rerun keeps the decisions reviewers wrote into OUT/proposals.jsonl
+    rows = (seg.turns, predictions, keep_user_decisions(outputs["proposals"], proposals), findings)
+    for name, records in zip(outputs, rows):
+        write_jsonl(outputs[name], records)
     outputs.update(report.write_report(out, predictions, catalog, turns=seg.turns, proposals=proposals,
                                        privacy=findings, manifest=manifest))
     timings["report"] = time.perf_counter() - t0

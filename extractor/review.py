@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,6 +47,7 @@ from extractor.catalog import Catalog, load_catalog
 from extractor.errors import ExtractorError, InputError
 from extractor.embed import file_sha256
 from extractor.jsonl import _short, atomic_open, read_predictions  # noqa: F401  (one reader, re-exported)
+from extractor.safeio import locked, open_regular
 from extractor.types import MITIGATION, Labels, Prediction, Turn
 
 log = logging.getLogger(__name__)
@@ -295,22 +297,31 @@ def _type(v: Any) -> str:
 
 
 def _parse_ts(v: Any) -> float | None | str:
-    """ISO 8601 string or epoch number -> epoch seconds; a string error message when bad."""
+    """ISO 8601 string or epoch number -> epoch seconds; the string ``"bad"`` when bad.
+
+    Only what every later step can handle passes: finite, within the years 1..9999
+    (``merge`` writes timestamps back as ISO strings).
+    """
     if v is None or v == "":
         return None
     if isinstance(v, bool):
         return "bad"
-    if isinstance(v, (int, float)):
-        return float(v)
-    if isinstance(v, str):
-        try:
+    try:
+        if isinstance(v, (int, float)):
+            ts = float(v)
+        elif isinstance(v, str):
             dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
-        except ValueError:
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            ts = dt.timestamp()
+        else:
             return "bad"
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        return dt.timestamp()
-    return "bad"
+        if not math.isfinite(ts):
+            return "bad"
+        datetime.fromtimestamp(ts, timezone.utc)  # the round trip merge does
+        return ts
+    except (ValueError, OverflowError, OSError):
+        return "bad"
 
 
 def _resolve_label(name: str, catalog: Catalog) -> str | None:
@@ -460,12 +471,13 @@ def parse_file(path: str | Path, catalog: Catalog, *, turn_ids: set[str] | None 
     known = set(option_ids(catalog))
     records: list[Record] = []
     problems: list[Problem] = []
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
+    if not Path(path).exists():
         return [], [Problem(path_s, None, "an existing JSONL file", "no such file")]
-    except IsADirectoryError:
-        return [], [Problem(path_s, None, "a JSONL file", "a directory")]
+    try:
+        with open_regular(path, what="a JSONL file") as fh:  # never a FIFO or a device
+            data = fh.read()
+    except InputError as e:
+        return [], [Problem(path_s, None, e.expected, e.found)]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -485,6 +497,10 @@ def parse_file(path: str | Path, catalog: Catalog, *, turn_ids: set[str] | None 
         except json.JSONDecodeError as e:
             problems.append(Problem(path_s, n, "one JSON object per line",
                                     f"invalid JSON ({e.msg}) in {_short(raw)}"))
+            continue
+        except RecursionError:
+            problems.append(Problem(path_s, n, "a JSON object nested at most a few hundred levels deep",
+                                    "deeper nesting"))
             continue
         if not isinstance(obj, dict):
             problems.append(Problem(path_s, n, "a JSON object (one task)", f"{type(obj).__name__} {_short(raw)}"))
@@ -657,6 +673,13 @@ def export_queue(predictions: Sequence[Prediction], out: str | Path, catalog: Ca
     """
     catalog = catalog or load_catalog()
     out = Path(out)
+    with locked(out):  # re-read and rewrite as one step: answers saved meanwhile are not lost
+        return _export_locked(predictions, out, catalog, turns=turns, order=order, limit=limit, refresh=refresh,
+                              seed=seed, thresholds=thresholds)
+
+
+def _export_locked(predictions, out: Path, catalog: Catalog, *, turns, order, limit, refresh, seed,
+                   thresholds) -> ExportSummary:
     summary = ExportSummary(path=str(out), order=order)
     records: list[Record] = []
     if out.exists():
@@ -735,26 +758,28 @@ def merge_answers(inputs: Sequence[str | Path], out: str | Path, catalog: Catalo
     """
     catalog = catalog or load_catalog()
     out = Path(out)
-    existing: list[Record] = []
-    if out.exists():
-        existing, problems = parse_file(out, catalog)
-        if problems:
-            raise ReviewFileError(problems)
-    answers = read_answers(inputs, catalog)
+    answers = read_answers(inputs, catalog)  # inputs are only read: outside the lock
 
     def key(r: Record) -> tuple:
         return (r.turn_id, r.annotator, r.answer, r.accept, r.timestamp)
 
-    have = {key(r) for r in existing if r.obj is not None and r.answered}
-    new = []
-    for r in answers:
-        if key(r) not in have:
-            have.add(key(r))
-            new.append(_dumps(_normalise(r)))
-    with atomic_open(out) as fh:
-        for r in existing:
-            fh.write(r.raw if r.raw.endswith("\n") else r.raw + "\n")
-        fh.writelines(new)
+    with locked(out):  # two merges into one file: the second re-reads what the first appended
+        existing: list[Record] = []
+        if out.exists():
+            existing, problems = parse_file(out, catalog)
+            if problems:
+                raise ReviewFileError(problems)
+        have = {key(r) for r in existing if r.obj is not None and r.answered}
+        new = []
+        for r in answers:
+            if key(r) not in have:
+                have.add(key(r))
+                new.append(_dumps(_normalise(r)))
+        if new or not out.exists():
+            with atomic_open(out) as fh:
+                for r in existing:
+                    fh.write(r.raw if r.raw.endswith("\n") else r.raw + "\n")
+                fh.writelines(new)
     return {"existing": sum(1 for r in existing if r.obj is not None), "read": len(answers), "appended": len(new)}
 
 

@@ -126,14 +126,15 @@ def check_label_ids(path: str | Path, turns: Iterable[Turn], catalog: Any) -> No
                              hint="fix the label or pass the catalog it belongs to (--catalog)")
 
 
-_PREDICTION_FIELDS = {"interview": str, "turn": int, "id": str, "text": str}
+_PREDICTION_FIELDS = {"interview": str, "turn": int, "id": str}
 
 
 def read_predictions(path: str | Path) -> list[Prediction]:
     """Read predictions written by ``extractor predict`` (or ``extract``), validated line by line.
 
-    Each line needs ``interview``, ``turn``, ``id`` and the turn ``text`` (``""`` is fine);
-    ``scores``, when present, must be an object ``{label: probability}``. Strict: wrong types
+    Each line needs ``interview``, ``turn`` and ``id``; ``text`` (the turn, which discovery
+    clusters), when present, must be a string and ``scores`` an object ``{label: probability}``.
+    Strict: wrong types
     (``categories`` as a string, ``mitigation: "no"``) and the same prediction id twice are
     errors, never guessed or "last one wins".
     """
@@ -145,6 +146,8 @@ def read_predictions(path: str | Path) -> list[Prediction]:
                 found = "nothing" if key not in obj else f"{type(obj[key]).__name__} {obj[key]!r}"[:80]
                 raise InputError(path, f'field "{key}" of type {typ.__name__}', found, line=n,
                                  hint="is this a predictions file from `extractor predict`?")
+        if not isinstance(obj.get("text", ""), str):
+            raise InputError(path, 'the turn "text" as a string', repr(obj.get("text"))[:60], line=n)
         if not isinstance(obj.get("scores", {}), Mapping):
             raise InputError(path, '"scores" as an object {label: probability}', repr(obj.get("scores"))[:60],
                              line=n)

@@ -215,3 +215,19 @@ def test_unknown_label_ids_name_file_and_line(tmp_path):
                                          r"'drfit' on 'I' turn 1; fix the label or pass the catalog"):
         check_label_ids(path, turns, Cat())
     check_label_ids(path, turns[:1], Cat())  # known ids pass
+
+
+def test_read_predictions_is_the_one_strict_reader(tmp_path):
+    from extractor import discover, review
+    from extractor.jsonl import read_predictions
+
+    assert review.read_predictions is read_predictions is discover.read_predictions
+    p = tmp_path / "p.jsonl"
+    p.write_text(json.dumps({"interview": "I", "turn": 1, "id": "x", "text": 7}) + "\n")
+    with pytest.raises(InputError, match=r'p.jsonl:1: expected the turn "text" as a string, found 7'):
+        read_predictions(p)
+    p.write_text(json.dumps({"interview": "I", "turn": 1, "id": "x", "scores": [0.5]}) + "\n")
+    with pytest.raises(InputError, match=r'p.jsonl:1: expected "scores" as an object'):
+        read_predictions(p)
+    p.write_text(json.dumps({"interview": "I", "turn": 1, "id": "x"}) + "\n")
+    assert read_predictions(p)[0].text == ""

@@ -15,7 +15,7 @@ def test_split_sentences_and_spans():
     assert split_sentences(text) == ["One thing.", "Another thing!", "A third?"]
     assert [text[a:z] for a, z in sentence_spans(text)] == split_sentences(text)
     assert split_sentences("") == [""]
-    assert sentence_spans("a. b. c. d.", limit=2) == [(0, 2), (3, 5)]
+    assert sentence_spans("One. Two. Three. Four.", limit=2) == [(0, 4), (5, 9)]
 
 
 def test_a_turn_longer_than_spacys_limit_is_split_quickly():

@@ -15,7 +15,6 @@ from typing import Any, Iterable, Mapping
 
 from extractor.errors import InputError
 
-DEFAULT_CATALOG = Path(__file__).resolve().parents[1] / "annotations" / "catalog.yaml"
 
 
 @dataclass(frozen=True)
@@ -97,8 +96,11 @@ class Catalog:
 
 
 def default_catalog_path() -> Path:
-    """``annotations/catalog.yaml`` of the checkout (a saved model carries its own copy)."""
-    return DEFAULT_CATALOG
+    """The catalog shipped in the package, ``extractor/data/catalog.yaml`` (read-only; a saved
+    model carries its own copy)."""
+    from extractor.resources import packaged_catalog
+
+    return packaged_catalog()
 
 
 def _entry(raw: Any, where: str, path: Path) -> Entry:
@@ -122,21 +124,71 @@ def _entry(raw: Any, where: str, path: Path) -> Entry:
     return Entry(**{**{k: "" if v is None else str(v) for k, v in raw.items() if k not in kw}, **kw})
 
 
-def load_catalog(path: str | Path | None = None) -> Catalog:
-    """Load and validate a catalog YAML file (default: :func:`default_catalog_path`)."""
+MAX_CATALOG_BYTES = 16 * 2**20
+
+
+def _strict_loader(path: Path):
+    """A PyYAML SafeLoader that refuses duplicate keys and aliases.
+
+    Aliases (``*name``) are refused outright: a catalog has no use for them, and nested
+    aliases ("billion laughs") expand into gigabytes in whatever walks the data later.
+    """
     import yaml
 
-    path = Path(path) if path else default_catalog_path()
+    class Loader(yaml.SafeLoader):
+        def compose_node(self, parent, index):  # noqa: ANN001
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise InputError(path, "a catalog without YAML aliases (*name)", "an alias", line=mark.line + 1,
+                                 hint="write the value out; aliases can expand without bound")
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node, deep=False):  # noqa: ANN001
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    hash(key)
+                except TypeError:
+                    raise InputError(path, "plain mapping keys", f"a {type(key).__name__} key",
+                                     line=key_node.start_mark.line + 1) from None
+                if key in seen:
+                    raise InputError(path, "each key once in a mapping",
+                                     f"{key!r} again (also line {seen[key]})", line=key_node.start_mark.line + 1)
+                seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
+
+
+def parse_catalog_yaml(text: str, path: str | Path) -> Any:
+    """YAML text -> data, refusing duplicate keys and aliases; YAML errors as ``file:line``."""
+    import yaml
+
+    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(path, "a catalog YAML file", "no such file") from None
-    try:
-        raw = yaml.safe_load(text)
+        return yaml.load(text, Loader=_strict_loader(path))  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise InputError(path, "valid YAML", getattr(e, "problem", None) or str(e),
                          line=mark.line + 1 if mark else None) from None
+    except RecursionError:
+        raise InputError(path, "YAML nested at most a few hundred levels deep", "deeper nesting") from None
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Load and validate a catalog YAML file (default: :func:`default_catalog_path`)."""
+    from extractor.safeio import read_capped
+
+    path = Path(path) if path else default_catalog_path()
+    if not path.exists():
+        raise InputError(path, "a catalog YAML file", "no such file")
+    data = read_capped(path, MAX_CATALOG_BYTES, what="a catalog YAML file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(path, "UTF-8 text", f"undecodable byte 0x{data[e.start]:02x} at offset {e.start}") from None
+    raw = parse_catalog_yaml(text, path)
     if not isinstance(raw, Mapping):
         raise InputError(path, "a mapping with version, phases and categories", type(raw).__name__)
     version = raw.get("version")
@@ -162,27 +214,74 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
 
 
 def save_catalog(catalog: Catalog, path: str | Path) -> None:
-    """Atomically write ``catalog`` as YAML."""
+    """Atomically write ``catalog`` as new YAML, never into the installed package (comments of
+    an existing file are not kept: to change a hand-edited catalog use :func:`add_entries`)."""
     import yaml
 
     from extractor.jsonl import atomic_open
+    from extractor.resources import refuse_packaged
 
+    refuse_packaged(path, "catalog")
     with atomic_open(path) as fh:
         yaml.safe_dump(catalog.to_dict(), fh, sort_keys=False, allow_unicode=True, width=100)
 
 
 def add_category(path: str | Path, entry: Entry) -> Catalog:
-    """Append a category to the catalog file, bump its version, write atomically."""
-    from dataclasses import replace
+    """Append a category to the catalog file, bump its version, write atomically.
 
-    catalog = load_catalog(path)
-    if entry.id in catalog:
-        raise InputError(path, "a new entry id", f"{entry.id!r} already in the catalog")
-    # Validate before writing: a bad entry must not leave an unloadable catalog on disk.
-    _entry(entry.to_dict(), f"the new entry {entry.id!r}", Path(path))
-    bad = [p for p in entry.phases if p not in catalog.phase_ids]
-    if bad:
-        raise InputError(path, f"phases of {entry.id!r} among {sorted(catalog.phase_ids)}", repr(bad))
-    new = replace(catalog, version=catalog.version + 1, categories=(*catalog.categories, entry))
-    save_catalog(new, path)
+    The file is edited round-trip (``ruamel.yaml``): comments, key order, quoting and the
+    other entries stay as the user wrote them. See :func:`add_entries`.
+    """
+    return add_entries(path, [entry])
+
+
+def add_entries(path: str | Path, entries: Iterable[Entry], *, kind: str = "categories") -> Catalog:
+    """Append ``entries`` (categories, or phases with ``kind="phases"``) to the catalog YAML at
+    ``path`` and bump ``version`` once, keeping the file's comments and layout.
+
+    The result is validated (by :func:`load_catalog` on the new text) before it replaces the
+    file, under the file's writer lock, so a bad entry or a concurrent edit never leaves an
+    unloadable or half-merged catalog. Returns the new catalog.
+    """
+    import io
+
+    from ruamel.yaml import YAML
+
+    from extractor.jsonl import atomic_open
+    from extractor.resources import refuse_packaged
+    from extractor.safeio import locked
+
+    if kind not in ("categories", "phases"):
+        raise ValueError(f"kind must be categories or phases, not {kind!r}")
+    path = Path(path)
+    refuse_packaged(path, "catalog")  # before the lock: no lock file in the install directory either
+    entries = list(entries)
+    with locked(path):
+        catalog = load_catalog(path)  # re-read under the lock: validates, refuses aliases/duplicates
+        ids = set(catalog.category_ids) | set(catalog.phase_ids)
+        phase_ids = set(catalog.phase_ids) | ({e.id for e in entries} if kind == "phases" else set())
+        for entry in entries:
+            if entry.id in ids:
+                raise InputError(path, "a new entry id", f"{entry.id!r} already in the catalog")
+            ids.add(entry.id)
+            # Validate before writing: a bad entry must not leave an unloadable catalog on disk.
+            _entry(entry.to_dict(), f"the new entry {entry.id!r}", path)
+            bad = [p for p in entry.phases if p not in phase_ids]
+            if bad:
+                raise InputError(path, f"phases of {entry.id!r} among {sorted(phase_ids)}", repr(bad))
+        yaml = YAML()  # round-trip
+        yaml.preserve_quotes = True
+        yaml.width = 100
+        doc = yaml.load(path.read_text(encoding="utf-8-sig"))
+        if doc.get(kind) is None:
+            doc[kind] = []
+        for entry in entries:
+            doc[kind].append(entry.to_dict())
+        doc["version"] = catalog.version + 1
+        buf = io.StringIO()
+        yaml.dump(doc, buf)
+        text = buf.getvalue()
+        parse_catalog_yaml(text, path)  # what we write must load
+        with atomic_open(path) as fh:
+            fh.write(text)
     return load_catalog(path)

@@ -3,6 +3,14 @@
 Each subcommand has one ``_add_<name>`` function that declares its arguments and a
 ``_run_<name>`` function that does the I/O and calls the library. Library code logs;
 only this module prints, owns progress bars and picks exit codes.
+
+Quiet by default: libraries log at WARNING (``-v``: extractor at DEBUG, libraries at
+INFO), the transformers/huggingface "Loading weights" bars are off, and each command
+ends with one summary line on standard error. Defaults that name packaged data
+(``--model``, the catalog, the demo transcript) resolve inside the installed package;
+user state goes under explicit paths: outputs under ``-o``, the discovery reject memory
+beside the proposals file, review queues and a catalog with accepted proposals under
+``--state-dir`` (default ``$QI_STATE_DIR`` or the working directory).
 """
 
 from __future__ import annotations
@@ -21,6 +29,9 @@ from extractor.errors import ExtractorError
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Read by huggingface_hub/transformers when first imported: no "Loading weights" bar.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 log = logging.getLogger("extractor")
 
@@ -68,24 +79,27 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
                    help='comma-separated speaker names that are interviewers, e.g. "Alice,Bob" (repeatable)')
     p.add_argument("--interviewee", action="append", default=[], metavar="NAMES",
                    help="comma-separated speaker names that are interviewees (repeatable)")
-    p.add_argument("--max-mb", type=float, default=200.0, metavar="MB",
-                   help="refuse files larger than this many MiB (default 200; 0 = no limit)")
+    p.add_argument("--max-mb", type=float, default=64.0, metavar="MB",
+                   help="refuse files larger than this many MiB (default 64; 0 = no limit)")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if any file had to be skipped")
+    p.add_argument("--force", action="store_true", help="overwrite an existing -o file (never one of the inputs)")
     p.set_defaults(func=_run_segment)
 
 
 def _run_segment(args: argparse.Namespace) -> int:
     from extractor.jsonl import write_jsonl
-    from extractor.segment import BatchReport, segment_paths
+    from extractor.safeio import check_output
+    from extractor.segment import BatchReport, expand_paths, segment_paths
 
     if args.max_mb < 0:
         _err(f"--max-mb: expected a size in MiB >= 0, found {args.max_mb:g}")
         return EXIT_USAGE
+    check_output(args.output, force=args.force, inputs=expand_paths(args.paths), what="turns file")
     names = lambda values: [n.strip() for v in values for n in v.split(",") if n.strip()]  # noqa: E731
     report = BatchReport()
     # Collected before writing so that a batch where every file fails leaves an existing output alone.
     turns = list(segment_paths(args.paths, interviewers=names(args.interviewer), interviewees=names(args.interviewee),
-                               max_bytes=int(args.max_mb * 2**20), report=report, progress=True))
+                               max_bytes=int(args.max_mb * 2**20), report=report, progress=sys.stderr.isatty()))
     n_files = len(report.results) + len(report.failures)
     for res in report.results:
         for note in res.notes:
@@ -116,15 +130,14 @@ def _run_segment(args: argparse.Namespace) -> int:
 # --- demo -------------------------------------------------------------------
 
 
-EXAMPLE_TRANSCRIPT = Path(__file__).resolve().parent / "data" / "examples" / "interview_example.txt"
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default"
+MODEL_HELP = "classifier directory (default: the model shipped in the package)"
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="segment and classify the bundled example transcript, print its issues")
-    p.add_argument("transcript", nargs="?", type=Path, default=EXAMPLE_TRANSCRIPT,
+    p.add_argument("transcript", nargs="?", type=Path, default=None,
                    help="transcript to run on (default: the bundled example interview)")
-    p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model directory (default: models/default)")
+    p.add_argument("--model", type=Path, default=None, help=MODEL_HELP)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.set_defaults(func=_run_demo)
 
@@ -133,10 +146,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     import textwrap
 
     from extractor.classify import IssueClassifier
+    from extractor.resources import example_transcript, packaged_model
     from extractor.segment import segment_file
 
+    args.transcript = args.transcript or example_transcript()
     result = segment_file(args.transcript)
-    model = IssueClassifier.load(args.model, device=args.device)
+    model = IssueClassifier.load(args.model or packaged_model(), device=args.device)
     preds = model.predict(result.turns)
     catalog = model.catalog_
     flagged = [p for p in preds if p.categories]
@@ -174,7 +189,7 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda a: (p.print_help(), EXIT_USAGE)[1])
 
     def catalog_arg(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--catalog", type=Path, default=None, help="catalog YAML (default annotations/catalog.yaml)")
+        q.add_argument("--catalog", type=Path, default=None, help="catalog YAML (default: the packaged catalog)")
 
     e = rsub.add_parser("export", help="write/extend a review queue from predictions, most-likely-wrong first")
     e.add_argument("predictions", type=Path, help="predictions JSONL from `extractor predict`")
@@ -199,6 +214,7 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
     g = rsub.add_parser("agreement", help="per-label Cohen's kappa / Krippendorff's alpha between annotators")
     g.add_argument("files", type=Path, nargs="+")
     g.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    g.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     catalog_arg(g)
     g.set_defaults(func=_run_review_agreement)
 
@@ -228,7 +244,8 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
 def _run_review_export(args: argparse.Namespace) -> int:
     from extractor.catalog import load_catalog
     from extractor.jsonl import read_turns
-    from extractor.review import export_queue, read_predictions
+    from extractor.jsonl import read_predictions
+    from extractor.review import export_queue
 
     if args.limit is not None and args.limit < 0:
         raise ExtractorError(f"--limit: expected a count >= 0, found {args.limit}")
@@ -272,7 +289,9 @@ def _run_review_agreement(args: argparse.Namespace) -> int:
     from extractor.catalog import load_catalog
     from extractor.jsonl import write_json
     from extractor.review import agreement
+    from extractor.safeio import check_output
 
+    check_output(args.json, force=args.force, inputs=args.files, what="JSON report")
     rep = agreement(args.files, load_catalog(args.catalog))
     if args.json:
         write_json(args.json, rep)
@@ -281,8 +300,8 @@ def _run_review_agreement(args: argparse.Namespace) -> int:
              f"{rep['turns']} turn(s)); nothing to compare")
         return EXIT_ERROR
 
-    def f(x: float) -> str:
-        return "   -" if math.isnan(x) else f"{x:+.2f}"
+    def f(x: float | None) -> str:
+        return "   -" if x is None or math.isnan(x) else f"{x:+.2f}"
 
     print(f"annotators: {', '.join(rep['annotators'])}; turns answered by 2+: {rep['shared_turns']}; "
           f"pooled alpha {f(rep['alpha_pooled'])}")
@@ -334,10 +353,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="GOLD_OR_ANNOTATIONS",
                    help="turns JSONL files with labels (gold/turns.jsonl) and review-correction JSONL files")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="model directory to write (models/NAME)")
-    p.add_argument("--catalog", metavar="YAML", help="catalog to train for (default: annotations/catalog.yaml)")
+    p.add_argument("--catalog", metavar="YAML", help="catalog to train for (default: the packaged catalog)")
     p.add_argument("--base-model", metavar="PATH", help="local sentence-transformers model (default: bundled MiniLM)")
-    p.add_argument("--fast", action="store_true", help="frozen encoder + linear heads only (seconds to a minute)")
-    p.add_argument("--epochs", type=int, help="fine-tuning epochs")
+    p.add_argument("--fast", action="store_true", help="keep the encoder frozen (no LoRA fine-tune; minutes)")
+    p.add_argument("--from", dest="init", metavar="DIR",
+                   help="continue from this model (its settings, catalog and adapter): minutes, for corrections")
+    p.add_argument("--steps", type=int, help="adapter fine-tuning steps (default 200; 60 with --from)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda")
     p.add_argument("--force", action="store_true", help="replace an existing model directory")
@@ -345,16 +366,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from extractor.classify import ClassifierConfig
+    from extractor.classify import ModelConfig, TrainConfig
     from extractor.train import train_model
 
-    kw = {"seed": args.seed, "device": args.device, "fine_tune": not args.fast, "base_model": args.base_model}
-    if args.epochs is not None:
-        kw["epochs"] = args.epochs
-    clf = train_model(args.inputs, args.output, config=ClassifierConfig(**kw), catalog=args.catalog,
+    if args.init and (args.base_model or args.catalog):
+        _err("--from: expected alone, found with --base-model/--catalog (a model keeps its encoder and catalog)")
+        return EXIT_USAGE
+    kw = {"seed": args.seed, "device": args.device, "fine_tune": not args.fast}
+    if args.steps is not None:
+        kw["warm_steps" if args.init else "steps"] = args.steps
+    clf = train_model(args.inputs, args.output, config=ModelConfig(base_model=args.base_model),
+                      train_config=TrainConfig(**kw), catalog=args.catalog, init=args.init,
                       progress=sys.stderr.isatty(), force=args.force)
     tr = clf.card_["training"]
-    print(f"trained on {tr['examples']} turns of {tr['interviews']} interviews in {tr['seconds']:.0f}s -> {args.output}")
+    print(f"trained on {tr['examples']} turns of {tr['interviews']} interviews in {tr['seconds']:.0f}s -> {args.output}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -364,11 +389,13 @@ def _run_train(args: argparse.Namespace) -> int:
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify the interviewee turns of a turns file")
     p.add_argument("turns", metavar="TURNS.jsonl", help="output of `extractor segment` or a gold turns file")
-    p.add_argument("--model", default="models/default", metavar="DIR", help="model directory (default models/default)")
+    p.add_argument("--model", default=None, metavar="DIR", help=MODEL_HELP)
     p.add_argument("-o", "--output", required=True, metavar="PREDICTIONS.jsonl", help="predictions to write")
     p.add_argument("--device", default=None, help="auto, cpu, cuda (default: the model's setting)")
     p.add_argument("--batch-size", type=int, default=256, help="turns per batch (default 256)")
-    p.add_argument("--no-evidence", action="store_true", help="skip the evidence sentences")
+    p.add_argument("--no-evidence", action="store_true", help="skip the evidence passages")
+    p.add_argument("--corrections", nargs="+", default=[], metavar="ANSWERS.jsonl",
+                   help="review answers: their turns get the reviewers' labels (label_source \"human\")")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(func=_run_predict)
 
@@ -376,15 +403,18 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 def _run_predict(args: argparse.Namespace) -> int:
     from extractor.train import predict_file
 
-    if Path(args.output).exists() and not args.force:
-        _err(f"{args.output}: expected a new output file, found an existing one; pass --force to overwrite it")
-        return EXIT_ERROR
+    from extractor.safeio import check_output
+
+    check_output(args.output, force=args.force, inputs=[args.turns], what="predictions file")
     if args.batch_size < 1:
         _err(f"--batch-size: expected a positive integer, found {args.batch_size}")
         return EXIT_USAGE
-    n = predict_file(args.turns, args.model, args.output, device=args.device, batch_size=args.batch_size,
-                     evidence=not args.no_evidence, progress=sys.stderr.isatty())
-    print(f"wrote {n} predictions to {args.output}")
+    from extractor.resources import packaged_model
+
+    n = predict_file(args.turns, args.model or packaged_model(), args.output, device=args.device,
+                     batch_size=args.batch_size, evidence=not args.no_evidence, progress=sys.stderr.isatty(),
+                     corrections=args.corrections)
+    print(f"wrote {n} predictions to {args.output}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -394,8 +424,9 @@ def _run_predict(args: argparse.Namespace) -> int:
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a model (or predictions) against gold labels, beside human agreement")
     p.add_argument("gold", metavar="GOLD.jsonl", help="gold turns file with labels and codes (gold/turns.jsonl)")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", metavar="DIR", help="model directory to predict the gold turns with")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", metavar="DIR",
+                     help="model directory to predict the gold turns with (default: the packaged model)")
     src.add_argument("--predictions", metavar="PRED.jsonl", help="existing predictions (`extractor predict`) instead")
     src.add_argument("--cv", type=int, metavar="K",
                      help="train and score K models, each holding out a group of whole interviews")
@@ -408,9 +439,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--interviews", metavar="LIST",
                    help='comma-separated interviews to evaluate on, e.g. "Interview 3,Interview 9" (default: all)')
     p.add_argument("--catalog", metavar="YAML",
-                   help="catalog mapping labels and study codes (default: the model's, else annotations/catalog.yaml)")
+                   help="catalog mapping labels and study codes (default: the model's, else the packaged catalog)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda (with --model or --cv)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --json / --save-predictions file")
     p.set_defaults(func=_run_evaluate)
 
 
@@ -419,36 +450,41 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from extractor.evaluate import evaluate, format_tables
     from extractor.jsonl import read_turns, write_json
 
-    if args.json and Path(args.json).exists() and not args.force:
-        _err(f"{args.json}: expected a new output file, found an existing one; pass --force to overwrite it")
-        return EXIT_ERROR
+    from extractor.safeio import check_output
+
+    for out, what in ((args.json, "JSON report"), (args.save_predictions, "predictions file")):
+        check_output(out, force=args.force, inputs=[p for p in (args.gold, args.predictions) if p], what=what)
     if args.cv is None and (args.fast or args.save_predictions):
         _err("--fast and --save-predictions: expected together with --cv K, found without it")
         return EXIT_USAGE
     interviews = [s.strip() for s in args.interviews.split(",") if s.strip()] if args.interviews else None
+    if not (args.model or args.predictions or args.cv is not None):
+        from extractor.resources import packaged_model
+
+        args.model = str(packaged_model())
     turns = read_turns(args.gold)
     if args.model:
         from extractor.classify import IssueClassifier
 
         clf = IssueClassifier.load(args.model, device=args.device)
         catalog = load_catalog(args.catalog) if args.catalog else clf.catalog_
-        from extractor.classify import _data_hash
+        from extractor.classify import data_hash
 
-        if clf.card_.get("data_sha256") == _data_hash(turns):
+        if clf.card_.get("data_sha256") == data_hash(turns):
             _warn(f"{args.model} was trained on {args.gold}: these are training-set figures, not an estimate "
                   "of accuracy on new interviews; use --cv K for held-out figures")
         keep = set(interviews) if interviews else {t.interview for t in turns if t.labels is not None}
         # Predict only the interviews that will be scored (whole interviews: context needs neighbours).
         preds = clf.predict([t for t in turns if t.interview in keep], progress=sys.stderr.isatty(), evidence=False)
     elif args.cv is not None:
-        from extractor.classify import ClassifierConfig
+        from extractor.classify import TrainConfig
         from extractor.evaluate import cross_validate
 
         if args.cv < 2:
             _err(f"--cv: expected at least 2 folds, found {args.cv}")
             return EXIT_USAGE
         catalog = load_catalog(args.catalog)
-        config = ClassifierConfig(seed=args.seed, device=args.device or "auto", fine_tune=not args.fast)
+        config = TrainConfig(seed=args.seed, device=args.device or "auto", fine_tune=not args.fast)
         preds, folds = cross_validate(turns, folds=args.cv, catalog=catalog, config=config,
                                       progress=sys.stderr.isatty())
         if args.save_predictions:
@@ -456,7 +492,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
             write_jsonl(args.save_predictions, preds)
     else:
-        from extractor.review import read_predictions
+        from extractor.jsonl import read_predictions
 
         preds = read_predictions(args.predictions)
         catalog = load_catalog(args.catalog)
@@ -486,7 +522,7 @@ def _add_discover(sub: argparse._SubParsersAction) -> None:
     p.add_argument("predictions", metavar="PREDICTIONS.jsonl", help="output of `extractor predict`")
     p.add_argument("-o", "--output", required=True, metavar="PROPOSALS.jsonl", help="proposals to write (one per line)")
     p.add_argument("--report", metavar="PROPOSALS.md", help="also write a Markdown report for people")
-    p.add_argument("--catalog", metavar="YAML", help="catalog to match against (default annotations/catalog.yaml)")
+    p.add_argument("--catalog", metavar="YAML", help="catalog to match against (default: the packaged catalog)")
     p.add_argument("--rejected", metavar="JSONL",
                    help="memory of rejected proposals to leave out (default rejected_proposals.jsonl beside -o)")
     p.add_argument("--encoder", metavar="DIR", help="sentence-transformers directory (default: bundled MiniLM)")
@@ -532,7 +568,9 @@ def _run_discover(args: argparse.Namespace) -> int:
         config = replace(config, match_threshold=None)
     if args.no_themes:
         config = replace(config, theme_ratio=None)
-    preds = D.read_predictions(args.predictions)
+    from extractor.jsonl import read_predictions
+
+    preds = read_predictions(args.predictions)
     catalog = load_catalog(args.catalog)
     from extractor.proposals import default_rejected_path, load_rejected
 
@@ -560,7 +598,9 @@ def _add_discover_review(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("discover-review",
                        help='apply "decision": "accept"/"reject" set on lines of a proposals file')
     p.add_argument("proposals", metavar="PROPOSALS.jsonl", help="proposals file with reviewers' decisions")
-    p.add_argument("--catalog", metavar="YAML", help="catalog to add accepted entries to (default annotations/catalog.yaml)")
+    p.add_argument("--catalog", metavar="YAML",
+                   help="catalog to add accepted entries to (default STATE/annotations/catalog.yaml, "
+                        "created from the packaged catalog on first use)")
     p.add_argument("--rejected", metavar="JSONL",
                    help="memory of rejected proposals, appended to (default rejected_proposals.jsonl beside the "
                         "proposals file)")
@@ -569,8 +609,18 @@ def _add_discover_review(sub: argparse._SubParsersAction) -> None:
 
 def _run_discover_review(args: argparse.Namespace) -> int:
     from extractor.proposals import apply_decisions
+    from extractor.resources import default_user_catalog
 
-    done = apply_decisions(args.proposals, args.catalog, args.rejected)
+    catalog = Path(args.catalog) if args.catalog else default_user_catalog(args.state_dir)
+    if not catalog.exists() and not args.catalog:
+        import shutil
+
+        from extractor.catalog import default_catalog_path
+
+        catalog.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(default_catalog_path(), catalog)
+        _warn(f"created {catalog} from the packaged catalog; train with `--catalog {catalog}` to use its new entries")
+    done = apply_decisions(args.proposals, catalog, args.rejected)
     print(f"{len(done['accepted'])} accepted ({', '.join(done['accepted']) or '-'}), {len(done['rejected'])} rejected, "
           f"{len(done['undecided'])} undecided, {len(done['skipped'])} already applied", file=sys.stderr)
     return EXIT_OK
@@ -589,7 +639,7 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
                     "transcript redoes that one only.")
     p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR", help="transcript files or directories of them")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output directory")
-    p.add_argument("--model", default=None, metavar="DIR", help="classifier directory (default: models/default)")
+    p.add_argument("--model", default=None, metavar="DIR", help=MODEL_HELP)
     p.add_argument("--cache", default=None, metavar="DIR", help="cache directory (default: OUT/.cache)")
     p.add_argument("--interviewer", default=None, metavar="NAMES",
                    help='comma-separated speaker names that are interviewers, e.g. "Alice,Bob"')
@@ -610,7 +660,8 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_extract(args: argparse.Namespace) -> int:
-    from extractor.extract import _default_segmenter, embedder_factory, load_classifier, run_extract
+    from extractor.embed import make_embedder
+    from extractor.extract import load_classifier, make_segmenter, run_extract
 
     run, extra = run_extract, {}
     if args.engine == "ray":
@@ -622,10 +673,10 @@ def _run_extract(args: argparse.Namespace) -> int:
         raise ExtractorError("--address: expected --engine ray with it, found --engine local")
     clf, info = load_classifier(args.model, device="cpu" if args.engine == "ray" else args.device)
     res = run(args.paths, args.output, classifier=clf, model_info=info,
-                      segmenter=_default_segmenter(args.interviewer), cache_dir=args.cache,
-                      embedder_factory=embedder_factory(args.embedder),
-                      discover=not args.no_discover, privacy=not args.no_privacy, qdpx=not args.no_qdpx,
-                      progress=True, force=args.force, **extra)
+              segmenter=make_segmenter(args.interviewer), cache_dir=args.cache,
+              embedder=make_embedder(args.embedder, device=args.device),
+              discover=not args.no_discover, privacy=not args.no_privacy, qdpx=not args.no_qdpx,
+              progress=sys.stderr.isatty(), force=args.force, **extra)
     c, m = res.manifest["counts"], res.manifest
     for s in m["skipped"]:
         _warn(f"skipped {s['error']}")
@@ -652,30 +703,37 @@ def _add_qdpx(sub: argparse._SubParsersAction) -> None:
     e = qs.add_parser("export", help="write a .qdpx project (and optionally a .qdc codebook)")
     e.add_argument("--turns", required=True, metavar="TURNS.jsonl", help="turns from `extractor segment`")
     e.add_argument("--predictions", required=True, metavar="PREDICTIONS.jsonl", help="from `extractor predict`")
-    e.add_argument("--catalog", default=None, metavar="YAML", help="catalog (default: annotations/catalog.yaml)")
+    e.add_argument("--catalog", default=None, metavar="YAML", help="catalog (default: the packaged catalog)")
     e.add_argument("-o", "--output", required=True, metavar="PROJECT.qdpx")
     e.add_argument("--codebook", default=None, metavar="CODEBOOK.qdc", help="also write the codebook here")
+    e.add_argument("--force", action="store_true", help="overwrite existing -o / --codebook files")
     e.set_defaults(func=_run_qdpx_export)
     i = qs.add_parser("import", help="read human codings of a .qdpx as labelled turns (training data)")
     i.add_argument("project", metavar="PROJECT.qdpx")
     i.add_argument("--turns", default=None, metavar="TURNS.jsonl",
                    help="turns of the project's sources (matched by interview name); default: segment the sources")
-    i.add_argument("--catalog", default=None, metavar="YAML", help="catalog (default: annotations/catalog.yaml)")
+    i.add_argument("--catalog", default=None, metavar="YAML", help="catalog (default: the packaged catalog)")
     i.add_argument("--no-negatives", action="store_true",
                    help="label only coded turns (default: uncoded interviewee turns of coded sources get empty labels)")
     i.add_argument("-o", "--output", required=True, metavar="LABELLED.jsonl", help="gold-like turns file to write")
+    i.add_argument("--force", action="store_true", help="overwrite an existing -o file")
     i.set_defaults(func=_run_qdpx_import)
 
 
 def _run_qdpx_export(args: argparse.Namespace) -> int:
     from extractor.catalog import load_catalog
-    from extractor.jsonl import read_jsonl, read_turns
+    from extractor.jsonl import read_predictions, read_turns
     from extractor.qdpx import export_qdc, export_qdpx
-    from extractor.types import Prediction
+    from extractor.safeio import check_output
 
+    inputs = [args.turns, args.predictions, *([args.catalog] if args.catalog else [])]
+    check_output(args.output, force=args.force, inputs=inputs, what="project file")
+    check_output(args.codebook, force=args.force, inputs=inputs, what="codebook file")
+    if args.codebook and Path(args.codebook).resolve() == Path(args.output).resolve():
+        raise ExtractorError(f"{args.codebook}: expected a codebook file other than -o, found the same path")
     catalog = load_catalog(args.catalog)
     turns = read_turns(args.turns)
-    preds = [Prediction.from_dict(d) for d in read_jsonl(args.predictions)]
+    preds = read_predictions(args.predictions)
     stats = export_qdpx(args.output, turns, preds, catalog)
     if args.codebook:
         export_qdc(args.codebook, catalog)
@@ -688,7 +746,10 @@ def _run_qdpx_import(args: argparse.Namespace) -> int:
     from extractor.catalog import load_catalog
     from extractor.jsonl import read_turns, write_jsonl
     from extractor.qdpx import import_labels, labelled_turns
+    from extractor.safeio import check_output
 
+    check_output(args.output, force=args.force, inputs=[args.project, *([args.turns] if args.turns else [])],
+                 what="labelled turns file")
     catalog = load_catalog(args.catalog)
     turns = read_turns(args.turns) if args.turns else None
     labels, source_turns, unmatched = import_labels(args.project, catalog, turns, negatives=not args.no_negatives)
@@ -728,21 +789,42 @@ def build_parser() -> argparse.ArgumentParser:
         description="qi-extractor: find quality issues of ML systems in interview transcripts.",
     )
     parser.add_argument("--version", action="version", version=f"qi-extractor {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log debug messages (default: warnings and one summary line per command)")
+    parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
+                        help="where user state goes: annotations/ (review queues, a catalog with accepted "
+                             "proposals); default $QI_STATE_DIR or the working directory")
     sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
     return parser
 
 
+class _QuietFormatter(logging.Formatter):
+    """``warning: message``, like the CLI's own messages."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+_VerboseFormatter = logging.Formatter
+
+
+def _configure_logging(verbose: bool) -> None:
+    """WARNING for everything by default; ``-v``: extractor DEBUG, libraries INFO."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_VerboseFormatter("%(levelname)s %(name)s: %(message)s") if verbose else _QuietFormatter())
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if not verbose:
+        for name in ("sentence_transformers", "transformers", "huggingface_hub", "torch"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
@@ -756,6 +838,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    # Whatever else escapes is still one line (the traceback only with -v): never a traceback
+    # for bad input, a full disk or a path that cannot be written.
+    except OSError as e:
+        from extractor.safeio import os_reason
+
+        _err(f"{e.filename}: {os_reason(e)}" if e.filename else os_reason(e))
+        _traceback(args)
+        return EXIT_ERROR
+    except RecursionError:
+        _err("expected input nested at most a few hundred levels deep, found deeper nesting")
+        _traceback(args)
+        return EXIT_ERROR
+    except MemoryError:
+        _err("out of memory; try a smaller input")
+        return EXIT_ERROR
+    except Exception as e:  # noqa: BLE001 - the last line of defence, reported in one line
+        _err(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+             + " (run with -v for the traceback; please report it)")
+        _traceback(args)
+        return EXIT_ERROR
+
+
+def _traceback(args: argparse.Namespace) -> None:
+    if getattr(args, "verbose", False):
+        import traceback
+
+        traceback.print_exc()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -35,8 +35,10 @@ import numpy as np
 
 from extractor.catalog import Catalog, Entry
 from extractor.errors import ExtractorError, InputError
+from extractor.jsonl import read_predictions  # noqa: F401  (the one predictions reader, re-exported)
 from extractor.proposals import Proposal, Quote, is_rejected, proposal_id
 from extractor.types import Prediction, Turn, normalize_text
+from extractor.types import natural_key as _interview_key
 
 log = logging.getLogger(__name__)
 
@@ -129,40 +131,21 @@ class DiscoverConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        def bad(name: str, expected: str) -> None:
-            raise ExtractorError(f"discover config: expected {name} {expected}, found {getattr(self, name)!r}")
+        from extractor.config import Int, Num, OneOf, Opt, check_fields
 
-        for name in ("min_words", "procedure_max_words", "question_max_words", "pca_dim"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                bad(name, "an integer >= 0")
-        for name in ("min_cluster_size", "min_interviews", "n_keywords", "quote_chars"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                bad(name, "an integer >= 1")
-        if self.min_cluster_size < 2:
-            bad("min_cluster_size", ">= 2")
-        if not isinstance(self.n_quotes, int) or not 1 <= self.n_quotes <= 20:
-            bad("n_quotes", "an integer in 1..20")
-        if self.min_samples is not None and (not isinstance(self.min_samples, int) or self.min_samples < 1):
-            bad("min_samples", "None or an integer >= 1")
-        if self.max_proposals is not None and (not isinstance(self.max_proposals, int) or self.max_proposals < 1):
-            bad("max_proposals", "None or an integer >= 1")
-        for name in ("score_threshold", "variant_threshold", "reject_overlap", "duplicate_overlap", "intro_position"):
-            if not 0.0 <= float(getattr(self, name)) <= 1.0:
-                bad(name, "a number in [0, 1]")
-        if self.match_threshold is not None and not -1.0 <= float(self.match_threshold) <= 1.0:
-            bad("match_threshold", "None or a number in [-1, 1]")
-        if self.small_talk not in ("mark", "drop", "keep"):
-            bad("small_talk", '"mark", "drop" or "keep"')
-        if self.method not in ("agglomerative", "hdbscan"):
-            bad("method", '"agglomerative" or "hdbscan"')
-        if not 0.0 <= float(self.question_weight) <= 2.0:
-            bad("question_weight", "a number in [0, 2]")
-        if not float(self.cluster_ratio) >= 1.0:
-            bad("cluster_ratio", "a number >= 1")
-        if self.theme_ratio is not None and not float(self.theme_ratio) > float(self.cluster_ratio):
-            bad("theme_ratio", "None or a number > cluster_ratio")
-        if not isinstance(self.seed, int):
-            bad("seed", "an integer")
+        check_fields(self, {
+            **dict.fromkeys(("min_words", "procedure_max_words", "question_max_words", "pca_dim"), Int(0)),
+            **dict.fromkeys(("min_interviews", "n_keywords", "quote_chars"), Int(1)),
+            "min_cluster_size": Int(2), "n_quotes": Int(1, 20),
+            "min_samples": Opt(Int(1)), "max_proposals": Opt(Int(1)),
+            **dict.fromkeys(("score_threshold", "variant_threshold", "reject_overlap", "duplicate_overlap",
+                             "intro_position"), Num(0, 1)),
+            "match_threshold": Opt(Num(-1, 1)), "small_talk": OneOf(("mark", "drop", "keep")),
+            "method": OneOf(("agglomerative", "hdbscan")),
+            "question_weight": Num(0, 2), "cluster_ratio": Num(1), "seed": Int(None),
+            "theme_ratio": Opt(Num(float(self.cluster_ratio) if isinstance(self.cluster_ratio, (int, float)) else 1,
+                                   lo_open=True)),
+        })
 
 
 @dataclass
@@ -205,11 +188,6 @@ def is_substantive(text: str, config: DiscoverConfig | None = None) -> bool:
 
 
 # --- helpers ------------------------------------------------------------------------
-
-
-def _interview_key(name: str) -> tuple:
-    # "Interview 9" before "Interview 10"
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
 def _prediction_rows(predictions: Iterable[Prediction | Mapping[str, Any]], turns: Sequence[Turn] | None):
@@ -825,35 +803,16 @@ def render_report(result: DiscoveryResult, *, title: str = "Possible new codes",
 
 def config_from_kwargs(**kwargs: Any) -> DiscoverConfig:
     """A config from keyword arguments, ignoring ``None`` values (CLI options not given)."""
-    names = {f.name for f in fields(DiscoverConfig)}
-    return DiscoverConfig(**{k: v for k, v in kwargs.items() if k in names and v is not None})
+    from extractor.config import from_mapping
+
+    return from_mapping(DiscoverConfig, kwargs, skip_none=True)
 
 
 # --- edges for the CLI ------------------------------------------------------------------
 
 
-def read_predictions(path: str | Path) -> list[Prediction]:
-    """Predictions JSONL (from ``extractor predict``), validated line by line."""
-    from extractor.jsonl import enumerate_lines
-
-    out = []
-    for n, obj in enumerate_lines(path):
-        for key, typ in (("id", str), ("interview", str), ("turn", int)):
-            if not isinstance(obj.get(key), typ) or isinstance(obj.get(key), bool):
-                found = "nothing" if key not in obj else repr(obj[key])[:60]
-                raise InputError(path, f'a prediction with "{key}" ({typ.__name__})', found, line=n,
-                                 hint="is this a predictions file from `extractor predict`?")
-        if not isinstance(obj.get("text"), str):  # "" is fine: an empty turn is just not substantive
-            raise InputError(path, 'a prediction with its turn "text"', repr(obj.get("text"))[:60], line=n,
-                             hint="predictions from `extractor predict` carry the turn text")
-        if not isinstance(obj.get("scores", {}), Mapping):
-            raise InputError(path, '"scores" as an object {label: probability}', repr(obj.get("scores"))[:60], line=n)
-        out.append(Prediction.from_dict(obj))
-    return out
-
-
 def _cli_embedder(name: str | None):
     """The embedder the CLI uses (tests replace it with a HashingEmbedder)."""
-    from extractor.embed import SentenceTransformerEmbedder
+    from extractor.embed import make_embedder
 
-    return SentenceTransformerEmbedder(name)
+    return make_embedder(name)

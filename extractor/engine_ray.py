@@ -33,8 +33,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from extractor.embed import file_sha256
 from extractor.errors import ExtractorError, InputError
-from extractor.extract import (CACHE_VERSION, ExtractResult, _default_segmenter, _sha, expand_inputs,
-                               load_classifier, run_extract)
+from extractor.extract import (CACHE_VERSION, ExtractResult, _sha, expand_inputs, load_classifier, make_segmenter,
+                               run_extract)
 from extractor.jsonl import read_jsonl, write_json, write_jsonl
 from extractor.types import Prediction, Turn
 
@@ -273,7 +273,7 @@ def run_extract_ray(
     model_fp = str(model_info.get("fingerprint") or getattr(classifier, "fingerprint", "") or "")
     if not model_fp:
         raise ExtractorError("extract: the classifier has no fingerprint; pass model_info={'fingerprint': ...}")
-    segmenter = segmenter or _default_segmenter()
+    segmenter = segmenter or make_segmenter()
     files = expand_inputs(inputs)
     todo = list(pending(files, cache, model_fp, catalog.fingerprint()))  # paths only
 

@@ -34,13 +34,24 @@ class InputError(ExtractorError):
     @property
     def where(self) -> str:
         if self.path is None:
-            return "<input>"
+            return "<record>"
         return f"{self.path}:{self.line}" if self.line is not None else self.path
 
     @property
     def message(self) -> str:
         msg = f"{self.where}: expected {self.expected}, found {self.found}"
         return f"{msg}; {self.hint}" if self.hint else msg
+
+
+class RecordError(InputError):
+    """A record (one JSON object) whose field has the wrong type; readers add the file and line."""
+
+    def __init__(self, expected: str, found: str, *, hint: str | None = None) -> None:
+        super().__init__(None, expected, found, hint=hint)
+
+    def at(self, path: str | Path, line: int | None = None) -> InputError:
+        """The same error located at ``path:line``."""
+        return InputError(path, self.expected, self.found, line=line, hint=self.hint)
 
 
 class ModelError(ExtractorError):

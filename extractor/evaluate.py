@@ -25,6 +25,7 @@ import numpy as np
 from extractor.catalog import Catalog
 from extractor.errors import InputError
 from extractor.types import Labels, Prediction, Turn
+from extractor.types import natural_key as _interview_key
 
 log = logging.getLogger(__name__)
 
@@ -196,11 +197,6 @@ def _agreement(
         "interview_categories": interview_level_report(
             interviews, [x.categories for x in b], [x.categories for x in a], catalog.category_ids)["micro"],
     }
-
-
-def _interview_key(name: str) -> tuple[str, int]:
-    head, _, tail = name.rpartition(" ")
-    return (head, int(tail)) if tail.isdigit() else (name, -1)
 
 
 def _coded_turns(turns: Iterable[Turn]) -> list[Turn]:
@@ -402,32 +398,14 @@ def grouped_folds(turns: Iterable[Turn], k: int, seed: int = 42) -> list[list[st
     Whole interviews only: one interview's turns never sit on both sides of a split.
     Deterministic for a given ``seed``.
     """
-    sizes: dict[str, int] = defaultdict(int)
-    for t in turns:
-        if t.is_interviewee and t.labels is not None:
-            sizes[t.interview] += 1
+    from extractor.classify.thresholds import group_folds
+
+    rows = [t.interview for t in turns if t.is_interviewee and t.labels is not None]
     if not isinstance(k, int) or k < 2:
         raise ValueError(f"expected at least 2 folds, found {k!r}")
-    if len(sizes) < k:
-        raise InputError(None, f"at least {k} labelled interviews for {k}-fold cross-validation", str(len(sizes)))
-    rng = np.random.default_rng(seed)
-    names = sorted(sizes, key=_interview_key)
-    names = [names[i] for i in rng.permutation(len(names))]
-    names.sort(key=lambda n: -sizes[n])  # stable: ties keep the shuffled order
-    folds: list[list[str]] = [[] for _ in range(k)]
-    load = [0] * k
-    for name in names:  # largest first into the lightest fold
-        j = int(np.argmin(load))
-        folds[j].append(name)
-        load[j] += sizes[name]
-    return [sorted(f, key=_interview_key) for f in folds]
-
-
-class _KeepCache(dict):
-    """An embedding cache that survives ``clear()`` (see :func:`cross_validate`)."""
-
-    def clear(self) -> None:
-        pass
+    if len(set(rows)) < k:
+        raise InputError(None, f"at least {k} labelled interviews for {k}-fold cross-validation", str(len(set(rows))))
+    return [sorted({rows[i] for i in f}, key=_interview_key) for f in group_folds(rows, k, seed)]
 
 
 def cross_validate(
@@ -436,34 +414,27 @@ def cross_validate(
     folds: int = 5,
     catalog: Catalog | None = None,
     config: Any = None,
+    model_config: Any = None,
     progress: bool = False,
 ) -> tuple[list[Prediction], list[list[str]]]:
     """Out-of-fold predictions for every labelled interview, grouped by interview.
 
-    Each fold's model (:class:`~extractor.classify.IssueClassifier`) is trained on all
-    turns of the other labelled interviews and predicts the held-out ones; its thresholds
-    are tuned on its own inner folds, never on the held-out interviews. Returns the
-    predictions and the folds (interview names).
+    Each fold's model (:class:`~extractor.classify.IssueClassifier`, trained with the
+    :class:`~extractor.classify.TrainConfig` ``config``) is trained on all turns of the other
+    labelled interviews and predicts the held-out ones; its thresholds are tuned on its own
+    inner folds, never on the held-out interviews. Returns the predictions and the folds.
     """
-    from extractor.classify import ClassifierConfig, IssueClassifier
+    from extractor.classify import IssueClassifier, TrainConfig
 
-    config = config or ClassifierConfig()
+    config = config or TrainConfig()
     turns = list(turns)
     split = grouped_folds(turns, folds, seed=config.seed)
     labelled = {name for fold in split for name in fold}
-    shared = None
     preds: list[Prediction] = []
     for i, held_out in enumerate(split):
         test = set(held_out)
         train = [t for t in turns if t.interview in labelled and t.interview not in test]
-        clf = IssueClassifier(catalog=catalog, config=config)
-        if not config.fine_tune:
-            # A frozen encoder is the same in every fold: share one, and keep its embedding
-            # cache across folds (predict() clears it to bound memory; here the corpus fits).
-            if shared is None:
-                shared = clf._get_encoder()
-                shared._cache = _KeepCache(shared._cache)
-            clf._encoder = shared
+        clf = IssueClassifier(catalog=catalog, config=model_config, train_config=config)
         log.info("fold %d/%d: training on %d turns, holding out %s", i + 1, len(split), len(train), ", ".join(held_out))
         clf.fit(train, progress=progress)
         preds += clf.predict([t for t in turns if t.interview in test], progress=progress, evidence=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -10,8 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from extractor.errors import InputError
-from extractor.types import Turn, with_ids
+from extractor.errors import InputError, RecordError
+from extractor.safeio import (check_writable_kind, clean_stale_temps, clean_stale_temps_once, open_regular,
+                              output_error, temp_prefix)
+from extractor.types import Prediction, Turn, with_ids
 
 
 def _short(text: str, n: int = 60) -> str:
@@ -22,12 +25,9 @@ def _short(text: str, n: int = 60) -> str:
 def enumerate_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, obj)`` per non-blank line; a bad line raises :class:`InputError`."""
     path = Path(path)
-    try:
-        fh = path.open("rb")
-    except FileNotFoundError:
-        raise InputError(path, "an existing JSONL file", "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "a JSONL file", "a directory") from None
+    if not path.exists():
+        raise InputError(path, "an existing JSONL file", "no such file")
+    fh = open_regular(path, what="a JSONL file")  # never a FIFO or a device
     with fh:
         # Decode line by line (not through a text wrapper, which decodes in chunks) so a
         # bad byte is reported with its own line and column.
@@ -44,6 +44,9 @@ def enumerate_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise InputError(path, "one JSON object per line", f"invalid JSON ({e.msg}) in {_short(line)}", line=n) from None
+            except RecursionError:
+                raise InputError(path, "a JSON object nested at most a few hundred levels deep",
+                                 "deeper nesting", line=n) from None
             if not isinstance(obj, dict):
                 raise InputError(path, "a JSON object", f"{type(obj).__name__} {_short(line)}", line=n)
             yield n, obj
@@ -58,8 +61,14 @@ _TURN_FIELDS = {"interview": str, "turn": int, "speaker": str, "text": str}
 
 
 def read_turns(path: str | Path) -> list[Turn]:
-    """Read turns written by ``extractor segment`` or the gold ``turns.jsonl``; fill in ids."""
-    turns = []
+    """Read turns written by ``extractor segment`` or the gold ``turns.jsonl``; fill in ids.
+
+    Strict: wrong types, a ``labels`` object of the wrong shape, the same (interview, turn)
+    twice and two different turns sharing one ``id`` are errors naming ``file:line``.
+    """
+    turns: list[Turn] = []
+    lines: list[int] = []
+    at: dict[tuple[str, int], int] = {}
     for n, obj in enumerate_lines(path):
         for key, typ in _TURN_FIELDS.items():
             if not isinstance(obj.get(key), typ) or isinstance(obj.get(key), bool):
@@ -69,7 +78,6 @@ def read_turns(path: str | Path) -> list[Turn]:
         if obj["speaker"] not in ("interviewee", "interviewer"):
             raise InputError(path, 'speaker "interviewee" or "interviewer"', repr(obj["speaker"]), line=n)
         labels = obj.get("labels")
-        # A malformed labels object would otherwise be dropped (or a string split into letters).
         if labels is not None and not (
             isinstance(labels, dict)
             and all(isinstance(labels.get(k, []), list) and all(isinstance(x, str) for x in labels.get(k, []))
@@ -77,8 +85,82 @@ def read_turns(path: str | Path) -> list[Turn]:
         ):
             raise InputError(path, '"labels" = {"categories": [ids], "phases": [ids], "mitigation": bool}',
                              repr(labels)[:80], line=n)
-        turns.append(Turn.from_dict(obj))
-    return list(with_ids(turns))
+        try:
+            t = Turn.from_dict(obj)
+        except RecordError as e:
+            raise e.at(path, n) from None
+        key = (t.interview, t.turn)
+        if key in at:
+            raise InputError(path, "each (interview, turn) once", f"{t.interview!r} turn {t.turn} again "
+                             f"(also line {at[key]})", line=n,
+                             hint="two transcripts with one interview name, or a file concatenated twice?")
+        at[key] = n
+        turns.append(t)
+        lines.append(n)
+    out = list(with_ids(turns))
+    first: dict[str, int] = {}
+    for t, n in zip(out, lines):
+        if t.id in first:
+            raise InputError(path, "a unique turn id per turn", f"id {t.id!r} again (also line {first[t.id]})",
+                             line=n)
+        first[t.id] = n
+    return out
+
+
+def check_label_ids(path: str | Path, turns: Iterable[Turn], catalog: Any) -> None:
+    """Every label id of ``turns`` must be in ``catalog``; else ``file:line`` of the first unknown one.
+
+    ``turns`` are those :func:`read_turns` returned for ``path`` (blank lines skipped, so
+    the line is looked up again from the file).
+    """
+    cats, phases = set(catalog.category_ids), set(catalog.phase_ids)
+    for t in turns:
+        if t.labels is None:
+            continue
+        bad = [c for c in t.labels.categories if c not in cats] + [p for p in t.labels.phases if p not in phases]
+        if bad:
+            line = next((n for n, obj in enumerate_lines(path)
+                         if obj.get("interview") == t.interview and obj.get("turn") == t.turn), None)
+            raise InputError(path, f"label ids of the catalog {getattr(catalog, 'tag', '')}".rstrip(),
+                             f"unknown {bad[0]!r} on {t.interview!r} turn {t.turn}", line=line,
+                             hint="fix the label or pass the catalog it belongs to (--catalog)")
+
+
+_PREDICTION_FIELDS = {"interview": str, "turn": int, "id": str}
+
+
+def read_predictions(path: str | Path) -> list[Prediction]:
+    """Read predictions written by ``extractor predict`` (or ``extract``), validated line by line.
+
+    Each line needs ``interview``, ``turn`` and ``id``; ``text`` (the turn, which discovery
+    clusters), when present, must be a string and ``scores`` an object ``{label: probability}``.
+    Strict: wrong types
+    (``categories`` as a string, ``mitigation: "no"``) and the same prediction id twice are
+    errors, never guessed or "last one wins".
+    """
+    out = []
+    first: dict[str, int] = {}
+    for n, obj in enumerate_lines(path):
+        for key, typ in _PREDICTION_FIELDS.items():
+            if not isinstance(obj.get(key), typ) or isinstance(obj.get(key), bool):
+                found = "nothing" if key not in obj else f"{type(obj[key]).__name__} {obj[key]!r}"[:80]
+                raise InputError(path, f'field "{key}" of type {typ.__name__}', found, line=n,
+                                 hint="is this a predictions file from `extractor predict`?")
+        if not isinstance(obj.get("text", ""), str):
+            raise InputError(path, 'the turn "text" as a string', repr(obj.get("text"))[:60], line=n)
+        if not isinstance(obj.get("scores", {}), Mapping):
+            raise InputError(path, '"scores" as an object {label: probability}', repr(obj.get("scores"))[:60],
+                             line=n)
+        try:
+            p = Prediction.from_dict(obj)
+        except RecordError as e:
+            raise e.at(path, n) from None
+        if p.id in first:
+            raise InputError(path, "each prediction id once", f"id {p.id!r} again (also line {first[p.id]})", line=n,
+                             hint="predictions concatenated twice?")
+        first[p.id] = n
+        out.append(p)
+    return out
 
 
 def _target_mode(path: Path) -> int:
@@ -90,15 +172,32 @@ def _target_mode(path: Path) -> int:
         return 0o666 & ~mask
 
 
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
+
+
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8"):
     """Open a temp file beside ``path``; on success fsync and rename it over ``path``.
 
-    A crash or kill mid-write leaves the previous file intact.
+    A crash or kill mid-write leaves the previous file intact; the hidden temp file of a
+    killed writer is removed by the next write into that directory
+    (:func:`extractor.safeio.clean_stale_temps`). A full disk, a read-only place or a parent
+    that is a file is one :class:`ExtractorError` line, and nothing is left behind.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # a file where a parent directory should be
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path.parent)) from None
+        clean_stale_temps(path.parent, name=path.name)
+        clean_stale_temps_once(path.parent)
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+        check_writable_kind(path)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise output_error(path, e) from None
     try:
         # mkstemp creates 0600; give the result the old file's mode, else the usual 0666 & ~umask.
         os.chmod(tmp, _target_mode(path))
@@ -107,11 +206,13 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
+        if isinstance(e, OSError) and (e.errno in _WRITE_ERRNOS or e.filename in (None, tmp, str(path))):
+            raise output_error(path, e) from None
         raise
 
 

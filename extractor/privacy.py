@@ -141,8 +141,11 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
 
 
 def scan_file(path: str | Path) -> list[Finding]:
+    from extractor.safeio import open_regular
+
     path = Path(path)
-    text = path.read_text(encoding="utf-8", errors="replace")
+    with open_regular(path, what="a transcript file") as fh:  # never a FIFO or a device
+        text = fh.read().decode("utf-8", errors="replace")
     return scan_text(text, str(path))
 
 

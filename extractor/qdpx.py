@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 NS_PROJECT = "urn:QDA-XML:project:1.0"
 NS_CODEBOOK = "urn:QDA-XML:codebook:1.0"
 _UUID_NS = uuid.UUID("5b0c3e8e-2f7a-4c56-9a39-0d3c1e0a9f11")  # fixed: GUIDs stay stable across runs
-ROOT_CATEGORIES, ROOT_PHASES, MITIGATION = "Issue categories", "Lifecycle phases", "Mitigation"
+ROOT_CATEGORIES, ROOT_PHASES, MITIGATION_CODE = "Issue categories", "Lifecycle phases", "Mitigation"
 _ZIP_TIME = (2020, 1, 1, 0, 0, 0)
 
 
@@ -73,12 +73,17 @@ def _read_source_file(turns: Sequence[Turn]) -> tuple[str, str] | None:
     files = {str((t.source or {}).get("file") or "") for t in turns}
     if len(files) != 1 or not next(iter(files)):
         return None
+    from extractor.safeio import is_regular, read_capped
+
     path = Path(next(iter(files)))
-    if not path.is_file() or path.suffix.lower() not in (".txt", ".md", ".markdown"):
+    if not is_regular(path) or path.suffix.lower() not in (".txt", ".md", ".markdown"):
         return None
-    for newline in (None, ""):  # universal newlines first, then raw
-        with path.open(encoding="utf-8", errors="replace", newline=newline) as fh:
-            text = fh.read()
+    try:
+        raw = read_capped(path, MAX_SOURCE_BYTES).decode("utf-8", errors="replace")
+    except InputError:
+        return None  # too large or unreadable: the synthetic source is used instead
+    universal = raw.replace("\r\n", "\n").replace("\r", "\n")
+    for text in (universal, raw):  # universal newlines first, then raw
         if _aligned(text, turns):
             return str(path), text
     return None
@@ -175,7 +180,7 @@ def _codes(parent: ET.Element, ns: str, catalog: Catalog) -> None:
                     f"Lifecycle phases of {catalog.tag}")
     for e in catalog.phases:
         _code_el(root, ns, guids[e.id], e.name, True, f"{e.definition} [id: {e.id}]", colors[e.id])
-    _code_el(codes, ns, guids["mitigation"], MITIGATION, True,
+    _code_el(codes, ns, guids["mitigation"], MITIGATION_CODE, True,
              "The turn describes how an issue was fixed or avoided [id: mitigation]", colors["mitigation"])
 
 
@@ -251,7 +256,7 @@ def project_xml(sources: Sequence[SourceText], predictions: Sequence[Prediction]
     src_el = ET.SubElement(root, n("Sources"))
     unknown: set[str] = set()
     names = {e.id: e.name for e in (*catalog.categories, *catalog.phases)}
-    names["mitigation"] = MITIGATION
+    names["mitigation"] = MITIGATION_CODE
     for s in sources:
         sguid = stable_guid("source", s.name)
         el = ET.SubElement(src_el, n("TextSource"), {"guid": sguid, "name": s.name,
@@ -284,6 +289,7 @@ def export_qdpx(path: str | Path, turns: Sequence[Turn], predictions: Sequence[P
     """Write a ``.qdpx`` project atomically; return counts (sources, selections, codings)."""
     sources = build_sources(turns)
     xml = project_xml(sources, predictions, catalog, name=name, created=created)
+    root = ET.fromstring(xml)  # what we write must parse: checked before anything is on disk
     with atomic_open(path, "wb") as fh:
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             def put(arcname: str, data: bytes) -> None:
@@ -293,8 +299,7 @@ def export_qdpx(path: str | Path, turns: Sequence[Turn], predictions: Sequence[P
 
             put("project.qde", xml)
             for s in sources:
-                put(f"sources/{stable_guid('source', s.name)}.txt", s.text.encode("utf-8"))
-    root = ET.fromstring(xml)
+                put(f"sources/{stable_guid('source', s.name)}.txt", s.text.encode("utf-8", "replace"))
     return {"sources": len(sources),
             "selections": len(root.findall(f".//{{{NS_PROJECT}}}PlainTextSelection")),
             "codings": len(root.findall(f".//{{{NS_PROJECT}}}Coding"))}
@@ -328,28 +333,74 @@ class Project:
     path: str = ""
 
 
+MAX_QDE_BYTES = 64 * 2**20  # project.qde, inflated: ElementTree needs several times this in memory
+MAX_SOURCE_BYTES = 64 * 2**20  # one plain-text source
+MAX_QDE_ELEMENTS = 2_000_000  # about 200 MB as a tree; real projects hold tens of thousands
+
+
+def _parse_xml(data: bytes, where: str) -> ET.Element:
+    # REFI-QDA projects have no DTD; refusing one rules out entity expansion ("billion laughs")
+    # and external entities whatever the XML parser's own defences.
+    window = data[:131072]
+    if any(m in window for m in (b"<!DOCTYPE", b"<!ENTITY", "<!DOCTYPE".encode("utf-16-le"),
+                                 "<!DOCTYPE".encode("utf-16-be"))):
+        raise InputError(where, "a project.qde without a DTD (<!DOCTYPE>/<!ENTITY>)", "a DTD",
+                         hint="REFI-QDA projects do not use one; entities can expand without bound")
+    # Parsed incrementally with an element budget: millions of tiny elements would take
+    # gigabytes as a tree even when the file is under the byte cap.
+    parser = ET.XMLPullParser(events=("start",))
+    root, count = None, 0
+    try:
+        for k in range(0, max(len(data), 1), 2**20):
+            parser.feed(data[k:k + 2**20])
+            for _event, el in parser.read_events():
+                if root is None:
+                    root = el
+                count += 1
+                if count > MAX_QDE_ELEMENTS:
+                    raise InputError(where, f"a project of at most {MAX_QDE_ELEMENTS:,} XML elements", "more",
+                                     hint="split the project")
+        parser.close()
+        for _event, el in parser.read_events():
+            root = root if root is not None else el
+    except ET.ParseError as e:
+        raise InputError(where, "well-formed XML", str(e), line=e.position[0]) from None
+    except RecursionError:
+        raise InputError(where, "XML nested at most a few hundred levels deep", "deeper nesting") from None
+    if root is None:
+        raise InputError(where, "well-formed XML", "no element")
+    return root
+
+
 def read_qdpx(path: str | Path) -> Project:
-    """Parse a ``.qdpx`` (or a bare ``project.qde``) into codes, text sources and coded selections."""
+    """Parse a ``.qdpx`` (or a bare ``project.qde``) into codes, text sources and coded selections.
+
+    Hostile archives are refused with one line (see :mod:`extractor.safeio`): zip bombs
+    (declared sizes, ratios, and a hard cap while inflating), special files, a DTD, and any
+    ``plainTextPath`` that would leave the archive (absolute, ``..``, ``internal://../``).
+    """
+    from extractor.safeio import is_regular, open_zip, read_capped, read_member
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(path, "a .qdpx project file", "no such file")
+    if not is_regular(path):
+        read_capped(path, 1, what="a .qdpx project file")  # raises with the kind of file it is
     zf = None
     try:
         if zipfile.is_zipfile(path):
-            zf = zipfile.ZipFile(path)
+            zf = open_zip(path, what="a .qdpx project (a zip archive)", max_member=max(MAX_QDE_BYTES, MAX_SOURCE_BYTES))
             qde = [n for n in zf.namelist() if n.lower().endswith(".qde")]
             if not qde:
                 raise InputError(path, "a zip with a project.qde file", f"{len(zf.namelist())} entries, no .qde",
                                  hint="is this a REFI-QDA .qdpx export?")
-            data = zf.read(qde[0])
+            data = read_member(zf, qde[0], path, max_bytes=MAX_QDE_BYTES)
         else:
-            data = path.read_bytes()
-        try:
-            root = ET.fromstring(data)
-        except ET.ParseError as e:
-            raise InputError(f"{path}!project.qde", "well-formed XML", str(e), line=e.position[0]) from None
+            data = read_capped(path, MAX_QDE_BYTES, what="a .qdpx project file")
+        root = _parse_xml(data, f"{path}!project.qde" if zf is not None else str(path))
+        del data
         if root.tag != f"{{{NS_PROJECT}}}Project":
-            raise InputError(path, f"a <Project> root in namespace {NS_PROJECT}", f"<{root.tag}>")
+            raise InputError(path, f"a <Project> root in namespace {NS_PROJECT}", f"<{root.tag}>"[:120])
         n = lambda tag: f"{{{NS_PROJECT}}}{tag}"  # noqa: E731
         codes: dict[str, tuple[str, str | None]] = {}
 
@@ -371,7 +422,7 @@ def read_qdpx(path: str | Path) -> Project:
                 except ValueError:
                     raise InputError(path, "integer startPosition/endPosition",
                                      f"{sel.get('startPosition')!r}-{sel.get('endPosition')!r} in selection "
-                                     f"{sel.get('guid')}") from None
+                                     f"{sel.get('guid')}"[:160]) from None
                 refs = [r.get("targetGUID", "") for c in sel.findall(n("Coding")) for r in c.findall(n("CodeRef"))]
                 src.selections.append(Selection(min(start, end), max(start, end), refs, sel.get("creatingUser", "")))
             sources.append(src)
@@ -381,23 +432,50 @@ def read_qdpx(path: str | Path) -> Project:
             zf.close()
 
 
+def _decode_source(data: bytes, where: str) -> str:
+    """A source's bytes as text: UTF-8 (BOM or not), UTF-16/32 with a BOM, else cp1252/Latin-1."""
+    from extractor.segment import decode_bytes
+
+    try:
+        return data.decode("utf-8-sig")  # what REFI-QDA prescribes (and what we export)
+    except UnicodeDecodeError:
+        pass
+    text, encoding, _notes = decode_bytes(data, where)
+    if encoding not in ("utf-8", "utf-8-sig", "ascii"):
+        log.warning("%s: not UTF-8; read as %s", where, encoding)
+    return text
+
+
 def _source_text(path: Path, zf: zipfile.ZipFile | None, el: ET.Element) -> str:
+    """A source's plain text: inline ``PlainTextContent``, else the archive member its
+    ``plainTextPath`` names (``internal://x.txt`` or a relative name), never anything outside
+    the archive (or, for a bare ``project.qde``, outside its directory)."""
+    from extractor.safeio import read_capped, read_member, safe_member_path
+
     content = el.find(f"{{{NS_PROJECT}}}PlainTextContent")
     if content is not None and content.text:
         return content.text
     ref = el.get("plainTextPath") or ""
     if not ref:
         return ""
-    name = ref.split("://", 1)[1] if ref.startswith("internal://") else ref
+    what = f"the plainTextPath of source {el.get('name')!r}"[:120]
+    scheme, sep, rest = ref.partition("://")
+    if sep and scheme.lower() not in ("internal", "relative"):
+        raise InputError(path, f"{what} inside the project (internal://...)", f"{ref!r}"[:120],
+                         hint="external sources are not read; export the project with its sources embedded")
+    name = safe_member_path(rest if sep else ref, where=path, what=what)
     if zf is not None:
         names = {n.lower(): n for n in zf.namelist()}
         for cand in (f"sources/{name}", f"Sources/{name}", name):
             if cand.lower() in names:
-                return zf.read(names[cand.lower()]).decode("utf-8-sig")
-    external = path.parent / name
-    if external.is_file():
-        return external.read_text(encoding="utf-8-sig")
-    raise InputError(path, f"the plain text of source {el.get('name')!r}", f"no {ref!r} in the project")
+                member = names[cand.lower()]
+                return _decode_source(read_member(zf, member, path, max_bytes=MAX_SOURCE_BYTES), f"{path}!{member}")
+    else:
+        base = path.resolve().parent
+        external = (base / name).resolve()
+        if external.is_relative_to(base) and external.exists():
+            return _decode_source(read_capped(external, MAX_SOURCE_BYTES, what="a source text file"), str(external))
+    raise InputError(path, f"the plain text of source {el.get('name')!r}"[:120], f"no {ref!r} in the project"[:120])
 
 
 def resolve_codes(project: Project, catalog: Catalog) -> tuple[dict[str, set[str]], list[str]]:
@@ -407,7 +485,7 @@ def resolve_codes(project: Project, catalog: Catalog) -> tuple[dict[str, set[str
     for e in (*catalog.categories, *catalog.phases):
         for k in (e.id, e.name, *e.codes):
             keys[k.strip().lower()].add(e.id)
-    for k in ("mitigation", MITIGATION, *catalog.extra.get("mitigation_codes", [])):
+    for k in ("mitigation", MITIGATION_CODE, *catalog.extra.get("mitigation_codes", [])):
         keys[str(k).strip().lower()].add("mitigation")
     phase_ids = set(catalog.phase_ids)
     out: dict[str, set[str]] = {}
@@ -508,10 +586,11 @@ def _segment_text(src: Source) -> list[Turn]:
     except ImportError:  # pragma: no cover - segment is part of the package
         raise InputError(src.name, "turns for the project's sources", "no segmenter available",
                          hint="pass --turns") from None
+    # The source name comes from the archive: it names the interview, never the file.
     with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / f"{src.name}.txt"
+        p = Path(tmp) / "source.txt"
         p.write_text(src.text, encoding="utf-8")
-        res = segment_file(p)
+        res = segment_file(p, interview=src.name, max_bytes=0)
         ts = list(getattr(res, "turns", res))
     return [t for t in ts if t.source and "start" in t.source]
 

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from extractor.catalog import Catalog
 from extractor.jsonl import atomic_open, write_json
 from extractor.types import Prediction, Turn, normalize_text
+from extractor.types import natural_key as _natural
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,6 @@ def _as_dict(obj: Any) -> dict[str, Any]:
 def _quote(text: str, n: int = MAX_QUOTE) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1].rsplit(" ", 1)[0].rstrip() + "\u2026"
-
-
-def _natural(s: str) -> tuple:
-    """Sort "Interview 9" before "Interview 10"."""
-    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s))
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

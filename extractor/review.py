@@ -46,13 +46,13 @@ import numpy as np
 from extractor.catalog import Catalog, load_catalog
 from extractor.errors import ExtractorError, InputError
 from extractor.embed import file_sha256
-from extractor.jsonl import _short, atomic_open
-from extractor.types import Labels, Prediction, Turn
+from extractor.jsonl import _short, atomic_open, read_predictions  # noqa: F401  (one reader, re-exported)
+from extractor.safeio import locked, open_regular
+from extractor.types import MITIGATION, Labels, Prediction, Turn
 
 log = logging.getLogger(__name__)
 
 ANSWERS = ("accept", "reject", "ignore")
-MITIGATION = "mitigation"
 ORDERS = ("uncertainty", "quality", "random", "file")
 CAT, PHASE = "cat:", "phase:"
 
@@ -297,22 +297,31 @@ def _type(v: Any) -> str:
 
 
 def _parse_ts(v: Any) -> float | None | str:
-    """ISO 8601 string or epoch number -> epoch seconds; a string error message when bad."""
+    """ISO 8601 string or epoch number -> epoch seconds; the string ``"bad"`` when bad.
+
+    Only what every later step can handle passes: finite, within the years 1..9999
+    (``merge`` writes timestamps back as ISO strings).
+    """
     if v is None or v == "":
         return None
     if isinstance(v, bool):
         return "bad"
-    if isinstance(v, (int, float)):
-        return float(v)
-    if isinstance(v, str):
-        try:
+    try:
+        if isinstance(v, (int, float)):
+            ts = float(v)
+        elif isinstance(v, str):
             dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
-        except ValueError:
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            ts = dt.timestamp()
+        else:
             return "bad"
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        return dt.timestamp()
-    return "bad"
+        if not math.isfinite(ts):
+            return "bad"
+        datetime.fromtimestamp(ts, timezone.utc)  # the round trip merge does
+        return ts
+    except (ValueError, OverflowError, OSError):
+        return "bad"
 
 
 def _resolve_label(name: str, catalog: Catalog) -> str | None:
@@ -462,12 +471,13 @@ def parse_file(path: str | Path, catalog: Catalog, *, turn_ids: set[str] | None 
     known = set(option_ids(catalog))
     records: list[Record] = []
     problems: list[Problem] = []
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
+    if not Path(path).exists():
         return [], [Problem(path_s, None, "an existing JSONL file", "no such file")]
-    except IsADirectoryError:
-        return [], [Problem(path_s, None, "a JSONL file", "a directory")]
+    try:
+        with open_regular(path, what="a JSONL file") as fh:  # never a FIFO or a device
+            data = fh.read()
+    except InputError as e:
+        return [], [Problem(path_s, None, e.expected, e.found)]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -487,6 +497,10 @@ def parse_file(path: str | Path, catalog: Catalog, *, turn_ids: set[str] | None 
         except json.JSONDecodeError as e:
             problems.append(Problem(path_s, n, "one JSON object per line",
                                     f"invalid JSON ({e.msg}) in {_short(raw)}"))
+            continue
+        except RecursionError:
+            problems.append(Problem(path_s, n, "a JSON object nested at most a few hundred levels deep",
+                                    "deeper nesting"))
             continue
         if not isinstance(obj, dict):
             problems.append(Problem(path_s, n, "a JSON object (one task)", f"{type(obj).__name__} {_short(raw)}"))
@@ -659,6 +673,13 @@ def export_queue(predictions: Sequence[Prediction], out: str | Path, catalog: Ca
     """
     catalog = catalog or load_catalog()
     out = Path(out)
+    with locked(out):  # re-read and rewrite as one step: answers saved meanwhile are not lost
+        return _export_locked(predictions, out, catalog, turns=turns, order=order, limit=limit, refresh=refresh,
+                              seed=seed, thresholds=thresholds)
+
+
+def _export_locked(predictions, out: Path, catalog: Catalog, *, turns, order, limit, refresh, seed,
+                   thresholds) -> ExportSummary:
     summary = ExportSummary(path=str(out), order=order)
     records: list[Record] = []
     if out.exists():
@@ -737,26 +758,28 @@ def merge_answers(inputs: Sequence[str | Path], out: str | Path, catalog: Catalo
     """
     catalog = catalog or load_catalog()
     out = Path(out)
-    existing: list[Record] = []
-    if out.exists():
-        existing, problems = parse_file(out, catalog)
-        if problems:
-            raise ReviewFileError(problems)
-    answers = read_answers(inputs, catalog)
+    answers = read_answers(inputs, catalog)  # inputs are only read: outside the lock
 
     def key(r: Record) -> tuple:
         return (r.turn_id, r.annotator, r.answer, r.accept, r.timestamp)
 
-    have = {key(r) for r in existing if r.obj is not None and r.answered}
-    new = []
-    for r in answers:
-        if key(r) not in have:
-            have.add(key(r))
-            new.append(_dumps(_normalise(r)))
-    with atomic_open(out) as fh:
-        for r in existing:
-            fh.write(r.raw if r.raw.endswith("\n") else r.raw + "\n")
-        fh.writelines(new)
+    with locked(out):  # two merges into one file: the second re-reads what the first appended
+        existing: list[Record] = []
+        if out.exists():
+            existing, problems = parse_file(out, catalog)
+            if problems:
+                raise ReviewFileError(problems)
+        have = {key(r) for r in existing if r.obj is not None and r.answered}
+        new = []
+        for r in answers:
+            if key(r) not in have:
+                have.add(key(r))
+                new.append(_dumps(_normalise(r)))
+        if new or not out.exists():
+            with atomic_open(out) as fh:
+                for r in existing:
+                    fh.write(r.raw if r.raw.endswith("\n") else r.raw + "\n")
+                fh.writelines(new)
     return {"existing": sum(1 for r in existing if r.obj is not None), "read": len(answers), "appended": len(new)}
 
 
@@ -795,12 +818,13 @@ def agreement(paths: Sequence[str | Path], catalog: Catalog | None = None) -> di
     """Per-label agreement between annotators on the turns two or more of them answered.
 
     Uses each annotator's latest ``accept``/``reject`` answer per turn. Per option: Cohen's
-    kappa (sklearn; mean over annotator pairs, each pair over the turns both answered) and
+    kappa (:func:`extractor.evaluate.cohen_kappa`, ``None`` where undefined; mean over
+    annotator pairs, each pair over the turns both answered) and
     Krippendorff's alpha (nominal, all annotators at once, missing answers allowed).
     """
     from itertools import combinations
 
-    from sklearn.metrics import cohen_kappa_score
+    from extractor.evaluate import cohen_kappa
 
     catalog = catalog or load_catalog()
     latest = latest_answers(read_answers(paths, catalog))
@@ -819,17 +843,12 @@ def agreement(paths: Sequence[str | Path], catalog: Catalog | None = None) -> di
             both = [v for v in shared.values() if a in v and b in v]
             if not both:
                 continue
-            ya = [int(o in v[a]) for v in both]
-            yb = [int(o in v[b]) for v in both]
-            if len(set(ya) | set(yb)) < 2:
-                k = float("nan")  # both always said the same single value: kappa undefined
-            else:
-                k = float(cohen_kappa_score(ya, yb))
-            kappas.append(k)
-        finite = [k for k in kappas if not math.isnan(k)]
+            k = cohen_kappa([o in v[a] for v in both], [o in v[b] for v in both])
+            if k is not None:  # None: both always said the same single value
+                kappas.append(k)
         units = [[int(o in s) for s in v.values()] for v in shared.values()]
         per_label[o] = {
-            "kappa": float(np.mean(finite)) if finite else float("nan"),
+            "kappa": float(np.mean(kappas)) if kappas else None,
             "alpha": krippendorff_alpha_nominal(units),
             "items": len(units),
             "positives": int(sum(sum(u) for u in units)),
@@ -838,19 +857,3 @@ def agreement(paths: Sequence[str | Path], catalog: Catalog | None = None) -> di
     pooled = [[int(o in s) for s in v.values()] for v in shared.values() for o in option_ids(catalog)]
     return {"annotators": annotators, "turns": len(by_turn), "shared_turns": len(shared),
             "alpha_pooled": krippendorff_alpha_nominal(pooled), "per_label": per_label}
-
-
-def read_predictions(path: str | Path) -> list[Prediction]:
-    """Predictions JSONL (``extractor predict``) -> records; a bad line raises with file:line."""
-    from extractor.jsonl import enumerate_lines
-
-    out = []
-    for n, obj in enumerate_lines(path):
-        for key, typ in (("interview", str), ("turn", int), ("id", str)):
-            if not isinstance(obj.get(key), typ) or isinstance(obj.get(key), bool):
-                raise InputError(path, f'field "{key}" of type {typ.__name__}', _type(obj.get(key)), line=n,
-                                 hint="is this a predictions file from `extractor predict`?")
-        if not isinstance(obj.get("scores", {}), dict):
-            raise InputError(path, 'an object "scores" {label: probability}', _type(obj.get("scores")), line=n)
-        out.append(Prediction.from_dict(obj))
-    return out

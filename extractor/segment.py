@@ -27,6 +27,7 @@ from __future__ import annotations
 import codecs
 import html
 import logging
+import os
 import re
 import zipfile
 from collections import Counter
@@ -36,14 +37,15 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from extractor.errors import InputError
-from extractor.types import INTERVIEWEE, INTERVIEWER, Turn, normalize_text, turn_id
+from extractor.types import INTERVIEWEE, INTERVIEWER, Turn, natural_key, normalize_text, turn_id
 
 log = logging.getLogger(__name__)
 
 #: An interviewee turn's ``question`` is the nearest interviewer turn at most this many turns back.
 QUESTION_WINDOW = 4
 #: Files larger than this are refused unless the caller raises the limit (0 = no limit).
-DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # a long interview is well under 1 MiB; 64 MiB stays under 1 GB of memory
+MAX_DOCX_XML_BYTES = 16 * 1024 * 1024
 
 # Any other suffix is read as plain text / Markdown (unless the content says captions or docx).
 CAPTION_SUFFIXES = {".vtt", ".srt"}
@@ -553,15 +555,35 @@ def _segments_from_captions(text: str, known: set[str]) -> tuple[list[_Segment],
 # --------------------------------------------------------------------------- docx
 
 
-def _docx_text(path: Path) -> str:
-    """Paragraphs (and table rows as ``cell: cell``) joined by newlines; headings become ``## ``."""
+def _docx_text(path: Path, max_bytes: int = 0) -> str:
+    """Paragraphs (and table rows as ``cell: cell``) joined by newlines; headings become ``## ``.
+
+    The archive is checked first (:func:`extractor.safeio.check_zip`): a zip bomb is refused
+    from its declared sizes before python-docx inflates anything, and ``max_bytes`` caps the
+    uncompressed total too.
+    """
     import docx  # python-docx; imported here to keep `import extractor` light
     from docx.table import Table
 
+    from extractor.safeio import MAX_ARCHIVE_BYTES, MAX_MEMBER_BYTES, open_zip
+
+    total = min(MAX_ARCHIVE_BYTES, max_bytes) if max_bytes else MAX_ARCHIVE_BYTES
+    with open_zip(path, what="a Word .docx document", max_member=min(MAX_MEMBER_BYTES, total),
+                  max_total=total) as zf:
+        # XML parts become an lxml tree (~40 bytes of memory per byte): a tighter cap keeps
+        # the peak under 1 GB. A long interview's document.xml is a few MiB.
+        for info in zf.infolist():
+            if info.filename.lower().endswith((".xml", ".rels")) and info.file_size > MAX_DOCX_XML_BYTES:
+                raise InputError(path, f"Word XML parts of at most {_size(MAX_DOCX_XML_BYTES)}",
+                                 f"{info.filename!r} of {_size(info.file_size)}",
+                                 hint="split the document, or save it as .txt")
     try:
         document = docx.Document(str(path))
     except Exception as e:  # python-docx raises several unrelated types for broken files
         raise InputError(path, "a Word .docx document", f"an unreadable file ({type(e).__name__}: {e})"[:200]) from None
+    # Style names looked up once: python-docx's Paragraph.style searches the styles part on
+    # every call (about 2 ms per paragraph, minutes for a large document).
+    style_names = {st.style_id: st.name or "" for st in document.styles}
     out: list[str] = []
     for block in document.iter_inner_content():
         if isinstance(block, Table):
@@ -571,7 +593,8 @@ def _docx_text(path: Path) -> str:
                 if cells:
                     out.append(cells[0] + (": " + " ".join(cells[1:]) if len(cells) > 1 else ""))
             continue
-        style = (block.style.name if block.style is not None else "") or ""
+        sid = block._p.style  # the paragraph's own style id; None = the default (Normal) style
+        style = style_names.get(sid, sid or "") if sid else ""
         txt = block.text
         out.append(f"## {txt}" if style.lower().startswith(("heading", "title")) and txt.strip() else txt)
     return "\n".join(out)
@@ -737,6 +760,8 @@ def segment_file(
     transcripts whose speakers are people's names; ``max_bytes`` refuses larger files
     (0 = no limit). Raises :class:`InputError` with a one-line message on bad input.
     """
+    from extractor.safeio import open_regular, read_capped
+
     path = Path(path)
     if not path.exists():
         raise InputError(path, "an existing transcript file", "no such file")
@@ -746,24 +771,23 @@ def segment_file(
     if suffix in _UNSUPPORTED_HINTS:
         raise InputError(path, "a .txt, .md, .vtt, .srt or .docx transcript", f"a {suffix} file",
                          hint=_UNSUPPORTED_HINTS[suffix])
-    size = path.stat().st_size
+    # Regular files only: a FIFO would block forever, /dev/zero never ends.
+    with open_regular(path, what="a transcript file") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        head = fh.read(8)
     if max_bytes and size > max_bytes:
         raise InputError(path, f"a transcript of at most {_size(max_bytes)}", _size(size),
                          hint="raise the limit with --max-mb (0 = no limit)")
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(8)
-    except OSError as e:
-        raise InputError(path, "a readable file", e.strerror or str(e)) from None
     fmt = detect_format(path, head)
     name = interview or interview_name(path)
     if fmt == "docx":
         if not zipfile.is_zipfile(path):
             raise InputError(path, "a Word .docx document (a zip archive)",
                              "an empty file" if size == 0 else "something else", hint="is it an old .doc? save it as .docx")
-        text, encoding, notes = _docx_text(path), "docx", []
+        text, encoding, notes = _docx_text(path, max_bytes), "docx", []
     else:
-        data = path.read_bytes()
+        data = read_capped(path, max_bytes, what="a transcript file",
+                           hint="raise the limit with --max-mb (0 = no limit)")
         if not data:
             raise InputError(path, "a transcript", "an empty file")
         text, encoding, notes = decode_bytes(data, path)
@@ -791,15 +815,13 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
+            # A FIFO or device in the directory is listed too: segment_file refuses it without
+            # opening it for reading (no hang), and the batch reports it as skipped.
             files = [f for f in p.iterdir() if not f.name.startswith(".") and not f.is_dir()]
-            out.extend(sorted(files, key=_natural_key))
+            out.extend(sorted(files, key=lambda f: natural_key(f.name)))
         else:
             out.append(p)
     return out
-
-
-def _natural_key(p: Path) -> list:
-    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", p.name)]
 
 
 def segment_paths(
@@ -835,9 +857,14 @@ def segment_paths(
                 report.failures.append((f, str(e)))
             continue
         if res.interview in seen:
-            msg = (f"interview name {res.interview!r} already used by {seen[res.interview]};"
-                   " later stages will treat both files as one interview")
-            res.notes.append(msg)
+            # Two files with one interview name would give two turns per (interview, turn) and
+            # clashing ids downstream: the second file is skipped, not silently merged.
+            e = InputError(f, "a unique interview name (the file name without suffix)",
+                           f"{res.interview!r} also from {seen[res.interview]}", hint="rename one of the files")
+            log.log(level, "skipped %s", e)
+            if report is not None:
+                report.failures.append((f, str(e)))
+            continue
         for note in res.notes:
             log.log(level, "%s: %s", f, note)
         seen[res.interview] = f

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Sequence
 
 from extractor.catalog import Catalog, load_catalog
-from extractor.classify import ClassifierConfig, IssueClassifier
+from extractor.classify import IssueClassifier, ModelConfig, TrainConfig
 from extractor.errors import InputError, ModelError
 from extractor.jsonl import enumerate_lines, read_turns, write_jsonl
-from extractor.types import Turn
+from extractor.types import Labels, Turn
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +28,27 @@ def _is_turns_file(path: Path) -> bool:
     raise InputError(path, "at least one JSON line", "an empty file")
 
 
-def load_training_turns(paths: Sequence[str | Path], catalog: Catalog | None = None) -> list[Turn]:
-    """All turns of the turn files in ``paths`` (in file order), with the labels of the
-    correction files in ``paths`` applied on top (corrections win, matched by turn id)."""
+def split_inputs(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
+    """(turn files, correction files) of ``paths``."""
     turn_files, correction_files = [], []
     for p in map(Path, paths):
         (turn_files if _is_turns_file(p) else correction_files).append(p)
+    return turn_files, correction_files
+
+
+def read_human_labels(paths: Sequence[str | Path], catalog: Catalog | None = None) -> dict[str, Labels]:
+    """Turn id -> the reviewers' labels, from correction files (empty for no files)."""
+    if not paths:
+        return {}
+    from extractor.review import read_corrections
+
+    return read_corrections(list(paths), catalog)
+
+
+def load_training_turns(paths: Sequence[str | Path], catalog: Catalog | None = None) -> list[Turn]:
+    """All turns of the turn files in ``paths`` (in file order), with the labels of the
+    correction files in ``paths`` applied on top (corrections win, matched by turn id)."""
+    turn_files, correction_files = split_inputs(paths)
     if not turn_files:
         raise InputError(", ".join(map(str, paths)) or "<no files>", "at least one turns JSONL file "
                          "(gold/turns.jsonl or `extractor segment` output)", "only correction files",
@@ -47,10 +62,10 @@ def load_training_turns(paths: Sequence[str | Path], catalog: Catalog | None = N
                                  f"({t.interview} #{t.turn}) again", hint="pass each turns file once")
             seen.add(t.id)
             turns.append(t)
-    if correction_files:
-        from extractor.review import apply_corrections, read_corrections
+    corrections = read_human_labels(correction_files, catalog)
+    if corrections:
+        from extractor.review import apply_corrections
 
-        corrections = read_corrections(correction_files, catalog)
         unknown = [tid for tid in corrections if tid not in seen]
         if unknown:
             log.warning("%d corrections name turns absent from the turn files (ignored), e.g. %s",
@@ -60,40 +75,47 @@ def load_training_turns(paths: Sequence[str | Path], catalog: Catalog | None = N
     return turns
 
 
-def train_model(paths: Sequence[str | Path], out: str | Path, *, config: ClassifierConfig | None = None,
-                catalog: Catalog | str | Path | None = None, progress: bool = False,
-                force: bool = False) -> IssueClassifier:
-    """Train an :class:`IssueClassifier` on ``paths`` and save it to ``out``."""
+def train_model(paths: Sequence[str | Path], out: str | Path, *, config: ModelConfig | None = None,
+                train_config: TrainConfig | None = None, catalog: Catalog | str | Path | None = None,
+                init: str | Path | None = None, progress: bool = False, force: bool = False) -> IssueClassifier:
+    """Train an :class:`IssueClassifier` on ``paths`` and save it to ``out``. With ``init`` (a
+    model directory) training continues from that model: its settings, catalog and adapter."""
     out = Path(out)
     if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
         raise ModelError(f"{out}: expected a new or empty output directory, found an existing "
                          f"{'directory' if out.is_dir() else 'file'}; pass --force to replace the model")
-    if not isinstance(catalog, Catalog):
-        catalog = load_catalog(catalog)
+    if init is not None:
+        clf = IssueClassifier.load(init, device=train_config.device if train_config else None)
+        if train_config is not None:
+            clf.train_config = train_config
+        catalog = clf.catalog_
+    else:
+        catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
+        clf = IssueClassifier(catalog=catalog, config=config, train_config=train_config)
     turns = load_training_turns(paths, catalog)
-    n = sum(1 for t in turns if t.is_interviewee and t.labels is not None)
-    if n == 0:
+    if not any(t.is_interviewee and t.labels is not None for t in turns):
         raise InputError(", ".join(map(str, paths)), "labelled interviewee turns (a `labels` field)",
                          "none", hint="train on gold/turns.jsonl or on reviewed corrections")
-    clf = IssueClassifier(catalog=catalog, config=config).fit(turns, progress=progress)
-    # The card says which review files went in (with their sha256) and how many corrections applied.
+    clf.fit(turns, progress=progress)
     from extractor.review import corrections_card
 
-    clf.card_["corrections"] = {**corrections_card([p for p in map(Path, paths) if not _is_turns_file(p)], catalog),
+    clf.card_["corrections"] = {**corrections_card(split_inputs(paths)[1], catalog),
                                 "applied": sum(1 for t in turns if t.label_source == "review")}
-    if out.exists() and out.is_file():
-        out.unlink()
     clf.save(out)
     return clf
 
 
 def predict_file(turns_path: str | Path, model: str | Path, out: str | Path, *, device: str | None = None,
-                 batch_size: int = 256, evidence: bool = True, progress: bool = False) -> int:
-    """Predict every interviewee turn of a turns file; write predictions JSONL atomically."""
+                 batch_size: int = 256, evidence: bool = True, progress: bool = False,
+                 corrections: Sequence[str | Path] = ()) -> int:
+    """Predict every interviewee turn of a turns file; write predictions JSONL atomically.
+    Turns named in ``corrections`` keep their reviewers' labels (``label_source: "human"``)."""
     turns = read_turns(turns_path)
     if not any(t.is_interviewee for t in turns):
         raise InputError(turns_path, "interviewee turns", "none", hint="was the interviewer named correctly "
                          "when segmenting (`extractor segment --interviewer`)?")
     clf = IssueClassifier.load(model, device=device)
-    preds = clf.predict(turns, progress=progress, evidence=evidence, batch_size=batch_size)
+    human = read_human_labels(corrections, clf.catalog_)
+    preds = clf.predict(turns, progress=progress, evidence=evidence, batch_size=batch_size, human=human)
     return write_jsonl(out, preds)
+

@@ -52,7 +52,7 @@ def test_default_catalog_loads_with_28_categories_and_7_phases():
     assert cat.phase_ids == PHASES
     assert cat.extra["source"] and "2306.15007" in cat.extra["source"]
     assert cat.extra["mitigation_codes"]
-    assert str(default_catalog_path()).endswith("annotations/catalog.yaml")
+    assert default_catalog_path().as_posix().endswith("extractor/data/catalog.yaml")
 
 
 def test_default_catalog_entries_are_filled_in():
@@ -181,11 +181,14 @@ def test_add_category_is_atomic(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(yaml, "safe_dump", boom)
+    import ruamel.yaml
+
+    monkeypatch.setattr(ruamel.yaml.YAML, "dump", boom)
     with pytest.raises(OSError):
         add_category(path, Entry("c2", "Cat two", "A new one."))
     assert path.read_text() == MINI
-    assert os.listdir(tmp_path) == ["catalog.yaml"]
+    # only the writer lock (hidden, empty) stays beside it; no temp file with content
+    assert sorted(os.listdir(tmp_path)) == [".catalog.yaml.lock", "catalog.yaml"]
 
 
 def test_add_category_with_unknown_phase_is_rejected(tmp_path):
@@ -200,3 +203,52 @@ def test_add_category_rejects_empty_definition(tmp_path):
     with pytest.raises(InputError, match="non-empty string \"definition\" in the new entry 'c2'"):
         add_category(path, Entry("c2", "Cat two", " "))
     assert path.read_text() == MINI
+
+
+# --- hostile and hand-edited YAML (issue 12) ---------------------------------------------
+
+
+def test_duplicate_keys_are_an_error_naming_the_line(tmp_path):
+    path = _write(tmp_path, MINI.replace("version: 3\n", "version: 3\nversion: 4\n"))
+    with pytest.raises(InputError, match=r"catalog.yaml:3: expected each key once in a mapping, found 'version' "
+                                         r"again \(also line 2\)"):
+        load_catalog(path)
+    dup_in_entry = MINI.replace("  name: Cat one\n", "  name: Cat one\n  name: Cat uno\n")
+    with pytest.raises(InputError, match="'name' again"):
+        load_catalog(_write(tmp_path, dup_in_entry, "b.yaml"))
+
+
+def test_alias_bomb_is_refused_fast(tmp_path):
+    import time
+
+    levels = ["a0: &a0 [" + ", ".join(["lol"] * 9) + "]"]
+    for i in range(1, 12):
+        levels.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    bomb = MINI.replace("source: a citation\n", "source: a citation\n" + "\n".join(levels) + "\n")
+    path = _write(tmp_path, bomb)
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match=r"catalog.yaml:5: expected a catalog without YAML aliases \(\*name\), "
+                                         r"found an alias"):
+        load_catalog(path)
+    assert time.perf_counter() - t0 < 2
+
+
+def test_catalog_special_file_is_refused(tmp_path):
+    fifo = tmp_path / "catalog.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="expected a catalog YAML file, found a FIFO"):
+        load_catalog(fifo)
+
+
+def test_add_category_keeps_comments_and_layout(tmp_path):
+    text = "# my notes on the catalog\n" + MINI.replace("  include: what counts\n",
+                                                         "  include: what counts  # tuned by hand\n")
+    path = _write(tmp_path, text)
+    new = add_category(path, Entry("c2", "Cat two", "A new one.", phases=("p1",), keywords=("k",)))
+    out = path.read_text()
+    assert out.startswith("# my notes on the catalog\n")
+    assert "include: what counts  # tuned by hand" in out
+    assert "mitigation_codes: [A-fix]" in out  # flow style kept
+    assert out.index("id: c1") < out.index("id: c2")
+    assert new.version == 4 and new.category_ids == ["c1", "c2"]
+    assert text.replace("version: 3", "version: 4") == out[:len(text)]  # everything before is byte for byte

@@ -1,4 +1,5 @@
-"""IssueClassifier: fit/predict on tiny inline data, save/load round trip, tamper checks."""
+"""extractor.classify.model: IssueClassifier fit/predict on tiny inline data, save/load round trip,
+tamper checks, human labels, warm start and the label memory."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from extractor.catalog import load_catalog
-from extractor.classify import ClassifierConfig, IssueClassifier, split_sentences, tune_thresholds
+from extractor.classify import IssueClassifier, ModelConfig, TrainConfig
 from extractor.errors import ModelError
 from extractor.types import Labels, Turn, with_ids
 
@@ -70,33 +71,17 @@ def catalog(tmp_path):
     return load_catalog(p)
 
 
-FAST = dict(base_model="hashing", head_epochs=150, threshold_folds=2, min_threshold_support=2)
+HASHING = ModelConfig(base_model="hashing")
+FAST = dict(head_epochs=150, threshold_folds=2, min_threshold_support=2, fine_tune=False)
+
+
+def make(catalog, **kw) -> IssueClassifier:
+    return IssueClassifier(catalog, HASHING, TrainConfig(**{**FAST, **kw}))
 
 
 @pytest.fixture
 def fitted(catalog):
-    return IssueClassifier(catalog, ClassifierConfig(**FAST)).fit(tiny_turns())
-
-
-def test_config_validation():
-    with pytest.raises(ModelError, match="seed"):
-        ClassifierConfig(seed="1")
-    with pytest.raises(ModelError, match="threshold_folds"):
-        ClassifierConfig(threshold_folds=1)
-    with pytest.raises(ModelError, match="l2"):
-        ClassifierConfig(l2=-1)
-    with pytest.raises(ModelError, match="category_scorer: expected \"catalog\" or \"heads\", found 'knn'"):
-        ClassifierConfig(category_scorer="knn")
-    with pytest.raises(ModelError, match="category_scorer: expected \"heads\" when use_catalog is false"):
-        ClassifierConfig(use_catalog=False)
-    with pytest.raises(ModelError, match="pair_c_grid: expected a non-empty list of numbers > 0, found"):
-        ClassifierConfig(pair_c_grid=(0.1, 0))
-
-
-def test_heads_scorer_still_trains(catalog):
-    clf = IssueClassifier(catalog, ClassifierConfig(**FAST, category_scorer="heads")).fit(tiny_turns())
-    assert clf.protos_ is None and not hasattr(clf, "scorer_")
-    assert clf.predict_proba(tiny_turns(1))["categories"].shape == (4, 3)
+    return make(catalog).fit(tiny_turns())
 
 
 def test_fit_predict_proba_shapes(fitted, catalog):
@@ -108,8 +93,8 @@ def test_fit_predict_proba_shapes(fitted, catalog):
     assert pr["mitigation"].shape == (n,)
     assert np.all((pr["categories"] >= 0) & (pr["categories"] <= 1))
     assert fitted.catalog_.tag == "tiny@3"
-    assert set(fitted.card_) >= {"base_model", "base_model_sha256", "catalog", "data_sha256", "seed",
-                                 "thresholds", "metrics"}
+    assert set(fitted.card_) >= {"base_model", "base_model_sha256", "catalog", "data_sha256", "train_config",
+                                 "metrics"}
 
 
 def test_predict_fields_and_learning(fitted):
@@ -121,9 +106,11 @@ def test_predict_fields_and_learning(fitted):
                               "model_maintenance", "mitigation"}
     assert p0.id and p0.interview == "Interview T0" and p0.model.startswith("qi-classifier:hashing")
     for p in preds:
-        assert set(p.evidence) == set(p.categories)
-        for c, sent in p.evidence.items():
-            assert sent in p.text
+        assert set(p.evidence) == set(p.categories) == set(p.spans)
+        for c, passage in p.evidence.items():
+            a, z = p.spans[c]
+            assert p.text[a:z] == passage
+        assert p.label_source == "model"
     # the drift turns score higher on drift than the small-talk turns
     drift = [p.scores["drift"] for p in preds if p.turn == 1]
     chat = [p.scores["drift"] for p in preds if p.turn in (5, 7)]
@@ -136,19 +123,19 @@ def test_predict_without_evidence_and_interviewer_only(fitted):
     assert fitted.predict([t for t in turns if not t.is_interviewee]) == []
 
 
-def test_labels_outside_catalog_are_ignored(catalog):
+def test_labels_outside_catalog_are_refused(catalog):
     from dataclasses import replace
 
     turns = [replace(t, labels=Labels(t.labels.categories + ("not-in-catalog",), t.labels.phases))
              if t.labels else t for t in tiny_turns()]
-    clf = IssueClassifier(catalog, ClassifierConfig(**FAST)).fit(turns)
-    assert "not-in-catalog" not in clf.predict(turns[:2])[0].scores
+    with pytest.raises(ModelError, match="expected a category id of catalog tiny@3, found 'not-in-catalog'"):
+        make(catalog).fit(turns)
 
 
 def test_fit_without_labels_errors(catalog):
     turns = [Turn("I", 0, "interviewee", "hello")]
     with pytest.raises(ModelError, match="no labelled interviewee turns"):
-        IssueClassifier(catalog, ClassifierConfig(**FAST)).fit(turns)
+        make(catalog).fit(turns)
 
 
 def test_unfitted_errors(catalog):
@@ -157,8 +144,8 @@ def test_unfitted_errors(catalog):
 
 
 def test_deterministic(catalog):
-    a = IssueClassifier(catalog, ClassifierConfig(**FAST)).fit(tiny_turns())
-    b = IssueClassifier(catalog, ClassifierConfig(**FAST)).fit(tiny_turns())
+    a = make(catalog).fit(tiny_turns())
+    b = make(catalog).fit(tiny_turns())
     np.testing.assert_array_equal(a.predict_proba(tiny_turns(1))["categories"],
                                   b.predict_proba(tiny_turns(1))["categories"])
 
@@ -166,7 +153,8 @@ def test_deterministic(catalog):
 def test_save_load_round_trip(fitted, tmp_path):
     d = fitted.save(tmp_path / "m")
     names = {p.name for p in d.iterdir()}
-    assert names == {"heads.safetensors", "config.json", "card.json", "catalog.yaml", "manifest.json"}
+    assert names == {"heads.safetensors", "scorer.safetensors", "memory.safetensors", "catalog.safetensors",
+                     "thresholds.json", "config.json", "card.json", "catalog.yaml", "manifest.json"}
     assert not any(n.endswith((".pkl", ".bin", ".pt")) for n in names)
     loaded = IssueClassifier.load(d)
     turns = tiny_turns(2)
@@ -182,7 +170,7 @@ def test_save_load_round_trip(fitted, tmp_path):
 
 def test_save_refuses_foreign_directory(fitted, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(ModelError, match="expected an empty or model directory"):
+    with pytest.raises(ModelError, match="expected a new, empty or model directory"):
         fitted.save(tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
@@ -219,20 +207,54 @@ def test_tampered_json_and_manifest(fitted, tmp_path):
         IssueClassifier.load(d)
 
 
-def test_model_without_catalog_scorer_tensors_is_refused(fitted, tmp_path):
-    from safetensors.numpy import load_file, save_file
-
+def _rewrite(d: Path, name: str, data: bytes) -> None:
+    """Replace a model file and keep the manifest consistent: only the content is wrong."""
     from extractor.embed import file_sha256
 
-    d = fitted.save(tmp_path / "m")
-    t = load_file(str(d / "heads.safetensors"))
-    del t["pair_coef"]
-    save_file(t, str(d / "heads.safetensors"))
-    manifest = json.loads((d / "manifest.json").read_text())  # a consistent manifest: only the content is wrong
-    manifest["files"]["heads.safetensors"] = {"sha256": file_sha256(d / "heads.safetensors"),
-                                              "bytes": (d / "heads.safetensors").stat().st_size}
+    (d / name).write_bytes(data)
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["files"][name] = {"sha256": file_sha256(d / name), "bytes": len(data)}
     (d / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ModelError, match="heads.safetensors: expected the catalog scorer's tensor 'pair_coef'"):
+
+
+def test_model_without_a_tensor_is_refused(fitted, tmp_path):
+    from safetensors.numpy import load_file, save
+
+    d = fitted.save(tmp_path / "m")
+    t = load_file(str(d / "scorer.safetensors"))
+    del t["pair_coef"]
+    _rewrite(d, "scorer.safetensors", save(t))
+    with pytest.raises(ModelError, match="scorer.safetensors: expected tensor 'pair_coef', found none"):
+        IssueClassifier.load(d)
+
+
+def test_manifest_entry_of_the_wrong_type_is_refused(fitted, tmp_path):
+    d = fitted.save(tmp_path / "m")
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["files"]["card.json"] = "abc"
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match=r'expected \{"sha256": str, "bytes": int\} for card.json'):
+        IssueClassifier.load(d)
+    manifest["files"] = []
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match='expected an object "files"'):
+        IssueClassifier.load(d)
+
+
+def test_old_or_foreign_format_is_refused(fitted, tmp_path):
+    d = fitted.save(tmp_path / "m")
+    doc = json.loads((d / "config.json").read_text())
+    _rewrite(d, "config.json", json.dumps({**doc, "format": "qi-classifier@1"}).encode())
+    with pytest.raises(ModelError, match="expected format qi-classifier@2, found 'qi-classifier@1'; retrain"):
+        IssueClassifier.load(d)
+
+
+def test_missing_threshold_is_refused(fitted, tmp_path):
+    d = fitted.save(tmp_path / "m")
+    th = json.loads((d / "thresholds.json").read_text())
+    del th["categories"]["drift"]
+    _rewrite(d, "thresholds.json", json.dumps(th).encode())
+    with pytest.raises(ModelError, match="thresholds.json: expected a threshold for every label"):
         IssueClassifier.load(d)
 
 
@@ -248,26 +270,55 @@ def test_missing_file_listed_in_manifest(fitted, tmp_path):
         IssueClassifier.load(d)
 
 
-def test_split_sentences():
-    assert split_sentences("One thing. Another thing! A third?") == ["One thing.", "Another thing!", "A third?"]
-    assert split_sentences("") == [""]
+def test_human_labels_win_and_scores_stay(fitted):
+    turns = tiny_turns(1)
+    chat = next(t for t in turns if t.is_interviewee and not t.labels.categories)
+    human = {chat.id: Labels(("explainability",), ("data_collection",), True)}
+    preds = {p.id: p for p in fitted.predict(turns, human=human)}
+    p = preds[chat.id]
+    assert (p.categories, p.phases, p.mitigation, p.label_source) == (("explainability",), ("data_collection",),
+                                                                      True, "human")
+    assert p.scores["explainability"] < 0.5  # the model's own score is kept beside the human label
+    assert set(p.evidence) == {"explainability"}
+    assert all(q.label_source == "model" for i, q in preds.items() if i != chat.id)
 
 
-def test_tune_thresholds_shared_fallback():
-    Y = np.array([[1, 0], [0, 0], [1, 1], [0, 0]] * 5, dtype=float)
-    P = np.array([[0.9, 0.2], [0.1, 0.1], [0.8, 0.3], [0.2, 0.05]] * 5)
-    th = tune_thresholds(Y, P, min_support=100)  # nobody has 100 positives: all share one threshold
-    assert th[0] == th[1]
-    assert 0.2 < th[0] <= 0.3
+def test_model_fits_its_training_turns_through_the_memory(catalog):
+    """A label the shared scorer could never learn (explainability on small talk) is predicted
+    for that very turn after training, and not for other turns."""
+    from dataclasses import replace
+
+    turns = tiny_turns()
+    target = next(t for t in turns if t.is_interviewee and t.text.startswith("Our team has five people"))
+    turns = [replace(t, labels=Labels(("explainability",), (), False), label_source="review") if t.id == target.id
+             else t for t in turns]
+    clf = make(catalog).fit(turns)
+    preds = {p.id: p for p in clf.predict(turns)}
+    assert preds[target.id].categories == ("explainability",)
+    gold = {t.id: set(t.labels.categories) for t in turns if t.labels is not None}
+    assert sum(set(preds[i].categories) == g for i, g in gold.items()) / len(gold) >= 0.9
+
+
+def test_warm_start_continues_from_a_saved_model(fitted, tmp_path, catalog):
+    d = fitted.save(tmp_path / "m")
+    warm = IssueClassifier.load(d)
+    warm.fit(tiny_turns(3))
+    assert warm.card_["warm_start_from"] == fitted.card_["data_sha256"]
+    assert warm.catalog_.tag == "tiny@3"
 
 
 def test_real_encoder_small_model(catalog, tmp_path):
-    """A small real model: bundled MiniLM, frozen, on the tiny data; saved and reloaded."""
-    cfg = ClassifierConfig(head_epochs=150, threshold_folds=2, min_threshold_support=2, device="cpu")
-    clf = IssueClassifier(catalog, cfg).fit(tiny_turns())
+    """A small real model: bundled MiniLM with a LoRA adapter trained 3 steps; saved and reloaded."""
+    cfg = TrainConfig(**{**FAST, "fine_tune": True, "steps": 3, "batch_size": 4}, device="cpu")
+    clf = IssueClassifier(catalog, ModelConfig(), cfg).fit(tiny_turns())
     assert clf.card_["base_model"] == "all-MiniLM-L6-v2" and len(clf.card_["base_model_sha256"]) == 64
+    assert clf.card_["fine_tuned"] and clf.card_["training"]["adapter_steps"] == 3
     clf.save(tmp_path / "m")
-    preds = IssueClassifier.load(tmp_path / "m").predict(tiny_turns(1))
+    assert (tmp_path / "m" / "adapter.safetensors").is_file()
+    loaded = IssueClassifier.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.predict_proba(tiny_turns(1))["categories"],
+                               clf.predict_proba(tiny_turns(1))["categories"], atol=1e-4)
+    preds = loaded.predict(tiny_turns(1))
     drift, chat = preds[0], preds[2]
     assert drift.scores["drift"] > chat.scores["drift"]
     assert drift.scores["drift"] > drift.scores["missing-data"]

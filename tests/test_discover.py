@@ -305,19 +305,19 @@ def test_extract_leaves_out_what_was_rejected_beside_its_proposals(tmp_path, cat
     from extractor import extract
 
     preds = make_preds(n_per_theme=10)
-    first = extract._default_discoverer(preds, None, catalog, HashingEmbedder(),
-                                        rejected_path=P.default_rejected_path(tmp_path))
+    first, _ = extract.discover_stage(preds, None, catalog, HashingEmbedder(), tmp_path / "cache",
+                                      rejected_path=P.default_rejected_path(tmp_path))
     assert first
     P.reject_proposal(first[0], P.default_rejected_path(tmp_path))
-    again = extract._default_discoverer(preds, None, catalog, HashingEmbedder(),
-                                        rejected_path=P.default_rejected_path(tmp_path))
+    again, _ = extract.discover_stage(preds, None, catalog, HashingEmbedder(), tmp_path / "cache",
+                                      rejected_path=P.default_rejected_path(tmp_path))
     assert first[0].id not in {p.id for p in again} and len(again) < len(first)
 
 
 def test_config_checks_the_new_knobs():
-    with pytest.raises(ExtractorError, match='expected small_talk "mark", "drop" or "keep", found \'hide\''):
+    with pytest.raises(ExtractorError, match='DiscoverConfig.small_talk: expected "mark", "drop" or "keep", found \'hide\''):
         D.DiscoverConfig(small_talk="hide")
-    with pytest.raises(ExtractorError, match="expected duplicate_overlap a number in \\[0, 1\\], found 2"):
+    with pytest.raises(ExtractorError, match="DiscoverConfig.duplicate_overlap: expected a number in \\[0, 1\\], found 2"):
         D.DiscoverConfig(duplicate_overlap=2)
 
 
@@ -373,7 +373,7 @@ def test_cli_refuses_to_overwrite_and_rejects_bad_input(tmp_path, monkeypatch, c
     preds, out = tmp_path / "preds.jsonl", tmp_path / "proposals.jsonl"
     preds.write_text(json.dumps({"interview": "Interview 1", "turn": 0}) + "\n")
     assert cli.main(["discover", str(preds), "-o", str(out)]) == 1
-    assert 'preds.jsonl:1: expected a prediction with "id"' in capsys.readouterr().err
+    assert 'preds.jsonl:1: expected field "id" of type str, found nothing' in capsys.readouterr().err
     _write_preds(preds, make_preds())
     out.write_text("keep me\n")
     assert cli.main(["discover", str(preds), "-o", str(out)]) == 1
@@ -431,5 +431,5 @@ def test_themes_group_clusters_of_the_same_tree(catalog):
 
 
 def test_theme_ratio_must_exceed_cluster_ratio():
-    with pytest.raises(ExtractorError, match="expected theme_ratio None or a number > cluster_ratio, found 5"):
+    with pytest.raises(ExtractorError, match=r"DiscoverConfig.theme_ratio: expected None or a number > 12, found 5"):
         D.DiscoverConfig(cluster_ratio=12, theme_ratio=5)

@@ -1,7 +1,8 @@
 """`extract --engine ray`: same outputs as the local engine, the cache, joining a cluster, errors.
 
-The Ray runs use the committed default model on three tiny invented transcripts; they are
-skipped (with the reason) only where Ray is not installed or cannot start.
+The Ray runs use a tiny classifier fitted on the hashing encoder (a real model directory the
+actors load) and three tiny invented transcripts; they are skipped (with the reason) only
+where Ray is not installed or cannot start.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import pytest
 
 from extractor.cli import main
 from extractor.errors import ExtractorError
-from extractor.extract import default_model_dir, load_classifier, run_extract
+from extractor.extract import load_classifier, run_extract
 
-from extract_fixtures import KeywordClassifier, write_transcripts
+from extract_fixtures import KeywordClassifier, write_catalog, write_transcripts
 
 REPO = Path(__file__).resolve().parents[1]
 THIRD = """\
@@ -46,15 +47,39 @@ def _preds(out: Path) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def ray_mod():
-    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'qi-extractor[scale]')")
-    if not (default_model_dir() / "manifest.json").is_file():
-        pytest.skip("models/default is not there")
-    return ray
+    return pytest.importorskip("ray", reason="ray is not installed (pip install 'qi-extractor[scale]')")
+
+
+DRIFT = ["The distribution shifted last month and accuracy dropped.", "Our data drifts every season.",
+         "After deployment the inputs changed and predictions got worse over time."]
+LABELS = ["Our annotators produce wrong label values.", "Half of the labels were noisy.",
+          "The crowd workers mislabel many images."]
+OTHER = ["I work at a bank as a data scientist.", "We use Python mostly.", "Yes.", "Our team has five people."]
 
 
 @pytest.fixture(scope="module")
-def model():
-    return load_classifier(None, device="cpu")
+def model(tmp_path_factory):
+    """A tiny classifier on the hashing encoder (no download, seconds to fit), saved as a model
+    directory that the Ray actors load like any other."""
+    from extractor.classify import IssueClassifier, ModelConfig, TrainConfig
+    from extractor.types import Labels, Turn, with_ids
+
+    tmp = tmp_path_factory.mktemp("model")
+    cat = write_catalog(tmp)
+    turns = []
+    for k in range(4):
+        rows = [(DRIFT[k % 3], ("drift",), ("model_maintenance",), k % 2 == 0),
+                (LABELS[k % 3], ("noisy_labels",), ("data_collection",), False),
+                (OTHER[k % 4], (), (), False), (OTHER[(k + 2) % 4], (), (), False)]
+        for i, (text, cats, phases, mit) in enumerate(rows):
+            q = f"Question {i} of interview {k}?"
+            turns.append(Turn(f"Train {k}", 2 * i, "interviewer", q))
+            turns.append(Turn(f"Train {k}", 2 * i + 1, "interviewee", f"{text} Interview {k}.", question=q,
+                              labels=Labels(cats, phases, mit), label_source="moderated"))
+    clf = IssueClassifier(cat, ModelConfig(base_model="hashing"),
+                          TrainConfig(head_epochs=150, threshold_folds=2, min_threshold_support=2, fine_tune=False))
+    path = clf.fit(list(with_ids(turns))).save(tmp / "m")
+    return load_classifier(path, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +90,7 @@ def both(ray_mod, model, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("both")
     inputs = _inputs(tmp / "t")
     clf, info = model
-    kw = dict(classifier=clf, model_info=info, embedder_factory=_hashing, created="2026-01-01T00:00:00Z")
+    kw = dict(classifier=clf, model_info=info, embedder=_hashing(), created="2026-01-01T00:00:00Z")
     local = run_extract([inputs], tmp / "local", **kw)
     try:
         ray = run_extract_ray([inputs], tmp / "ray", num_cpus=2, **kw)
@@ -78,9 +103,6 @@ def _hashing():
     from extractor.embed import HashingEmbedder
 
     return HashingEmbedder()
-
-
-_hashing.name = "hashing"  # type: ignore[attr-defined]
 
 
 def test_ray_gives_the_local_engines_predictions_and_outputs(both):
@@ -113,16 +135,16 @@ def test_rerun_after_a_kill_redoes_only_the_unfinished_transcript(both, model):
     cache = tmp / "ray" / ".cache"
     newest = max((cache / "predictions").iterdir(), key=lambda p: p.stat().st_mtime)
     newest.unlink()
-    res = run_extract_ray([tmp / "t"], tmp / "ray", classifier=clf, model_info=info, embedder_factory=_hashing,
+    res = run_extract_ray([tmp / "t"], tmp / "ray", classifier=clf, model_info=info, embedder=_hashing(),
                           created="2026-01-01T00:00:00Z", num_cpus=2)
     assert res.manifest["ray"]["transcripts_sent"] == 1 and res.manifest["cache"]["predict_hits"] == 2
     assert _preds(tmp / "ray") == _preds(tmp / "local")
     # nothing left: no Ray at all, and the local engine finds every transcript in the cache
-    res = run_extract_ray([tmp / "t"], tmp / "ray", classifier=clf, model_info=info, embedder_factory=_hashing)
+    res = run_extract_ray([tmp / "t"], tmp / "ray", classifier=clf, model_info=info, embedder=_hashing())
     assert res.manifest["ray"]["transcripts_sent"] == 0 and "actors" not in res.manifest["ray"]
     kw = KeywordClassifier(clf.catalog_)
     run_extract([tmp / "t"], tmp / "ray", classifier=kw, catalog=clf.catalog_, model_info=info,
-                embedder_factory=_hashing)
+                embedder=_hashing())
     assert kw.calls == []
 
 
@@ -154,6 +176,7 @@ def test_joins_a_running_cluster_with_address(ray_mod, model, tmp_path, capsys):
                 time.sleep(1)
         inputs = _inputs(tmp_path / "t")
         rc = main(["extract", str(inputs), "-o", str(tmp_path / "out"), "--engine", "ray", "--address", addr,
+                   "--model", model[1]["path"],
                    "--embedder", "hashing", "--no-qdpx"])
         assert rc == 0, capsys.readouterr().err
         m = json.loads((tmp_path / "out" / "manifest.json").read_text())
@@ -167,9 +190,9 @@ def test_joins_a_running_cluster_with_address(ray_mod, model, tmp_path, capsys):
             os.killpg(head.pid, signal.SIGKILL)
 
 
-def test_a_cluster_that_is_not_there_is_a_one_line_error(ray_mod, tmp_path, capsys):
+def test_a_cluster_that_is_not_there_is_a_one_line_error(ray_mod, model, tmp_path, capsys):
     inputs = _inputs(tmp_path / "t")
-    rc = main(["extract", str(inputs), "-o", str(tmp_path / "out"), "--engine", "ray",
+    rc = main(["extract", str(inputs), "-o", str(tmp_path / "out"), "--engine", "ray", "--model", model[1]["path"],
                "--address", f"127.0.0.1:{_free_port()}", "--embedder", "hashing"])
     err = capsys.readouterr().err.strip()
     assert rc == 1 and len(err.splitlines()) == 1
@@ -205,7 +228,7 @@ from extractor.extract import run_extract
 from pathlib import Path
 cat = write_catalog(Path({str(tmp_path)!r}))
 res = run_extract([Path({str(tmp_path / 't')!r})], Path({str(tmp_path / 'out')!r}), classifier=KeywordClassifier(cat),
-                  catalog=cat, model_info={{"fingerprint": "m"}}, embedder_factory=HashingEmbedder, qdpx=False)
+                  catalog=cat, model_info={{"fingerprint": "m"}}, embedder=HashingEmbedder(), qdpx=False)
 assert res.manifest["engine"] == "local"
 print("ray" in sys.modules)
 """
@@ -237,7 +260,7 @@ def test_a_model_the_actors_cannot_load_is_a_one_line_error(ray_mod, model, tmp_
     with pytest.raises(ExtractorError) as ei:
         run_extract_ray([_inputs(tmp_path / "t")], tmp_path / "out", classifier=clf, model_info=info, num_cpus=2,
                         classifier_factory=partial(_load_model, str(tmp_path / "no-model"), "cpu"),
-                        embedder_factory=_hashing)
+                        embedder=_hashing())
     msg = str(ei.value)
     assert len(msg.splitlines()) == 1, msg
     assert msg.startswith("--engine ray: expected the actors to load the model and predict, found ")

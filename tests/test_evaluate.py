@@ -251,9 +251,9 @@ def test_cli_evaluate_errors(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "gold.jsonl"), "--predictions", str(tmp_path / "other.jsonl"),
                  "--catalog", str(cat)]) == 1
     assert "gold.jsonl: expected predictions for the labelled turns" in capsys.readouterr().err
-    # --model and --predictions are exclusive, one is required
+    # --model and --predictions are exclusive (neither: the packaged model)
     with pytest.raises(SystemExit) as e:
-        main(["evaluate", str(tmp_path / "gold.jsonl")])
+        main(["evaluate", str(tmp_path / "gold.jsonl"), "--model", "m", "--predictions", "p.jsonl"])
     assert e.value.code == 2
 
 
@@ -319,7 +319,7 @@ def test_cross_validate_never_trains_on_held_out_interviews(monkeypatch):
     seen = []
 
     class Fake:
-        def __init__(self, catalog=None, config=None):
+        def __init__(self, catalog=None, config=None, train_config=None):
             self.config = config
 
         def _get_encoder(self):
@@ -336,7 +336,7 @@ def test_cross_validate_never_trains_on_held_out_interviews(monkeypatch):
 
     monkeypatch.setattr(classify, "IssueClassifier", Fake)
     turns = _many_interviews(6)
-    preds, folds = cross_validate(turns, folds=3, catalog=CAT, config=classify.ClassifierConfig(base_model="hashing"))
+    preds, folds = cross_validate(turns, folds=3, catalog=CAT, config=classify.TrainConfig())
     assert len(seen) == 3
     for train, test in seen:
         assert not train & test and "uncoded" not in train | test
@@ -344,7 +344,7 @@ def test_cross_validate_never_trains_on_held_out_interviews(monkeypatch):
 
 
 def test_cross_validate_end_to_end_with_hashing_encoder():
-    from extractor.classify import ClassifierConfig
+    from extractor.classify import ModelConfig, TrainConfig
     from extractor.evaluate import cross_validate
 
     from dataclasses import replace
@@ -354,8 +354,8 @@ def test_cross_validate_end_to_end_with_hashing_encoder():
     cat = replace(CAT, categories=(replace(CAT.categories[0], examples=("the data distribution changed",)),
                                    replace(CAT.categories[1], examples=("the gpu training bill was expensive",)),
                                    CAT.categories[2]))
-    cfg = ClassifierConfig(base_model="hashing", threshold_folds=2, head_epochs=30, min_threshold_support=2)
-    preds, folds = cross_validate(turns, folds=2, catalog=cat, config=cfg)
+    cfg = TrainConfig(threshold_folds=2, head_epochs=30, min_threshold_support=2, fine_tune=False)
+    preds, folds = cross_validate(turns, folds=2, catalog=cat, config=cfg, model_config=ModelConfig(base_model="hashing"))
     r = evaluate(turns, preds, cat)
     assert r["n_turns"] == 24 and r["missing_predictions"] == 0
     assert r["model"]["categories"]["micro"]["f1"] >= 0.8  # the two topics use disjoint words
@@ -377,12 +377,13 @@ def test_cli_evaluate_usage_errors(tmp_path, capsys):
 
 
 def test_cli_evaluate_with_a_saved_model_warns_on_training_data(tmp_path, capsys):
-    from extractor.classify import ClassifierConfig, IssueClassifier
+    from extractor.classify import IssueClassifier, ModelConfig, TrainConfig
     from extractor.catalog import save_catalog
 
     turns = _many_interviews(3, per=6)
-    cfg = ClassifierConfig(base_model="hashing", threshold_folds=2, head_epochs=30, min_threshold_support=2)
-    IssueClassifier(catalog=CAT, config=cfg).fit(turns).save(tmp_path / "model")
+    cfg = TrainConfig(threshold_folds=2, head_epochs=30, min_threshold_support=2, fine_tune=False)
+    IssueClassifier(catalog=CAT, config=ModelConfig(base_model="hashing"), train_config=cfg).fit(turns).save(
+        tmp_path / "model")
     write_jsonl(tmp_path / "gold.jsonl", turns)
     out = tmp_path / "ev.json"
     assert main(["evaluate", str(tmp_path / "gold.jsonl"), "--model", str(tmp_path / "model"), "--json", str(out)]) == 0

@@ -10,7 +10,7 @@ import pytest
 from extractor.cli import main
 from extractor.embed import HashingEmbedder
 from extractor.errors import ExtractorError, InputError
-from extractor.extract import CachedEmbedder, run_extract
+from extractor.extract import run_extract
 from extractor.jsonl import read_jsonl
 
 from extract_fixtures import KeywordClassifier, write_catalog, write_transcripts
@@ -20,8 +20,8 @@ def _run(tmp_path, clf=None, out="out", fingerprint="m1", **kw):
     cat = write_catalog(tmp_path)
     clf = clf or KeywordClassifier(cat)
     res = run_extract([tmp_path / "t"], tmp_path / out, classifier=clf, catalog=cat,
-                      model_info={"fingerprint": fingerprint, "name": "keyword"}, embedder_factory=HashingEmbedder,
-                      **kw)
+                      model_info={"fingerprint": fingerprint, "name": "keyword"},
+                      **{"embedder": HashingEmbedder(), **kw})
     return clf, res
 
 
@@ -94,7 +94,7 @@ def test_bad_files_are_skipped_and_no_input_is_an_error(tmp_path):
                     model_info={"fingerprint": "x"})
 
 
-def test_cached_embedder_round_trip(tmp_path):
+def test_discovery_embeddings_are_cached_on_disk_between_runs(tmp_path):
     calls = []
 
     class Counting(HashingEmbedder):
@@ -102,14 +102,23 @@ def test_cached_embedder_round_trip(tmp_path):
             calls.append(list(texts))
             return super().encode(texts, **kw)
 
-    e = CachedEmbedder(Counting, tmp_path / "e.npz", "c")
-    a = e.encode(["alpha beta gamma", "delta epsilon"])
-    e.save()
-    e2 = CachedEmbedder(Counting, tmp_path / "e.npz", "c")
-    b = e2.encode(["delta epsilon", "alpha beta gamma", "new words here"])
-    assert (b[0] == a[1]).all() and (b[1] == a[0]).all()
-    assert calls == [["alpha beta gamma", "delta epsilon"], ["new words here"]]
-    assert e2.hits == 2 and e2.misses == 1 and e2.dim == 64
+    write_transcripts(tmp_path / "t")
+    _, res = _run(tmp_path, embedder=Counting())
+    assert calls and res.manifest["cache"]["embeddings"]["misses"] > 0
+    assert any((tmp_path / "out" / ".cache" / "embeddings").rglob("*.npz"))
+    calls.clear()
+    _, res = _run(tmp_path, embedder=Counting())
+    assert calls == [] and res.manifest["cache"]["embeddings"]["misses"] == 0
+
+
+def test_run_extract_is_a_short_composition_without_globals():
+    import inspect
+
+    import extractor.extract as X
+
+    src = inspect.getsource(X.run_extract)
+    assert "globals()" not in inspect.getsource(X)
+    assert len(src.splitlines()) < 75
 
 
 def test_cli_reports_a_missing_model(tmp_path, capsys):
@@ -121,7 +130,7 @@ def test_cli_reports_a_missing_model(tmp_path, capsys):
 
 def test_end_to_end_with_a_real_classifier_and_the_cli(tmp_path, capsys):
     """Real segmenter, a real (hashing-encoder) IssueClassifier saved and loaded, real discovery."""
-    from extractor.classify import ClassifierConfig, IssueClassifier
+    from extractor.classify import IssueClassifier, ModelConfig, TrainConfig
     from extractor.segment import segment_file
 
     cat = write_catalog(tmp_path)
@@ -138,7 +147,7 @@ def test_end_to_end_with_a_real_classifier_and_the_cli(tmp_path, capsys):
                              "fixed" in low)
                 t = replace(t, labels=lab, label_source="moderated")
             turns.append(t)
-    IssueClassifier(cat, ClassifierConfig(base_model="hashing", seed=1)).fit(turns).save(tmp_path / "model")
+    IssueClassifier(cat, ModelConfig(base_model="hashing"), TrainConfig(seed=1, fine_tune=False)).fit(turns).save(tmp_path / "model")
     out = tmp_path / "out"
     assert main(["extract", str(d), "-o", str(out), "--model", str(tmp_path / "model"), "--embedder", "hashing"]) == 0
     err = capsys.readouterr().err
@@ -146,7 +155,8 @@ def test_end_to_end_with_a_real_classifier_and_the_cli(tmp_path, capsys):
     m = json.loads((out / "manifest.json").read_text())
     assert m["model"]["fingerprint"] and m["model"]["card"]["base_model"]
     assert m["counts"]["predictions"] == sum(t.is_interviewee for t in turns)
-    assert (out / "report.html").read_text().count('class="category"') == len(cat.category_ids)
+    coded = {c for r in read_jsonl(out / "predictions.jsonl") for c in r["categories"]}
+    assert coded and (out / "report.html").read_text().count('class="category"') == len(coded)
     assert main(["extract", str(d), "-o", str(out), "--model", str(tmp_path / "model"), "--embedder", "hashing"]) == 0
     assert "predicted 0 interviews (2 cached)" in capsys.readouterr().err
 
@@ -173,3 +183,54 @@ def test_privacy_findings_reach_the_outputs(tmp_path):
     assert rows[0]["line"] == len((d / "Interview B.txt").read_text().splitlines())
     assert "someone@example.org" in (tmp_path / "out" / "report.html").read_text()
     assert res.manifest["counts"]["privacy_warnings"] == 1
+
+
+def test_rerun_keeps_reviewers_decisions_and_edits_in_proposals(tmp_path):
+    """Issue 12: an `extract` rerun used to wipe what reviewers wrote into OUT/proposals.jsonl."""
+    write_transcripts(tmp_path / "t")
+    rows = [{"id": "p1", "name": "Auto one", "definition": "", "members": ["a"]},
+            {"id": "p2", "name": "Auto two", "definition": "", "members": ["b"]},
+            {"id": "p3", "name": "Auto three", "definition": "", "members": ["c"]}]
+    _run(tmp_path, discoverer=lambda *a: [dict(r) for r in rows])
+    path = tmp_path / "out" / "proposals.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    lines[0].update(decision="accept", name="My better name", definition="What I mean.")
+    lines[2].update(decision="reject")
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    # p3 is no longer proposed; p1 and p2 are, with fresh content
+    _run(tmp_path, discoverer=lambda *a: [dict(rows[0], members=["a", "z"]), dict(rows[1])])
+    got = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [g["id"] for g in got] == ["p1", "p2", "p3"]
+    assert got[0] == {**rows[0], "members": ["a", "z"], "decision": "accept", "name": "My better name",
+                      "definition": "What I mean."}
+    assert got[1] == rows[1] and got[2]["decision"] == "reject"
+    # a proposals file broken by hand is an error, not overwritten
+    path.write_text('{"id": "p1", "decision": "accept"}\n{oops\n')
+    with pytest.raises(InputError, match=r"proposals.jsonl:2: expected one JSON object per line.*it may hold "
+                                         "review decisions"):
+        _run(tmp_path, discoverer=lambda *a: [])
+    assert path.read_text().endswith("{oops\n")
+
+
+def test_a_fifo_among_the_inputs_is_skipped_not_hung(tmp_path):
+    import os
+
+    d = write_transcripts(tmp_path / "t")
+    os.mkfifo(d / "Interview C.txt")
+    _, res = _run(tmp_path)  # a hang here would time the suite out
+    assert [s["path"] for s in res.manifest["skipped"]] == [str(d / "Interview C.txt")]
+    assert "expected a transcript file, found a FIFO (named pipe)" in res.manifest["skipped"][0]["error"]
+    assert res.manifest["counts"]["interviews"] == 2
+
+
+def test_a_truncated_cache_entry_heals_instead_of_blocking_reruns(tmp_path):
+    write_transcripts(tmp_path / "t")
+    _run(tmp_path)
+    before = (tmp_path / "out" / "predictions.jsonl").read_text()
+    for kind in ("segments", "predictions"):
+        for entry in (tmp_path / "out" / ".cache" / kind).iterdir():
+            entry.write_bytes(entry.read_bytes()[:25])  # cut mid-line, as a full disk might have
+    clf, res = _run(tmp_path)
+    assert res.manifest["cache"]["predict_misses"] == 2 and (tmp_path / "out" / "predictions.jsonl").read_text() == before
+    clf, res = _run(tmp_path)  # and the entries were rewritten whole
+    assert clf.calls == [] and res.manifest["cache"]["segment_hits"] == 2

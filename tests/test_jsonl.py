@@ -153,3 +153,81 @@ def test_atomic_open_binary(tmp_path):
     with atomic_open(tmp_path / "b.bin", "wb") as fh:
         fh.write(b"\x00\x01")
     assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+
+
+# --- strict reading (issue 12) ---------------------------------------------------------------------
+
+
+def test_the_same_turn_twice_is_an_error(tmp_path):
+    path = _write(tmp_path, _turn(turn=1) + "\n" + _turn(turn=2, text="other") + "\n" + _turn(turn=1) + "\n")
+    with pytest.raises(InputError, match=r"f.jsonl:3: expected each \(interview, turn\) once, found 'I' turn 1 "
+                                         r"again \(also line 1\); two transcripts with one interview name"):
+        read_turns(path)
+
+
+def test_two_different_turns_with_one_id_are_an_error(tmp_path):
+    path = _write(tmp_path, _turn(turn=1, id="abc") + "\n" + _turn(turn=2, text="other", id="abc") + "\n")
+    with pytest.raises(InputError, match=r"f.jsonl:2: expected a unique turn id per turn, found id 'abc' again "
+                                         r"\(also line 1\)"):
+        read_turns(path)
+
+
+@pytest.mark.parametrize("labels, found", [
+    ({"categories": ["drift"], "mitigation": "no"}, 'expected "mitigation" as true or false, found str \'no\''),
+    ({"categories": ["drift"], "mitigation": 2}, 'expected "mitigation" as true or false, found int 2'),
+])
+def test_mitigation_no_is_not_true(tmp_path, labels, found):
+    path = _write(tmp_path, _turn(labels=labels) + "\n")
+    with pytest.raises(InputError, match=f"f.jsonl:1: {found}"):
+        read_turns(path)
+
+
+def test_wrong_optional_field_types_name_the_line(tmp_path):
+    path = _write(tmp_path, _turn() + "\n" + _turn(turn=1, question=["a list"]) + "\n")
+    with pytest.raises(InputError, match="f.jsonl:2: expected \"question\" of type str, found list"):
+        read_turns(path)
+
+
+def test_deeply_nested_json_is_one_line(tmp_path):
+    path = _write(tmp_path, '{"a": ' + "[" * 100000 + "]" * 100000 + "}\n")
+    with pytest.raises(InputError, match="f.jsonl:1: expected a JSON object nested at most a few hundred levels "
+                                         "deep, found deeper nesting"):
+        list(read_jsonl(path))
+
+
+def test_a_fifo_is_not_opened_for_reading(tmp_path):
+    fifo = tmp_path / "f.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="f.jsonl: expected a JSONL file, found a FIFO"):
+        list(read_jsonl(fifo))
+
+
+def test_unknown_label_ids_name_file_and_line(tmp_path):
+    from extractor.jsonl import check_label_ids
+
+    class Cat:
+        category_ids, phase_ids, tag = ["drift"], ["deploy"], "tiny@1"
+
+    path = _write(tmp_path, _turn(labels={"categories": ["drift"], "phases": []}) + "\n\n"
+                  + _turn(turn=1, text="b", labels={"categories": ["drfit"], "phases": ["deploy"]}) + "\n")
+    turns = read_turns(path)
+    with pytest.raises(InputError, match=r"f.jsonl:3: expected label ids of the catalog tiny@1, found unknown "
+                                         r"'drfit' on 'I' turn 1; fix the label or pass the catalog"):
+        check_label_ids(path, turns, Cat())
+    check_label_ids(path, turns[:1], Cat())  # known ids pass
+
+
+def test_read_predictions_is_the_one_strict_reader(tmp_path):
+    from extractor import discover, review
+    from extractor.jsonl import read_predictions
+
+    assert review.read_predictions is read_predictions is discover.read_predictions
+    p = tmp_path / "p.jsonl"
+    p.write_text(json.dumps({"interview": "I", "turn": 1, "id": "x", "text": 7}) + "\n")
+    with pytest.raises(InputError, match=r'p.jsonl:1: expected the turn "text" as a string, found 7'):
+        read_predictions(p)
+    p.write_text(json.dumps({"interview": "I", "turn": 1, "id": "x", "scores": [0.5]}) + "\n")
+    with pytest.raises(InputError, match=r'p.jsonl:1: expected "scores" as an object'):
+        read_predictions(p)
+    p.write_text(json.dumps({"interview": "I", "turn": 1, "id": "x"}) + "\n")
+    assert read_predictions(p)[0].text == ""

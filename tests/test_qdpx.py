@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import zipfile
 from dataclasses import replace
@@ -320,6 +321,189 @@ def test_corpus_export_validates_and_round_trips(corpus, tmp_path):
     labels, source_turns, _ = qdpx.import_labels(out, cat, turns)
     assert len(source_turns) == 31
     assert labels == _expected(cat, preds)
+
+
+# --- hostile projects (issue 12) -------------------------------------------------------------------
+
+
+def _project_xml(sources: list[tuple[str, str]], *, extra: str = "", inline: str | None = None) -> str:
+    """A project with one coded selection per source; ``sources`` = (name, plainTextPath)."""
+    g = qdpx.stable_guid("code", "drift")
+    src = "".join(
+        f'<TextSource guid="{qdpx.stable_guid("src", n)}" name="{n}" plainTextPath="{ref}">'
+        + (f"<PlainTextContent>{inline}</PlainTextContent>" if inline is not None else "")
+        + f'<PlainTextSelection guid="{qdpx.stable_guid("sel", n)}" startPosition="0" endPosition="30">'
+        f'<Coding guid="{qdpx.stable_guid("c", n)}"><CodeRef targetGUID="{g}"/></Coding></PlainTextSelection>'
+        "</TextSource>" for n, ref in sources)
+    return (f'<?xml version="1.0" encoding="utf-8"?>{extra}<Project xmlns="{qdpx.NS_PROJECT}" name="h">'
+            f'<CodeBook><Codes><Code guid="{g}" name="MM-drift" isCodable="true"/></Codes></CodeBook>'
+            f"<Sources>{src}</Sources></Project>")
+
+
+TEXT = "Interviewer: What went wrong?\n\nInterviewee: The data drift was terrible after the holidays.\n"
+
+
+def _import(tmp_path, project, out="labelled.jsonl", *extra):
+    from hostile import run_cli
+
+    write_catalog(tmp_path)
+    return run_cli(["qdpx", "import", project, "--catalog", tmp_path / "catalog.yaml", "-o", tmp_path / out,
+                    *extra], tmp_path)
+
+
+@pytest.mark.parametrize("name", ["/tmp/qi-escape-{u}/evil", "../../qi-escape-{u}/evil", "..\\..\\evil-{u}"])
+def test_source_names_never_become_paths(tmp_path, name):
+    """A source `name` (absolute or with ../) used to decide where the source text was written."""
+    import uuid
+
+    u = uuid.uuid4().hex[:8]
+    name = name.format(u=u)
+    target_dir = Path("/tmp") / f"qi-escape-{u}"
+    target_dir.mkdir()
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    p = tmp_path / "deep" / "er" / "p.qdpx"
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("project.qde", _project_xml([(name, "internal://s.txt")]))
+        zf.writestr("sources/s.txt", TEXT)
+    try:
+        run = _import(tmp_path, p)
+        assert run.rc == 0, run.err
+        assert list(target_dir.iterdir()) == []
+        assert not list(tmp_path.rglob("evil*")) and not list(Path("/tmp").glob(f"evil-{u}*"))
+        rows = [json.loads(x) for x in (tmp_path / "labelled.jsonl").read_text().splitlines()]
+        assert {r["interview"] for r in rows} == {name}  # the name stays a label
+    finally:
+        import shutil
+
+        shutil.rmtree(target_dir)
+
+
+@pytest.mark.parametrize("ref, found", [
+    ("/etc/hostname", "an absolute path"),
+    ("../outside.txt", "a path that leaves it"),
+    ("internal://../outside.txt", "a path that leaves it"),
+    ("internal://../../outside.txt", "a path that leaves it"),
+    ("file:///etc/hostname", "'file:///etc/hostname'"),
+    ("relative://../outside.txt", "a path that leaves it"),
+])
+def test_plain_text_paths_never_read_outside_the_archive(tmp_path, ref, found):
+    from hostile import assert_one_line_error
+
+    (tmp_path / "outside.txt").write_text(TEXT)  # what an escape would read
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "outside.txt").write_text(TEXT)
+    for kind in ("qdpx", "qde"):
+        p = d / f"p.{kind}"
+        if kind == "qdpx":
+            with zipfile.ZipFile(p, "w") as zf:
+                zf.writestr("project.qde", _project_xml([("Interview A", ref)]))
+        else:
+            p.write_text(_project_xml([("Interview A", ref)]))
+        run = _import(tmp_path, p, f"{kind}.jsonl")
+        assert_one_line_error(run, str(p), "plainTextPath of source 'Interview A'", found)
+        assert not (tmp_path / f"{kind}.jsonl").exists()
+
+
+@pytest.mark.parametrize("member", ["project.qde", "sources/s.txt"])
+def test_qdpx_zip_bomb_is_refused_in_bounded_memory(tmp_path, member):
+    """A ~1 MiB .qdpx whose project.qde or source inflates to 1 GiB (the issue measured > 2 GB)."""
+    from hostile import assert_one_line_error, zip_bomb_member
+
+    p = tmp_path / "bomb.qdpx"
+    with zipfile.ZipFile(p, "w") as zf:
+        if member != "project.qde":
+            zf.writestr("project.qde", _project_xml([("Interview A", "internal://s.txt")]))
+        zip_bomb_member(zf, member, 1024)
+    assert p.stat().st_size < 2 * 2**20
+    run = _import(tmp_path, p)
+    assert_one_line_error(run, "bomb.qdpx: expected archive members of at most 64 MiB uncompressed",
+                          f"found '{member}' of 1024 MiB")
+    assert run.peak_mib < 1024, run.peak_mib
+    assert not (tmp_path / "labelled.jsonl").exists()
+
+
+def test_entity_expansion_is_refused(tmp_path):
+    from hostile import assert_one_line_error
+
+    laughs = '<!DOCTYPE p [<!ENTITY a "lol">' + "".join(
+        f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(9)) + "]>"
+    p = tmp_path / "p.qdpx"
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("project.qde", _project_xml([("Interview A", "internal://s.txt")], extra=laughs, inline="&j;"))
+    run = _import(tmp_path, p)
+    assert_one_line_error(run, "p.qdpx!project.qde: expected a project.qde without a DTD")
+    assert run.peak_mib < 1024
+
+
+def test_latin1_source_inside_a_qdpx_is_read(tmp_path):
+    p = tmp_path / "p.qdpx"
+    text = "Interviewer: Qu'est-ce qui a mal tourné?\n\nInterviewee: La dérive des données était terrible, " \
+           "le modèle a dû être réentraîné.\n"
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("project.qde", _project_xml([("Interview A", "internal://s.txt")]))
+        zf.writestr("sources/s.txt", text.encode("latin-1"))
+    run = _import(tmp_path, p)
+    assert run.rc == 0 and "Traceback" not in run.err, run.err
+    rows = [json.loads(x) for x in (tmp_path / "labelled.jsonl").read_text().splitlines()]
+    assert any("dérive des données" in r["text"] for r in rows)
+
+
+def test_import_and_export_refuse_to_overwrite_without_force(tmp_path):
+    from hostile import assert_one_line_error, run_cli
+
+    p = tmp_path / "p.qdpx"
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("project.qde", _project_xml([("Interview A", "internal://s.txt")]))
+        zf.writestr("sources/s.txt", TEXT)
+    (tmp_path / "labelled.jsonl").write_text("precious\n")
+    assert_one_line_error(_import(tmp_path, p), "labelled.jsonl: expected a new labelled turns file, found an "
+                                                 "existing one; pass --force")
+    assert (tmp_path / "labelled.jsonl").read_text() == "precious\n"
+    assert _import(tmp_path, p, "labelled.jsonl", "--force").rc == 0
+    assert_one_line_error(_import(tmp_path, p, "p.qdpx", "--force"), "found the input itself")
+
+    cat = write_catalog(tmp_path)
+    turns = make_turns()
+    write_jsonl(tmp_path / "turns.jsonl", turns)
+    write_jsonl(tmp_path / "preds.jsonl", KeywordClassifier(cat).predict(turns))
+    base = ["qdpx", "export", "--turns", tmp_path / "turns.jsonl", "--predictions", tmp_path / "preds.jsonl",
+            "--catalog", tmp_path / "catalog.yaml"]
+    (tmp_path / "x.qdc").write_text("mine")
+    run = run_cli([*base, "-o", tmp_path / "new.qdpx", "--codebook", tmp_path / "x.qdc"], tmp_path)
+    assert_one_line_error(run, "x.qdc: expected a new codebook file, found an existing one")
+    assert not (tmp_path / "new.qdpx").exists() and (tmp_path / "x.qdc").read_text() == "mine"
+    run = run_cli([*base, "-o", p], tmp_path)
+    assert_one_line_error(run, "p.qdpx: expected a new project file, found an existing one")
+    assert run_cli([*base, "-o", p, "--codebook", tmp_path / "x.qdc", "--force"], tmp_path).rc == 0
+    assert (tmp_path / "x.qdc").read_text() != "mine"
+
+
+def test_control_characters_in_names_give_a_valid_project(tmp_path):
+    from xml.etree import ElementTree as ET
+
+    cat = write_catalog(tmp_path)
+    turns = [replace(t, interview="Interview\x01 A\x1b[31m") for t in make_turns() if t.interview == "Interview A"]
+    turns[1] = replace(turns[1], text=turns[1].text + " \x0b\x00 odd bytes")
+    out = tmp_path / "x.qdpx"
+    qdpx.export_qdpx(out, turns, KeywordClassifier(cat).predict(turns), cat)
+    with zipfile.ZipFile(out) as zf:
+        root = ET.fromstring(zf.read("project.qde"))  # parses: the file is valid XML
+    names = [s.get("name") for s in root.iter(f"{{{qdpx.NS_PROJECT}}}TextSource")]
+    assert names == ["Interview\ufffd A\ufffd[31m"]
+    assert qdpx.read_qdpx(out).sources[0].name == names[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.yaml", "x.qdpx"]  # nothing else left
+
+
+def test_millions_of_tiny_elements_are_refused_in_bounded_memory(tmp_path):
+    from hostile import assert_one_line_error
+
+    p = tmp_path / "p.qdpx"
+    with zipfile.ZipFile(p, "w", compression=zipfile.ZIP_STORED) as zf:  # stored: under the ratio cap
+        zf.writestr("project.qde", f'<Project xmlns="{qdpx.NS_PROJECT}">' + "<a/>" * (15 * 2**20 // 4) + "</Project>")
+    run = _import(tmp_path, p)
+    assert_one_line_error(run, "p.qdpx!project.qde: expected a project of at most 2,000,000 XML elements, found more")
+    assert run.peak_mib < 1024, run.peak_mib
 
 
 def test_control_characters_in_names_still_give_valid_xml(tmp_path):

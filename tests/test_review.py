@@ -364,7 +364,8 @@ def test_failure_mid_export_leaves_previous_queue_intact(tmp_path, catalog, monk
     with pytest.raises(RuntimeError):
         review.export_queue(_preds(turns), q, catalog)
     assert q.read_bytes() == old
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".q.jsonl")] == []
+    # no temp file (the hidden writer lock, empty, stays)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".q.jsonl")] == [".q.jsonl.lock"]
 
 
 def test_kill_mid_write_leaves_previous_file_intact(tmp_path):
@@ -501,26 +502,22 @@ def one_torch_thread():
 
 
 @pytest.mark.corpus
-@pytest.mark.parametrize("scorer", ["catalog", "heads"])
-def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread, scorer):
+def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread):
     """A simulated annotator corrects 50 tasks; the retrained model moves toward the corrections.
 
-    The flips are arbitrary (turns about anything become "drift"), so the catalog scorer,
-    which generalises through the catalog text and the labelled turns, also spreads the
-    relabelled category to other turns: for it the test asks that the flipped turns move,
-    for the per-category heads (which can memorise) that the agreement over all options
-    rises as well."""
+    The flips are arbitrary (turns about anything become "drift"); the retrained model must
+    still predict exactly what the annotator said on at least 90% of the corrected turns."""
     from extractor.jsonl import read_jsonl, read_turns
 
     turns = [t for t in read_turns(corpus / "gold" / "turns.jsonl") if t.interview in E2E_INTERVIEWS]
     gold = tmp_path / "turns.jsonl"
     gold.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in turns))
-    from extractor.classify import ClassifierConfig
+    from extractor.classify import ModelConfig, TrainConfig
     from extractor.train import predict_file, train_model
 
     # Frozen model-free encoder and light heads: the loop is under test here, not the model.
-    fast = ClassifierConfig(base_model="hashing", device="cpu", threshold_folds=2, category_scorer=scorer)
-    train_model([gold], tmp_path / "m0", config=fast)
+    fast = dict(config=ModelConfig(base_model="hashing"), train_config=TrainConfig(device="cpu", threshold_folds=2))
+    train_model([gold], tmp_path / "m0", **fast)
     predict_file(gold, tmp_path / "m0", tmp_path / "p0.jsonl")
     q = tmp_path / "queue.jsonl"
     assert main(["review", "export", str(tmp_path / "p0.jsonl"), "-o", str(q), "--turns", str(gold),
@@ -548,7 +545,7 @@ def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread, scorer):
            {t: [o for o in options if o in s] for t, s in truth.items()}
     frozen = q.read_bytes()
 
-    train_model([gold, q], tmp_path / "m1", config=fast)
+    train_model([gold, q], tmp_path / "m1", **fast)
     card = json.loads((tmp_path / "m1" / "card.json").read_text())
     assert card["corrections"]["files"][0]["path"] == str(q)
     assert card["corrections"]["files"][0]["answers"] == 50
@@ -561,10 +558,9 @@ def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread, scorer):
                                                        rows[t]["mitigation"]))) for t in truth}
 
     before, after = picked(tmp_path / "p0.jsonl"), picked(tmp_path / "p1.jsonl")
-    if scorer == "heads":
-        assert _agreement(after, truth, options) > _agreement(before, truth, options)
-    flipped = [t for k, t in enumerate(truth) if k % 2 == 0]
-    assert sum("cat:drift" in after[t] for t in flipped) >= sum("cat:drift" in before[t] for t in flipped) + 10
+    assert _agreement(after, truth, options) > _agreement(before, truth, options)
+    # corrections stick: the retrained model's own predictions are the corrected labels
+    assert sum(after[t] == truth[t] for t in truth) >= 0.9 * len(truth)
     assert q.read_bytes() == frozen  # training and prediction never touch the corrections
 
 
@@ -594,3 +590,137 @@ def test_tui_second_annotator_starts_from_model_preselection_not_first_answer(tm
     rows = _lines(q)
     assert rows[0]["annotator"] == "alice" and rows[0]["accept"] == []
     assert rows[1]["annotator"] == "bob" and rows[1]["accept"] == predicted
+
+
+# --- concurrent writers and hostile answer files (issue 12) ------------------------------------
+
+_WORKER = """
+import json, sys
+from extractor.catalog import load_catalog
+from extractor.review_session import save_answer
+catalog_path, queue, annotator, start = sys.argv[1:5]
+catalog = load_catalog(catalog_path)
+tasks = [json.loads(l) for l in open(queue) if l.strip()]
+print("ready", flush=True)
+sys.stdin.readline()  # both processes start writing together
+for k, task in enumerate(tasks):
+    task.update(answer="accept", annotator=annotator, timestamp=f"2026-01-01T00:{k // 60:02d}:{k % 60:02d}Z",
+                accept=["cat:drift"] if annotator == "a" else ["cat:cost"])
+    save_answer(queue, task, catalog)  # what `review annotate` and the web reviewer call per answer
+"""
+
+
+def _many_turns(n: int) -> list[Turn]:
+    return list(with_ids(Turn("I1", k, "interviewee", f"answer number {k} about data") for k in range(n)))
+
+
+def _two_processes(code: str, args_a: list[str], args_b: list[str]) -> None:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    procs = [subprocess.Popen([sys.executable, "-c", code, *a], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=root, env=env) for a in (args_a, args_b)]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready", p.stderr.read()
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    for p in procs:
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err
+
+
+def test_two_annotators_saving_at_once_lose_no_answer(tmp_path, catalog):
+    """Two real processes answer every task of one queue at the same time (issue 12, class 2)."""
+    q = tmp_path / "q.jsonl"
+    turns = _many_turns(40)
+    review.export_queue(_preds(turns, {k: {"drift": 0.2, "noisy": 0.1, "cost": 0.7, "collect": 0.1, "deploy": 0.8,
+                                           "mitigation": 0.1} for k in range(40)}), q, catalog, order="file")
+    cat = str(tmp_path / "catalog.yaml")
+    _two_processes(_WORKER, [cat, str(q), "a", "0"], [cat, str(q), "b", "0"])
+    recs, problems = review.parse_file(q, catalog)
+    assert problems == []
+    got = {(r.turn_id, r.annotator) for r in recs if r.obj is not None and r.answered}
+    assert got == {(t.id, a) for t in turns for a in ("a", "b")}  # 80 answers, none lost
+    assert sum(1 for r in recs if r.obj is not None and not r.answered) == 0
+
+
+def test_two_merges_into_one_file_lose_no_answer(tmp_path, catalog):
+    """Two real `extractor review merge` processes append into one corrections file at once."""
+    turns = _many_turns(60)
+    preds = _preds(turns, {k: {"drift": 0.2, "noisy": 0.1, "cost": 0.7, "collect": 0.1, "deploy": 0.8,
+                               "mitigation": 0.1} for k in range(60)})
+    files = []
+    for ann in ("a", "b"):
+        q = tmp_path / f"q_{ann}.jsonl"
+        review.export_queue(preds, q, catalog, order="file")
+        lines = q.read_text().splitlines()
+        out = []
+        for k, line in enumerate(lines):
+            obj = json.loads(line)
+            obj.update(answer="accept", annotator=ann, timestamp=f"2026-01-01T00:00:{k:02d}Z")
+            out.append(json.dumps(obj))
+        q.write_text("\n".join(out) + "\n")
+        files.append(q)
+    corr = tmp_path / "corrections.jsonl"
+    code = ("import sys\nprint('ready', flush=True)\nsys.stdin.readline()\n"
+            "from extractor.cli import main\nsys.exit(main(['review', 'merge', sys.argv[1], '-o', sys.argv[2], "
+            "'--catalog', sys.argv[3]]))\n")
+    cat = str(tmp_path / "catalog.yaml")
+    for _ in range(3):  # several rounds: the race needs the two to overlap
+        corr.unlink(missing_ok=True)
+        _two_processes(code, [str(files[0]), str(corr), cat], [str(files[1]), str(corr), cat])
+        got = {(r.turn_id, r.annotator) for r in review.read_answers([corr], catalog)}
+        assert got == {(t.id, a) for t in turns for a in ("a", "b")}
+
+
+def test_timestamp_validate_accepts_is_one_merge_can_write(tmp_path, catalog):
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(_turns())[:2], q, catalog)
+    for ts, n in ((1e300, 0), ("9999-12-31T23:59:59-05:00", 1)):
+        lines = q.read_text().splitlines(keepends=True)
+        obj = json.loads(lines[n])
+        obj.update(answer="accept", annotator="ann", timestamp=ts)
+        lines[n] = json.dumps(obj) + "\n"
+        q.write_text("".join(lines))
+    problems = review.validate_files([q], catalog)
+    assert [p.line for p in problems] == [1, 2]
+    assert all('"timestamp" as an ISO 8601 string' in str(p) for p in problems)
+    cat = str(tmp_path / "catalog.yaml")
+    assert main(["review", "merge", str(q), "-o", str(tmp_path / "c.jsonl"), "--catalog", cat]) == 1
+    assert not (tmp_path / "c.jsonl").exists()
+
+
+def test_deeply_nested_json_is_a_problem_not_a_crash(tmp_path, catalog):
+    q = tmp_path / "q.jsonl"
+    q.write_text('{"meta": ' + "[" * 100000 + "]" * 100000 + "}\n")
+    problems = review.validate_files([q], catalog)
+    assert [str(p) for p in problems] == [f"{q}:1: expected a JSON object nested at most a few hundred levels deep, "
+                                          "found deeper nesting"]
+
+
+def test_queue_that_is_a_fifo_is_refused_without_hanging(tmp_path, catalog):
+    fifo = tmp_path / "q.jsonl"
+    os.mkfifo(fifo)
+    problems = review.validate_files([fifo], catalog)
+    assert [str(p) for p in problems] == [f"{fifo}: expected a JSONL file, found a FIFO (named pipe)"]
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("categories", "drift", 'expected "categories" as a list of id strings, found str'),
+    ("mitigation", "no", 'expected "mitigation" as true or false, found str'),
+])
+def test_predictions_are_read_strictly(tmp_path, field, value, expected):
+    p = tmp_path / "p.jsonl"
+    row = {"interview": "I", "turn": 1, "id": "x", "categories": [], "phases": [], "mitigation": False}
+    p.write_text(json.dumps(row | {"id": "y"}) + "\n" + json.dumps(row | {field: value}) + "\n")
+    with pytest.raises(InputError, match=f"p.jsonl:2: {expected}"):
+        review.read_predictions(p)
+
+
+def test_duplicate_prediction_ids_are_an_error(tmp_path):
+    p = tmp_path / "p.jsonl"
+    row = {"interview": "I", "turn": 1, "id": "x", "categories": [], "phases": [], "mitigation": False}
+    p.write_text(json.dumps(row) + "\n\n" + json.dumps(row | {"turn": 3}) + "\n")
+    with pytest.raises(InputError, match=r"p.jsonl:3: expected each prediction id once, found id 'x' again "
+                                         r"\(also line 1\)"):
+        review.read_predictions(p)

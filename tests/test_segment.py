@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import os
 import json
 import sys
 from collections import Counter, defaultdict
@@ -24,7 +25,7 @@ from extractor.types import INTERVIEWEE, INTERVIEWER, Turn, normalize_text, with
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "extractor" / "data" / "examples"
-sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -372,7 +373,7 @@ def test_decode_bytes_rejects_control_character_soup():
 
 
 def test_a_50_mb_file_is_segmented(tmp_path):
-    # Long monologues keep this fast; scripts/bench_segment.py --big-mb 50 times short turns.
+    # Long monologues keep this fast; benchmarks/bench_segment.py --big-mb 50 times short turns.
     answer = ("we had missing values and noisy labels from the scanners " * 1800 + "\n")
     block = "Interviewer 1: And then?\nInterviewee: " + answer
     n = 50 * 2**20 // len(block) + 1
@@ -427,19 +428,19 @@ def test_cli_mixed_directory(tmp_path, capsys):
     assert "huge.txt: expected a transcript of at most 4.1 KiB, found 4.9 KiB; raise the limit with --max-mb" in err
     assert "Interview 3.txt: not UTF-8" in err
     assert "Interview 2.md: 1 line not attributed to a speaker (line 1)" in err
-    assert main(["segment", str(tmp_path / "batch"), "-o", str(out), "--strict"]) == 1
+    assert main(["segment", str(tmp_path / "batch"), "-o", str(out), "--strict", "--force"]) == 1
 
 
 def test_cli_nothing_readable_exits_1_and_keeps_old_output(tmp_path, capsys):
     out = _write(tmp_path / "turns.jsonl", "precious\n")
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"")
-    assert main(["segment", str(bad), "-o", str(out)]) == 1
+    assert main(["segment", str(bad), "-o", str(out), "--force"]) == 1
     assert "error: no transcript could be read (1 file skipped)" in capsys.readouterr().err
     assert out.read_text() == "precious\n"
     empty = tmp_path / "emptydir"
     empty.mkdir()
-    assert main(["segment", str(empty), "-o", str(out)]) == 1
+    assert main(["segment", str(empty), "-o", str(out), "--force"]) == 1
     assert f"error: no files found in {empty}" in capsys.readouterr().err
 
 
@@ -580,13 +581,17 @@ def test_directories_expand_in_natural_order_without_hidden_files(tmp_path):
     assert interview_name(tmp_path / "Interview 10.txt") == "Interview 10"
 
 
-def test_same_interview_name_twice_is_warned(tmp_path):
+def test_same_interview_name_twice_skips_the_second_file(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
     _write(a / "Interview 1.txt", INLINE), _write(b / "Interview 1.md", INLINE)
     report = BatchReport()
-    list(segment_paths([a, b], report=report))
-    assert any("interview name 'Interview 1' already used by" in n for n in report.results[1].notes)
+    turns = list(segment_paths([a, b], report=report))
+    assert len(report.results) == 1 and {t.source["file"] for t in turns} == {str(a / "Interview 1.txt")}
+    assert report.failures == [(b / "Interview 1.md",
+                                f"{b / 'Interview 1.md'}: expected a unique interview name (the file name without "
+                                f"suffix), found 'Interview 1' also from {a / 'Interview 1.txt'}; rename one of the "
+                                "files")]
 
 
 def test_fast_normalize_text_equals_the_regex_form():
@@ -594,3 +599,116 @@ def test_fast_normalize_text_equals_the_regex_form():
 
     for s in ["  a \u00a0b\u2028c\x1c d\t\n e  ", "", " ", "x", "a\r\nb", "\u3000wide\u3000space"]:
         assert normalize_text(s) == re.sub(r"\s+", " ", s).strip()
+
+
+# --- hostile inputs (issue 12): real special files, a real .docx bomb, peak memory ----------------
+
+
+def test_cli_dev_zero_is_refused_at_once(tmp_path):
+    from hostile import assert_one_line_error, run_cli
+
+    run = run_cli(["segment", "/dev/zero", "-o", tmp_path / "t.jsonl"], tmp_path, timeout=60)
+    assert run.rc == 1 and "Traceback" not in run.err
+    assert "skipped /dev/zero: expected a transcript file, found a character device" in run.err
+    assert_one_line_error(run, "no transcript could be read (1 file skipped)")
+    assert run.peak_mib < 1024 and not (tmp_path / "t.jsonl").exists()
+
+
+def test_cli_fifo_in_an_input_directory_does_not_hang_the_batch(tmp_path):
+    from hostile import run_cli
+
+    d = tmp_path / "in"
+    d.mkdir()
+    _write(d / "Interview 1.txt", "Interviewer: Hi?\nInterviewee: Our data drifts every week.\n")
+    os.mkfifo(d / "Interview 2.txt")
+    run = run_cli(["segment", d, "-o", tmp_path / "t.jsonl"], tmp_path, timeout=60)  # a hang fails here
+    assert run.rc == 0, run.err
+    assert "Interview 2.txt: expected a transcript file, found a FIFO (named pipe)" in run.err
+    assert [json.loads(x)["interview"] for x in (tmp_path / "t.jsonl").read_text().splitlines()] == ["Interview 1"] * 2
+
+
+def test_cli_docx_zip_bomb_is_refused_in_bounded_memory(tmp_path):
+    """A 1 MiB .docx holding a 1 GiB document.xml (the issue measured 2.6 GB under segment)."""
+    import zipfile
+
+    from hostile import assert_one_line_error, run_cli, zip_bomb_member
+
+    bomb = tmp_path / "bomb.docx"
+    with zipfile.ZipFile(bomb, "w") as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        zip_bomb_member(zf, "word/document.xml", 1024)
+    assert bomb.stat().st_size < 2 * 2**20
+    run = run_cli(["segment", bomb, "-o", tmp_path / "t.jsonl"], tmp_path, timeout=120)
+    assert ("bomb.docx: expected archive members of at most 64 MiB uncompressed, found 'word/document.xml' of "
+            "1024 MiB") in run.err
+    assert_one_line_error(run, "no transcript could be read")
+    assert run.peak_mib < 1024
+
+
+def test_docx_under_the_member_cap_but_over_max_mb_is_refused(tmp_path):
+    import zipfile
+
+    from hostile import zip_bomb_member
+
+    bomb = tmp_path / "b.docx"
+    with zipfile.ZipFile(bomb, "w") as zf:
+        zip_bomb_member(zf, "word/document.xml", 3)
+    with pytest.raises(InputError, match=r"b.docx: expected archive members of at most 2 MiB uncompressed"):
+        segment_file(bomb, max_bytes=2 * 2**20)
+
+
+def test_cli_segment_refuses_to_overwrite_without_force_and_never_its_input(tmp_path, capsys):
+    src = _write(tmp_path / "Interview 1.txt", "Interviewer: Hi?\nInterviewee: Our data drifts every week.\n")
+    out = _write(tmp_path / "turns.jsonl", "precious\n")
+    assert main(["segment", str(src), "-o", str(out)]) == 1
+    assert capsys.readouterr().err == (f"error: {out}: expected a new turns file, found an existing one; "
+                                       "pass --force to overwrite it\n")
+    assert out.read_text() == "precious\n"
+    for force in ([], ["--force"]):
+        assert main(["segment", str(src), "-o", str(src), *force]) == 1
+        assert "expected a turns file other than the input, found the input itself" in capsys.readouterr().err
+    assert src.read_text().startswith("Interviewer: Hi?")
+    assert main(["segment", str(tmp_path), "-o", str(src), "--force"]) == 1  # its input via the directory
+    assert "found the input itself" in capsys.readouterr().err
+    assert main(["segment", str(src), "-o", str(out), "--force"]) == 0
+    assert json.loads(out.read_text().splitlines()[0])["interview"] == "Interview 1"
+
+
+@pytest.mark.parametrize("where, found", [("parent_file", "expected a directory above the turns file, found the file"),
+                                          ("directory", "expected a turns file, found a directory")])
+def test_cli_segment_bad_output_paths_are_one_line(tmp_path, capsys, where, found):
+    src = _write(tmp_path / "Interview 1.txt", "Interviewer: Hi?\nInterviewee: Our data drifts every week.\n")
+    target = src / "t.jsonl" if where == "parent_file" else tmp_path
+    assert main(["segment", str(src), "-o", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and found in err and err.count("\n") == 1
+
+
+def test_cli_segment_disk_full_is_one_line_and_keeps_the_old_output(tmp_path, capsys, monkeypatch):
+    import errno
+
+    src = _write(tmp_path / "Interview 1.txt", "Interviewer: Hi?\nInterviewee: Our data drifts every week.\n")
+    out = _write(tmp_path / "turns.jsonl", "old\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert main(["segment", str(src), "-o", str(out), "--force"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (f"error: {out}: expected a writable output, found no space "
+                                                        "left on the device; nothing was written there")
+    assert out.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["Interview 1.txt",
+                                                                                        "turns.jsonl"]
+
+
+def test_docx_xml_part_over_its_cap_is_refused(tmp_path, monkeypatch):
+    import docx
+
+    import extractor.segment as seg
+
+    doc = docx.Document()
+    doc.add_paragraph("Interviewer: hello there, how are you doing today with the data?")
+    doc.save(tmp_path / "a.docx")
+    monkeypatch.setattr(seg, "MAX_DOCX_XML_BYTES", 100)
+    with pytest.raises(InputError, match=r"a.docx: expected Word XML parts of at most 0.1 KiB, found '.*' of"):
+        segment_file(tmp_path / "a.docx")

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from extractor.classify import ClassifierConfig, IssueClassifier
+from extractor.classify import IssueClassifier, ModelConfig, TrainConfig, default_model_path
 from extractor.cli import main
 from extractor.errors import InputError, ModelError
 from extractor.jsonl import read_jsonl, write_jsonl
 from extractor.train import load_training_turns, train_model
 
-from test_classify import CATALOG_YAML, FAST, tiny_turns
+from test_classify import CATALOG_YAML, FAST, HASHING, tiny_turns
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_train_model_refuses_to_overwrite(files):
     out.mkdir()
     (out / "keep.txt").write_text("x")
     with pytest.raises(ModelError, match="pass --force"):
-        train_model([turns_path], out, config=ClassifierConfig(**FAST), catalog=cat)
+        train_model([turns_path], out, config=HASHING, train_config=TrainConfig(**FAST), catalog=cat)
     assert (out / "keep.txt").exists()
 
 
@@ -77,13 +77,13 @@ def test_train_model_without_labels(files):
     unl = tmp / "unlabelled.jsonl"
     write_jsonl(unl, [{"interview": "I", "turn": 0, "speaker": "interviewee", "text": "hello"}])
     with pytest.raises(InputError, match="labelled interviewee turns"):
-        train_model([unl], tmp / "m", config=ClassifierConfig(**FAST), catalog=cat)
+        train_model([unl], tmp / "m", config=HASHING, train_config=TrainConfig(**FAST), catalog=cat)
 
 
 def test_cli_train_and_predict(files, capsys, monkeypatch):
     tmp, turns_path, cat = files
     out = tmp / "m"
-    clf = train_model([turns_path], out, config=ClassifierConfig(**FAST), catalog=cat)
+    clf = train_model([turns_path], out, config=HASHING, train_config=TrainConfig(**FAST), catalog=cat)
     assert clf.card_["training"]["examples"] == 16
     preds_path = tmp / "preds.jsonl"
     assert main(["predict", str(turns_path), "--model", str(out), "-o", str(preds_path)]) == 0
@@ -97,6 +97,27 @@ def test_cli_train_and_predict(files, capsys, monkeypatch):
     assert main(["predict", str(turns_path), "--model", str(out), "-o", str(preds_path), "--force",
                  "--no-evidence"]) == 0
     assert all(r["evidence"] == {} for r in read_jsonl(preds_path))
+    # a reviewer's labels win in the output, with the model's scores beside them
+    chat = next(t for t in tiny_turns() if t.is_interviewee and not t.labels.categories)
+    answers = tmp / "answers.jsonl"
+    write_jsonl(answers, [correction(chat.id, ["cat:explainability"])])
+    assert main(["predict", str(turns_path), "--model", str(out), "-o", str(preds_path), "--force",
+                 "--corrections", str(answers)]) == 0
+    rows = {r["id"]: r for r in read_jsonl(preds_path)}
+    assert rows[chat.id]["categories"] == ["explainability"] and rows[chat.id]["label_source"] == "human"
+    assert "explainability" in rows[chat.id]["scores"]
+    assert sum(r["label_source"] == "human" for r in rows.values()) == 1
+
+
+def test_cli_train_from_a_model_continues_it(files, capsys):
+    tmp, turns_path, cat = files
+    train_model([turns_path], tmp / "m", config=HASHING, train_config=TrainConfig(**FAST), catalog=cat)
+    rc = main(["train", str(turns_path), "-o", str(tmp / "m2"), "--from", str(tmp / "m"), "--fast"])
+    assert rc == 0, capsys.readouterr().err
+    card = json.loads((tmp / "m2" / "card.json").read_text())
+    assert card["warm_start_from"] and card["catalog"] == "tiny@3"
+    assert main(["train", str(turns_path), "-o", str(tmp / "m3"), "--from", str(tmp / "m"), "--catalog", str(cat)]) == 2
+    assert "--from: expected alone" in capsys.readouterr().err
 
 
 def test_cli_predict_errors(files, capsys):
@@ -125,12 +146,11 @@ def test_cli_train_fast(files, capsys):
 
 def test_default_model_loads_and_predicts():
     """The committed default model verifies, loads and predicts without the corpus."""
-    d = Path(__file__).resolve().parents[1] / "models" / "default"
-    if not (d / "manifest.json").exists():
-        pytest.skip("models/default not trained yet")
+    d = default_model_path()
     size = sum(p.stat().st_size for p in d.iterdir())
     assert size <= 5 * 1024 * 1024
     clf = IssueClassifier.load(d)
+    assert clf.card_["fine_tuned"] and (d / "adapter.safetensors").is_file()
     preds = clf.predict(tiny_turns(1))
     assert len(preds) == 4 and set(preds[0].scores) >= set(clf.catalog_.category_ids)
 
@@ -148,8 +168,7 @@ def test_fine_tuned_model_on_subset(corpus, tmp_path):
     turns = load_training_turns([corpus / "gold" / "turns.jsonl"])
     keep = {"Interview 3", "Interview 13", "Interview 29", "Interview 34"}
     sub = [t for t in turns if t.interview in keep]
-    cfg = ClassifierConfig(fine_tune=True, epochs=1, max_train_minutes=5, device="cpu")
-    clf = IssueClassifier(config=cfg).fit(sub)
+    clf = IssueClassifier(train_config=TrainConfig(steps=40, device="cpu")).fit(sub)
     assert clf.card_["fine_tuned"]
     out = clf.save(tmp_path / "m")
     assert (out / "adapter.safetensors").stat().st_size < 2 * 1024 * 1024

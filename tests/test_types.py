@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -94,3 +95,33 @@ def test_records_are_frozen():
     t = Turn("I", 0, "interviewee", "x")
     with pytest.raises(dataclasses.FrozenInstanceError):
         t.text = "y"  # type: ignore[misc]
+
+
+# --- strict parsing (issue 12) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("d, message", [
+    ({"categories": "drift"}, 'expected "categories" as a list of id strings, found str \'drift\''),
+    ({"phases": ["a", 3]}, 'expected "phases" as a list of id strings, found list'),
+    ({"mitigation": "no"}, 'expected "mitigation" as true or false, found str \'no\''),
+    ({"mitigation": "false"}, 'expected "mitigation" as true or false'),
+])
+def test_labels_are_parsed_strictly(d, message):
+    from extractor.errors import RecordError
+
+    with pytest.raises(RecordError, match=re.escape(message)):
+        Labels.from_dict(d)
+
+
+def test_prediction_from_dict_is_strict():
+    from extractor.errors import RecordError
+
+    base = {"interview": "I", "turn": 1, "id": "x"}
+    assert Prediction.from_dict(base).categories == ()
+    for bad, message in (({"categories": "drift"}, '"categories" as a list'), ({"turn": "1"}, '"turn" of type int'),
+                         ({"scores": {"drift": "high"}}, '"scores" as an object'),
+                         ({"mitigation": "yes"}, '"mitigation" as true or false')):
+        with pytest.raises(RecordError, match=message):
+            Prediction.from_dict(base | bad)
+    err = RecordError('"x" of type int', "str 'a'")
+    assert str(err.at("p.jsonl", 4)) == "p.jsonl:4: expected \"x\" of type int, found str 'a'"

@@ -18,7 +18,7 @@ The test interviews are never trained on and never supply corrections; threshold
 tuned by the classifier on its own training data only. Embeddings are computed once and
 cached under ``--cache``.
 
-    nice -n 5 env OMP_NUM_THREADS=2 HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_review.py
+    nice -n 5 env OMP_NUM_THREADS=2 HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_review.py
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from extractor import classify, review  # noqa: E402
 from extractor.catalog import load_catalog  # noqa: E402

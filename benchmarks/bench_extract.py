@@ -6,8 +6,10 @@ the CLI as a user would (a fresh process each time, wall-clock time including im
 and model loading) and prints one JSON object with the timings and each run's manifest
 timings. Example:
 
-    OMP_NUM_THREADS=2 nice -n 5 .venv/bin/python scripts/bench_extract.py \\
-        --transcripts ../shared/corpus/transcripts --model models/default
+    OMP_NUM_THREADS=2 nice -n 5 .venv/bin/python benchmarks/bench_extract.py \\
+        --transcripts ../shared/corpus/transcripts [--model DIR]
+
+Runs the installed ``extractor`` (as a user would), from a scratch directory.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _run(args: list[str], out: Path) -> dict:
     cmd = [sys.executable, "-m", "extractor", "extract", *args, "-o", str(out)]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=out.parent, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-3000:])
@@ -43,7 +45,7 @@ def _run(args: list[str], out: Path) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--transcripts", default=str(REPO.parent / "shared" / "corpus" / "transcripts"))
-    ap.add_argument("--model", default=str(REPO / "models" / "default"))
+    ap.add_argument("--model", default=None, help="model directory (default: the packaged model)")
     ap.add_argument("--edit", default=None, help="file name of the transcript to edit (default: the first)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args(argv)
@@ -51,11 +53,11 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench_extract."))
     try:
         src = tmp / "transcripts"
-        shutil.copytree(args.transcripts, src)
+        shutil.copytree(Path(args.transcripts).resolve(), src)
         files = sorted(p for p in src.iterdir() if p.is_file())
         edit = src / args.edit if args.edit else files[0]
         out = tmp / "out"
-        common = [str(src), "--model", args.model]
+        common = [str(src), *(["--model", str(Path(args.model).resolve())] if args.model else [])]
         result = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
                              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')}",
                   "files": len(files), "edited": edit.name}

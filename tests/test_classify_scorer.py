@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from extractor.catalog import Entry
-from extractor.catalog_scorer import (N_PAIR_FEATURES, PairScorer, PhaseStacker, pair_features,
+from extractor.classify.scorer import (N_PAIR_FEATURES, PairScorer, PhaseStacker, pair_features,
                                       prototype_texts)
 
 
@@ -70,7 +70,7 @@ def test_phase_stacker_follows_the_implied_phase():
 
 
 def test_label_features_leave_the_turns_own_interview_out():
-    from extractor.catalog_scorer import label_centroids, label_features, leave_group_out_label_features
+    from extractor.classify.scorer import label_centroids, label_features, leave_group_out_label_features
 
     E = np.stack([_unit([1, 0]), _unit([1, 0.1]), _unit([0, 1])])
     Y = np.array([[1, 0], [1, 0], [0, 1]], np.float32)
@@ -82,3 +82,21 @@ def test_label_features_leave_the_turns_own_interview_out():
     assert loo[0, 0, 0] == pytest.approx(E[0] @ E[1])  # turn 0 sees only interview b's positive
     assert loo[1, 0, 0] == pytest.approx(E[1] @ E[0]) and loo[1, 0, 2] == pytest.approx(E[1] @ E[0])
     assert loo[1, 1, 0] == 0.0 and loo[1, 1, 2] == 0.0  # entry 1's only positive is in the turn's own interview
+
+
+def test_label_memory_speaks_for_the_same_text_only():
+    from extractor.classify.scorer import LabelMemory
+
+    rng = np.random.default_rng(0)
+    M = rng.normal(size=(5, 8)).astype(np.float32)
+    M /= np.linalg.norm(M, axis=1, keepdims=True)
+    Y = np.eye(5, 3, dtype=np.float32)
+    mem = LabelMemory(E=M, Y=Y, floor=0.97)
+    other = rng.normal(size=(1, 8)).astype(np.float32)
+    other /= np.linalg.norm(other)
+    P = np.full((3, 3), 0.2, np.float32)
+    out, a = mem.blend(np.concatenate([M[:2], other]), P)
+    np.testing.assert_allclose(out[:2], Y[:2], atol=1e-5)  # the same text: its labels
+    assert a[2] == 0 and np.allclose(out[2], 0.2)  # an unrelated turn: the model's own scores
+    empty = LabelMemory(E=np.zeros((0, 8), np.float32), Y=np.zeros((0, 3), np.float32), floor=0.97)
+    assert np.array_equal(empty.blend(M[:1], P[:1])[0], P[:1])

@@ -11,9 +11,9 @@
 
 Usage (from the repo root)::
 
-    OMP_NUM_THREADS=2 HF_HUB_OFFLINE=1 nice -n 5 .venv/bin/python scripts/bench_discover.py --json .cache/bench_discover/loco.json
-    .venv/bin/python scripts/bench_discover.py --categories dev      # categories ranked 11-16, for choosing defaults
-    .venv/bin/python scripts/bench_discover.py --timing --categories none
+    OMP_NUM_THREADS=2 HF_HUB_OFFLINE=1 nice -n 5 .venv/bin/python benchmarks/bench_discover.py --json .cache/bench_discover/loco.json
+    .venv/bin/python benchmarks/bench_discover.py --categories dev      # categories ranked 11-16, for choosing defaults
+    .venv/bin/python benchmarks/bench_discover.py --timing --categories none
 
 Encoder outputs are cached under ``.cache/bench_discover/`` (never committed).
 """
@@ -37,7 +37,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from extractor.catalog import load_catalog  # noqa: E402
 from extractor.discover import DiscoverConfig, run_discovery  # noqa: E402

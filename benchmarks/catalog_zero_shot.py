@@ -6,7 +6,7 @@ rank the 28 categories by cosine between the turn's embedding and each entry's
 and the mean reciprocal rank of the best-ranked gold category. ``--baseline names`` ranks
 by the category names only, to show what the definitions add.
 
-    .venv/bin/python scripts/catalog_zero_shot.py --gold ../shared/corpus/gold/turns.jsonl
+    .venv/bin/python benchmarks/catalog_zero_shot.py --gold ../shared/corpus/gold/turns.jsonl
 
 Prints one JSON object; numbers only, no corpus text.
 """
@@ -16,15 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from extractor.catalog import load_catalog  # noqa: E402
-from extractor.embed import SentenceTransformerEmbedder  # noqa: E402
-from extractor.jsonl import read_turns  # noqa: E402
+from extractor.catalog import load_catalog
+from extractor.embed import make_embedder
+from extractor.jsonl import read_turns
 
 
 def rank_scores(sim: np.ndarray, gold: list[set[int]]) -> dict[str, float]:
@@ -45,12 +42,13 @@ def main() -> int:
     ap.add_argument("--gold", default="../shared/corpus/gold/turns.jsonl")
     ap.add_argument("--catalog", default=None)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--cache", default=".cache/embeddings", help="on-disk embedding cache (extractor.embed.EmbeddingCache)")
     args = ap.parse_args()
     catalog = load_catalog(args.catalog)
     ids = catalog.category_ids
     turns = [t for t in read_turns(args.gold) if t.is_interviewee and t.labels and t.labels.categories]
     gold = [{ids.index(c) for c in t.labels.categories if c in ids} for t in turns]
-    enc = SentenceTransformerEmbedder(device=args.device)
+    enc = make_embedder(device=args.device, cache_dir=args.cache)
     X = enc.encode([t.text for t in turns], batch_size=32)
     out = {"turns": len(turns), "categories": len(ids), "catalog": catalog.tag, "encoder": enc.name}
     for name, texts in (("describe", [e.describe() for e in catalog.categories]),

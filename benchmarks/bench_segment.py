@@ -1,6 +1,6 @@
 """Benchmark the segmenter on the shared corpus: speed, and agreement with the gold turns.
 
-    .venv/bin/python scripts/bench_segment.py [--corpus ../shared/corpus] [--repeat 3] [--json OUT] [--big-mb 50]
+    .venv/bin/python benchmarks/bench_segment.py [--corpus ../shared/corpus] [--repeat 3] [--json OUT] [--big-mb 50]
 
 For each transcript it reports how many gold interviewee turns are recovered with the
 same speaker and text (after whitespace normalisation), in order (a longest common
@@ -20,7 +20,6 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from extractor.segment import BatchReport, expand_paths, segment_file, segment_paths  # noqa: E402
 from extractor.types import Turn, normalize_text  # noqa: E402
@@ -87,7 +86,6 @@ def bench_big(files: list[Path], mib: float) -> None:
                 fh.write(data + b"\n")
         code = (
             "import resource, sys, time\n"
-            f"sys.path.insert(0, {str(REPO)!r})\n"
             "from extractor.segment import segment_file\n"
             "t = time.perf_counter(); r = segment_file(sys.argv[1], max_bytes=0); dt = time.perf_counter() - t\n"
             "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"

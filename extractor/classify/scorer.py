@@ -1,4 +1,5 @@
-"""Label-aware scoring of (turn, catalog entry) pairs.
+"""Label-aware scoring of (turn, catalog entry) pairs, phases from categories, and the label
+memory.
 
 Why: each category has 4-70 labelled turns, so per-category weights over a 384-dim
 embedding learn the training interviews' topics (they score worse than chance on a third
@@ -16,6 +17,12 @@ match") transfers across categories, including rare ones and entries users add l
 Phases follow from categories (each catalog category names its usual phases): a per-phase
 logistic regression combines the phase head's probability with the phases implied by the
 category scores (:class:`PhaseStacker`).
+
+The shared scorer has ~30 weights: it generalises across interviews but cannot fit the turns it
+was trained on, so what annotators said about a turn would not stick. :class:`LabelMemory`
+keeps every labelled turn's embedding and labels; a new turn's probabilities are blended with
+the labels of its nearest labelled turn, with a weight that is 0 below ``memory_floor`` cosine
+and 1 for the same text.
 """
 
 from __future__ import annotations
@@ -199,6 +206,28 @@ class PhaseStacker:
     def predict_proba(self, P_cat: np.ndarray, P_phase: np.ndarray) -> np.ndarray:
         z = (self._features(self.A, P_cat, P_phase) * self.coef[None]).sum(axis=2) + self.intercept
         return (1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))).astype(np.float32)
+
+
+@dataclass
+class LabelMemory:
+    """Embeddings and labels (categories, phases, mitigation columns) of labelled turns."""
+
+    E: np.ndarray  # (m, d)
+    Y: np.ndarray  # (m, L) 0/1
+    floor: float
+
+    def blend(self, E: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``P`` (n, L) blended with the labels of each row's nearest labelled turns; returns the
+        blended probabilities and each row's memory weight."""
+        if not len(self.E) or not len(E):
+            return P, np.zeros(len(E), np.float32)
+        S = E @ self.E.T
+        best = S.max(axis=1)
+        near = S >= (best[:, None] - 1e-4)  # exact duplicates share the vote
+        T = (near.astype(np.float32) @ self.Y) / near.sum(axis=1, keepdims=True)
+        # 0.999: the same text, up to the float16 the memory is stored in
+        a = (np.clip((best - self.floor) / (0.999 - self.floor), 0.0, 1.0) ** 2).astype(np.float32)
+        return ((1 - a)[:, None] * P + a[:, None] * T).astype(np.float32), a
 
 
 def phase_map(catalog) -> np.ndarray:

@@ -1,0 +1,11 @@
+"""Classify interviewee turns into catalog issue categories, lifecycle phases and a
+``mitigation`` flag. See :mod:`extractor.classify.model` for how the parts fit together."""
+
+from extractor.classify.config import ModelConfig, TrainConfig
+from extractor.classify.features import sentence_spans, split_sentences
+from extractor.classify.model import (FORMAT, IssueClassifier, data_hash, default_model_path, predictions_summary,
+                                      verify_model_dir)
+from extractor.classify.thresholds import group_folds, tune_thresholds
+
+__all__ = ["FORMAT", "IssueClassifier", "ModelConfig", "TrainConfig", "data_hash", "default_model_path", "group_folds",
+           "predictions_summary", "sentence_spans", "split_sentences", "tune_thresholds", "verify_model_dir"]

@@ -1,0 +1,31 @@
+"""extractor.classify.config: every setting is checked, unknown keys are refused."""
+
+import pytest
+
+from extractor.classify import ModelConfig, TrainConfig
+from extractor.errors import ModelError
+
+
+@pytest.mark.parametrize("cls, kw, message", [
+    (TrainConfig, {"seed": "1"}, "TrainConfig.seed: expected an integer >= 0, found '1'"),
+    (TrainConfig, {"threshold_folds": 1}, "threshold_folds: expected an integer >= 2"),
+    (TrainConfig, {"steps": 0}, "steps: expected a positive integer"),
+    (TrainConfig, {"learning_rate": 0}, "learning_rate: expected a number > 0"),
+    (TrainConfig, {"pair_c_grid": (0.1, 0)}, "pair_c_grid: expected a non-empty list of numbers > 0"),
+    (TrainConfig, {"max_share_ratio": 0.5}, "max_share_ratio: expected a number >= 1"),
+    (TrainConfig, {"fine_tune": "yes"}, "fine_tune: expected true or false"),
+    (ModelConfig, {"lora_targets": "query"}, "lora_targets: expected a non-empty list of module names"),
+    (ModelConfig, {"memory_floor": 1.0}, r"memory_floor: expected a number in \[0, 1\)"),
+    (ModelConfig, {"context_window": -1}, "context_window: expected an integer >= 0"),
+])
+def test_bad_settings(cls, kw, message):
+    with pytest.raises(ModelError, match=message):
+        cls(**kw)
+
+
+def test_round_trip_and_unknown_keys():
+    assert ModelConfig.from_dict(ModelConfig(max_length=128).to_dict()) == ModelConfig(max_length=128)
+    with pytest.raises(ModelError, match="model/config.json: expected ModelConfig settings, found unknown key 'lr'"):
+        ModelConfig.from_dict({"lr": 1}, where="model/config.json")
+    with pytest.raises(ModelError, match="expected a JSON object of TrainConfig settings, found list"):
+        TrainConfig.from_dict([], where="card.json")

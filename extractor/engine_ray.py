@@ -33,9 +33,10 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from extractor.embed import file_sha256
 from extractor.errors import ExtractorError, InputError
-from extractor.extract import (CACHE_VERSION, ExtractResult, _sha, expand_inputs, load_classifier, make_segmenter,
-                               run_extract)
-from extractor.jsonl import read_jsonl, write_json, write_jsonl
+from extractor.extract import (CACHE_VERSION, ExtractResult, _read_cache, _sha, expand_inputs, load_classifier,
+                               make_segmenter, run_extract)
+from extractor.jsonl import write_json, write_jsonl
+from extractor.safeio import is_regular
 from extractor.types import Prediction, Turn
 
 log = logging.getLogger(__name__)
@@ -69,12 +70,12 @@ def prediction_entry(cache: Path, turns: Sequence[Turn], model_fp: str, cat_fp: 
 def pending(files: Sequence[Path], cache: Path, model_fp: str, cat_fp: str) -> Iterator[dict[str, str]]:
     """The files whose segments or predictions are not cached yet, one at a time."""
     for f in files:
+        if not is_regular(f):
+            continue  # run_extract skips it with its reason
         digest = file_sha256(f)
-        seg = segment_entry(cache, f, digest)
-        if seg.is_file():
-            turns = [Turn.from_dict(d) for d in read_jsonl(seg)]
-            if not turns or prediction_entry(cache, turns, model_fp, cat_fp).is_file():
-                continue
+        turns = _read_cache(segment_entry(cache, f, digest), Turn.from_dict)  # None: absent or damaged
+        if turns and _read_cache(prediction_entry(cache, turns, model_fp, cat_fp), Prediction.from_dict) is not None:
+            continue
         yield {"path": str(f), "sha256": digest}
 
 

@@ -125,19 +125,20 @@ def test_manifest_records_the_engine_and_what_ray_did(both):
     assert rm["counts"] == lm["counts"]
 
 
-def test_rerun_after_a_kill_redoes_only_the_unfinished_transcript(both, model):
-    """A transcript whose predictions were never written (killed mid-run) is the only one sent
-    to Ray again; the local engine reads the Ray engine's cache entries as its own."""
+def test_rerun_after_a_kill_redoes_only_the_unfinished_transcripts(both, model):
+    """Transcripts whose predictions were never written (killed mid-run) or are damaged are the
+    only ones sent to Ray again; the local engine reads the Ray engine's cache entries as its own."""
     from extractor.engine_ray import run_extract_ray
 
     tmp, _, _ = both
     clf, info = model
     cache = tmp / "ray" / ".cache"
-    newest = max((cache / "predictions").iterdir(), key=lambda p: p.stat().st_mtime)
-    newest.unlink()
+    entries = sorted((cache / "predictions").iterdir(), key=lambda p: p.stat().st_mtime)
+    entries[-1].unlink()  # killed before its predictions were written
+    entries[0].write_text('{"interview": "Interview A", "tu', encoding="utf-8")  # damaged by hand
     res = run_extract_ray([tmp / "t"], tmp / "ray", classifier=clf, model_info=info, embedder=_hashing(),
                           created="2026-01-01T00:00:00Z", num_cpus=2)
-    assert res.manifest["ray"]["transcripts_sent"] == 1 and res.manifest["cache"]["predict_hits"] == 2
+    assert res.manifest["ray"]["transcripts_sent"] == 2 and res.manifest["cache"]["predict_hits"] == 1
     assert _preds(tmp / "ray") == _preds(tmp / "local")
     # nothing left: no Ray at all, and the local engine finds every transcript in the cache
     res = run_extract_ray([tmp / "t"], tmp / "ray", classifier=clf, model_info=info, embedder=_hashing())

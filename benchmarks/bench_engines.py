@@ -80,10 +80,12 @@ def fit(rows: list[dict]) -> dict:
 
 
 def markdown(res: dict) -> str:
-    lines = ["| engine | transcripts | turns | wall s | turns/s | s/transcript | driver peak RSS MB | labels as local | scores differing (max) |",
-             "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    lines = ["| engine | transcripts | turns (interviewee) | wall s | turns/s | interviewee turns/s | s/transcript "
+             "| driver peak RSS MB | labels as local | scores differing (max) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in res["runs"]:
-        lines.append(f"| {r['engine']} | {r['n']} | {r['turns']} | {r['wall_s']:.1f} | {r['turns'] / r['wall_s']:.1f} | "
+        lines.append(f"| {r['engine']} | {r['n']} | {r['turns']} ({r['interviewee_turns']}) | {r['wall_s']:.1f} | "
+                     f"{r['turns'] / r['wall_s']:.1f} | {r['interviewee_turns'] / r['wall_s']:.1f} | "
                      f"{r['wall_s'] / r['n']:.3f} | {r['driver_peak_mb']:.0f} | {r.get('labels_same', '')} | "
                      + (f"{r['scores_differing']} ({r['max_score_diff']}) |" if "scores_differing" in r else " |"))
     lines.append("")
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         docs = [json.loads(p.read_text()) for p in a.table]
         res = {**docs[0], "runs": sorted((r for d in docs for r in d["runs"]), key=lambda r: (r["engine"], r["n"]))}
         for r in res["runs"]:
-            if r["engine"] != "local" and (a.work / f"out_local_{r['n']}").is_dir():
+            if r["engine"] != "local" and (a.work / f"out_local_{r['n']}" / "predictions.jsonl").is_file():
                 r.update(compare(a.work / f"out_local_{r['n']}" / "predictions.jsonl",
                                  a.work / f"out_{r['engine']}_{r['n']}" / "predictions.jsonl"))
         res["fit"] = {e: fit([r for r in res["runs"] if r["engine"] == e]) for e in {r["engine"] for r in res["runs"]}}

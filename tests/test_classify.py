@@ -270,19 +270,6 @@ def test_missing_file_listed_in_manifest(fitted, tmp_path):
         IssueClassifier.load(d)
 
 
-def test_human_labels_win_and_scores_stay(fitted):
-    turns = tiny_turns(1)
-    chat = next(t for t in turns if t.is_interviewee and not t.labels.categories)
-    human = {chat.id: Labels(("explainability",), ("data_collection",), True)}
-    preds = {p.id: p for p in fitted.predict(turns, human=human)}
-    p = preds[chat.id]
-    assert (p.categories, p.phases, p.mitigation, p.label_source) == (("explainability",), ("data_collection",),
-                                                                      True, "human")
-    assert p.scores["explainability"] < 0.5  # the model's own score is kept beside the human label
-    assert set(p.evidence) == {"explainability"}
-    assert all(q.label_source == "model" for i, q in preds.items() if i != chat.id)
-
-
 def test_model_fits_its_training_turns_through_the_memory(catalog):
     """A label the shared scorer could never learn (explainability on small talk) is predicted
     for that very turn after training, and not for other turns."""

@@ -309,3 +309,13 @@ def test_real_encoder_small_model(catalog, tmp_path):
     drift, chat = preds[0], preds[2]
     assert drift.scores["drift"] > chat.scores["drift"]
     assert drift.scores["drift"] > drift.scores["missing-data"]
+
+
+def test_fine_tune_is_reproducible_from_the_seed(catalog):
+    """A fixed number of adapter steps and a seeded sampler: two trainings, one model."""
+    cfg = TrainConfig(**{**FAST, "fine_tune": True, "steps": 2, "batch_size": 4}, device="cpu")
+    a = IssueClassifier(catalog, ModelConfig(), cfg).fit(tiny_turns())
+    b = IssueClassifier(catalog, ModelConfig(), cfg).fit(tiny_turns())
+    np.testing.assert_array_equal(a.thresholds_, b.thresholds_)
+    np.testing.assert_allclose(a.predict_proba(tiny_turns(1))["categories"],
+                               b.predict_proba(tiny_turns(1))["categories"], atol=1e-6)

@@ -58,7 +58,7 @@ def micro_f1(Y: np.ndarray, P: np.ndarray) -> float:
 def seed_cache(enc: TurnEncoder, roots: list[Path]) -> int:
     """Copy the shards of other benchmarks' embedding caches of this same encoder (same
     fingerprint) into ``enc``'s cache; shard names are content hashes, so a copy is never stale.
-    Returns the number of shards copied."""
+    Returns the number of files copied."""
     ours = enc.disk_cache()
     copied = 0
     for root in roots:
@@ -66,8 +66,8 @@ def seed_cache(enc: TurnEncoder, roots: list[Path]) -> int:
         if theirs.dir == ours.dir or not theirs.dir.is_dir():
             continue
         ours.dir.mkdir(parents=True, exist_ok=True)
-        for shard in sorted(theirs.dir.glob("*.npz")):
-            if not (ours.dir / shard.name).exists():
+        for shard in sorted(theirs.dir.glob("*.npz")) + [theirs.dir / "meta.json"]:  # meta: the dimension
+            if shard.is_file() and not (ours.dir / shard.name).exists():
                 shutil.copyfile(shard, ours.dir / shard.name)  # a damaged copy is dropped by the cache
                 copied += 1
     return copied
@@ -211,7 +211,7 @@ def main(argv=None) -> int:
     bench = Bench(args)
     if isinstance(bench.enc, TurnEncoder):
         n = seed_cache(bench.enc, args.seed_cache)
-        log.info("embedding cache %s%s", bench.enc.disk_cache().dir, f" (+{n} shards from --seed-cache)" if n else "")
+        log.info("embedding cache %s%s", bench.enc.disk_cache().dir, f" (+{n} files from --seed-cache)" if n else "")
 
     steps = list(range(0, args.budget + 1, args.step))
     runs = []

@@ -101,3 +101,14 @@ def test_an_adapter_changes_the_cache_key(first, monkeypatch):
     monkeypatch.setattr(tuned, "_encode_st", lambda texts, bs: (asked.append(list(texts)), real(texts, bs))[1])
     tuned.encode(QUESTIONS)
     assert sorted(asked[0]) == sorted(QUESTIONS)
+
+
+def test_writes_are_batched(tmp_path):
+    """One shard per ``flush_every`` turns (turn and sentence vectors together), not one per text."""
+    enc = TurnEncoder(device="cpu", cache_dir=tmp_path)
+    enc.encode_turns(TURNS, [sentence_spans(t) for t in TURNS])
+    assert len(list(enc.disk_cache().dir.glob("*.npz"))) == 1
+    enc2 = TurnEncoder(device="cpu", cache_dir=tmp_path / "small")
+    enc2.flush_every = 1
+    enc2.encode_turns(TURNS, [[(0, 5)], [(0, 5)]])
+    assert len(list(enc2.disk_cache().dir.glob("*.npz"))) == 2

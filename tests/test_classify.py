@@ -319,3 +319,13 @@ def test_fine_tune_is_reproducible_from_the_seed(catalog):
     np.testing.assert_array_equal(a.thresholds_, b.thresholds_)
     np.testing.assert_allclose(a.predict_proba(tiny_turns(1))["categories"],
                                b.predict_proba(tiny_turns(1))["categories"], atol=1e-6)
+
+
+def test_a_model_can_be_saved_where_the_packaged_model_lives(fitted, tmp_path, monkeypatch):
+    """`make train` refreshes extractor/data/model in a checkout: the model's catalog snapshot
+    is not a user catalog, so the packaged-catalog guard must not stop it."""
+    import extractor.resources as resources
+
+    monkeypatch.setattr(resources, "package_data_dir", lambda: tmp_path)
+    d = fitted.save(tmp_path / "model")
+    assert IssueClassifier.load(d).catalog_.tag == "tiny@3"

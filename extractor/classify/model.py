@@ -394,7 +394,7 @@ class IssueClassifier:
             write_json(tmp / "config.json", {"format": FORMAT, "model": self.config.to_dict(), "adapter": adapter,
                                              "labels": {"categories": cats, "phases": phases}})
             write_json(tmp / "card.json", self.card_)
-            save_catalog(self.catalog_, tmp / "catalog.yaml")
+            save_catalog(self.catalog_, tmp / "catalog.yaml", snapshot=True)
             write_json(tmp / MANIFEST, {"format": FORMAT, "files": {
                 p.name: {"sha256": file_sha256(p), "bytes": p.stat().st_size}
                 for p in sorted(tmp.iterdir()) if p.is_file()}})

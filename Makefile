@@ -53,7 +53,7 @@ test-slow: $(STAMP) ## run only the slow model-training tests
 
 .PHONY: segment extract predict review retrain discover evaluate evaluate-cv train
 segment: $(STAMP) ## split TRANSCRIPTS into speaker turns -> OUT/turns.jsonl
-	$(BIN)/extractor segment $(TRANSCRIPTS) -o $(OUT)/turns.jsonl
+	$(BIN)/extractor segment $(TRANSCRIPTS) -o $(OUT)/turns.jsonl --force
 
 extract: $(STAMP) ## segment, predict, discover and report over TRANSCRIPTS=dir/ -> OUT/ (report.html, project.qdpx; cached reruns)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/extractor extract $(TRANSCRIPTS) -o $(OUT) $(MODEL_ARG)
@@ -62,7 +62,6 @@ predict: $(STAMP) ## classify the turns of TURNS=file.jsonl with MODEL -> OUT/pr
 	$(BIN)/extractor predict $(or $(TURNS),$(OUT)/turns.jsonl) $(MODEL_ARG) -o $(OUT)/predictions.jsonl --force
 
 REVIEW_TURNS ?= $(CORPUS)/gold/turns.jsonl
-QUEUE ?= annotations/queue/review.jsonl
 QUEUES ?= $(wildcard annotations/queue/*.jsonl)
 REVIEW_ORDER ?= uncertainty
 REVIEW_LIMIT ?= 200
@@ -73,10 +72,11 @@ review: $(STAMP) ## review your extraction OUT/ in the browser at 127.0.0.1:PORT
 	$(BIN)/extractor review export $(OUT)/predictions.jsonl -o $(REVIEW_QUEUE) --turns $(OUT)/turns.jsonl --order $(REVIEW_ORDER) --limit $(REVIEW_LIMIT)
 	$(BIN)/extractor review $(if $(filter terminal tui,$(UI)),annotate,serve --port $(or $(PORT),8765)) $(REVIEW_QUEUE)
 
-retrain: $(STAMP) ## validate annotations/queue/*.jsonl, train RETRAINED on gold labels + corrections (FAST=1: frozen encoder)
-	@test -n "$(QUEUES)" || { echo "error: no review queue in annotations/queue/; run make review first" >&2; exit 1; }
-	$(BIN)/extractor review validate $(QUEUES) --turns $(REVIEW_TURNS)
-	$(BIN)/extractor train $(CORPUS)/gold/turns.jsonl $(QUEUES) -o $(RETRAINED) $(if $(FAST),--fast) --force
+RETRAIN_FROM ?= $(or $(MODEL),extractor/data/model)
+RETRAIN_ANSWERS = $(wildcard $(REVIEW_QUEUE)) $(QUEUES)
+retrain: $(STAMP) ## continue RETRAIN_FROM (the packaged model) with your answers (OUT/review.jsonl, annotations/queue/) -> RETRAINED, in minutes
+	@test -n "$(strip $(RETRAIN_ANSWERS))" || { echo "error: $(REVIEW_QUEUE), annotations/queue/*.jsonl: expected review answers, found none; run make review first" >&2; exit 1; }
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/extractor train $(CORPUS)/gold/turns.jsonl $(wildcard $(OUT)/turns.jsonl) $(RETRAIN_ANSWERS) -o $(RETRAINED) --from $(RETRAIN_FROM) $(if $(FAST),--fast) --force
 
 PREDICTIONS ?= $(OUT)/predictions.jsonl
 discover: $(STAMP) ## propose new catalog entries from PREDICTIONS -> OUT/proposals.jsonl + .md
@@ -88,9 +88,9 @@ evaluate: $(STAMP) ## score MODEL on the gold turns beside human coder agreement
 evaluate-cv: $(STAMP) ## 5-fold interview-grouped cross-validation (FAST=1: frozen encoder) -> OUT/cv.json
 	$(BIN)/extractor evaluate $(CORPUS)/gold/turns.jsonl --cv 5 $(if $(FAST),--fast) --json $(OUT)/cv.json --force
 
-TRAINED ?= models/trained
-train: $(STAMP) ## train TRAINED from CORPUS/gold/turns.jsonl (frozen encoder, seed 42; FINE_TUNE=1: LoRA)
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/extractor train $(CORPUS)/gold/turns.jsonl -o $(TRAINED) $(if $(FINE_TUNE),,--fast) --seed 42 --force
+TRAINED ?= extractor/data/model
+train: $(STAMP) ## reproduce the packaged model (TRAINED) from CORPUS/gold/turns.jsonl: LoRA fine-tune, seed 42 (FAST=1: frozen encoder)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/extractor train $(CORPUS)/gold/turns.jsonl -o $(TRAINED) $(if $(FAST),--fast) --seed 42 --force
 
 .PHONY: bench-segment bench-extract bench-classify bench-review bench-discover bench-engines
 bench-segment: $(STAMP) ## time the segmenter on CORPUS and compare its turns with the gold turns
@@ -99,7 +99,7 @@ bench-segment: $(STAMP) ## time the segmenter on CORPUS and compare its turns wi
 bench-extract: $(STAMP) ## time `extract` on TRANSCRIPTS: cold cache, then warm with one transcript edited
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} nice -n 5 $(BIN)/python benchmarks/bench_extract.py --transcripts $(TRANSCRIPTS) $(MODEL_ARG)
 
-bench-classify: $(STAMP) ## interview-grouped CV of TF-IDF, frozen embeddings and the classifier on CORPUS (~1 h on 2 cores)
+bench-classify: $(STAMP) ## the classifier on CORPUS: grouped CV, corrections stick, learning curve, fit, speed -> out/bench_classify.json (~2 h on 2 cores)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} nice -n 5 $(BIN)/python benchmarks/bench_classify.py --corpus $(CORPUS)
 
 bench-review: $(STAMP) ## active-learning curves: queue order vs random corrections (frozen encoder, ~1 h on 2 cores)

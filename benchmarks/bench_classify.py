@@ -116,6 +116,11 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, help="adapter steps (default: TrainConfig's)")
     ap.add_argument("--model", type=Path, default=None, help="model for fit/speed (default: the packaged model)")
     ap.add_argument("--out", type=Path, default=Path("out/bench_classify.json"))
+    ap.add_argument("--stick-modes", default="warm,cold", help="stick: warm (train --from), cold (full training)")
+    ap.add_argument("--fold", type=int, default=None,
+                    help="cv: train and predict only this outer fold (run the folds in parallel processes)")
+    ap.add_argument("--predictions", type=Path, default=Path("out/bench_cv"),
+                    help="cv: each fold's held-out predictions are saved here, and reused when present")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     for name in ("sentence_transformers", "httpx", "transformers"):
@@ -151,13 +156,23 @@ def main(argv=None) -> int:
 
     fold0 = None
     if "cv" in parts or "stick" in parts or "curve" in parts:
+        from extractor.jsonl import read_predictions, write_jsonl
+
         all_gold, all_pred, per_fold = [], [], []
         for k, test_ivs in enumerate(fold_ivs):
-            if "cv" not in parts and k > 0:
-                break
+            if ("cv" not in parts and k > 0) or (args.fold is not None and k != args.fold):
+                continue
             train_ivs = [iv for iv in labelled if iv not in test_ivs]
-            clf, secs = train(train_ivs)
-            preds = clf.predict(all_of(test_ivs))
+            args.predictions.mkdir(parents=True, exist_ok=True)
+            saved = args.predictions / f"fold{k}.jsonl"
+            if saved.is_file() and not ({"stick", "curve"} & parts and k == 0):
+                clf, secs, preds = None, json.loads(saved.with_suffix(".json").read_text())["train_seconds"], \
+                    read_predictions(saved)
+            else:
+                clf, secs = train(train_ivs)
+                preds = clf.predict(all_of(test_ivs))
+                write_jsonl(saved, preds)
+                write_json(saved.with_suffix(".json"), {"train_seconds": round(secs, 1), "test": test_ivs})
             gold = gold_of(test_ivs)
             if k == 0:
                 fold0 = (clf, train_ivs, test_ivs, preds)
@@ -169,7 +184,7 @@ def main(argv=None) -> int:
             log.info("fold %d %s: %s", k, test_ivs, f)
             if "cv" in parts:
                 write_json(args.out, {**results, "cv_partial": per_fold})
-        if "cv" in parts:
+        if "cv" in parts and args.fold is None:
             phases = catalog.phase_ids
             results["cv"] = {
                 "turns": len(all_gold), "per_fold": per_fold,
@@ -193,7 +208,7 @@ def main(argv=None) -> int:
         extra = [replace(t, label_source="review") if t.id in reviewed else replace(t, labels=None, label_source=None)
                  for t in all_of(test_ivs)]
         out = {"queue": len(queue), "with_categories": sum(1 for p in queue if gold[p.id].labels.categories)}
-        for mode in ("cold", "warm"):
+        for mode in args.stick_modes.split(","):
             t0 = time.time()
             if mode == "cold":
                 clf = IssueClassifier(catalog, train_config=tcfg).fit(all_of(train_ivs) + extra)

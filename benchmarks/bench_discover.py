@@ -1,7 +1,7 @@
 """Discovery benchmarks on the shared corpus.
 
 1. Leave-one-category-out (LOCO): for each of the 10 largest categories, train the classifier
-   (frozen MiniLM + heads, ``ClassifierConfig(fine_tune=False)``) on all labelled interviews with
+   (frozen MiniLM + heads, ``TrainConfig(fine_tune=False)``) on all labelled interviews with
    a catalog that lacks the category, predict the same interviews, run discovery, and check
    whether some proposal recovers the hidden category (precision >= 0.4 and recall >= 0.25
    against the interviewee turns labelled with it). Baseline: the same unmatched pool cut into
@@ -15,7 +15,9 @@ Usage (from the repo root)::
     .venv/bin/python benchmarks/bench_discover.py --categories dev      # categories ranked 11-16, for choosing defaults
     .venv/bin/python benchmarks/bench_discover.py --timing --categories none
 
-Encoder outputs are cached under ``.cache/bench_discover/`` (never committed).
+One frozen encoder (``TurnEncoder(cache_dir=.cache/bench_discover)``) serves every training and
+the discovery runs, so each text is encoded once; its vectors stay in that directory's
+``extractor.embed.EmbeddingCache`` for later runs, beside the cached predictions (never committed).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 
 from extractor.catalog import load_catalog  # noqa: E402
+from extractor.classify import IssueClassifier, ModelConfig, TrainConfig  # noqa: E402
+from extractor.classify.encoder import TurnEncoder  # noqa: E402
 from extractor.discover import DiscoverConfig, run_discovery  # noqa: E402
 from extractor.jsonl import read_jsonl, read_turns, write_jsonl  # noqa: E402
 from extractor.types import Prediction  # noqa: E402
@@ -47,44 +51,19 @@ log = logging.getLogger("bench_discover")
 CACHE = REPO / ".cache" / "bench_discover"
 
 
-class EncoderEmbedder:
-    """The classifier's (caching) encoder seen through the :class:`Embedder` protocol, so that
-    discovery and classification share one set of encoded texts."""
-
-    name = "all-MiniLM-L6-v2"
-
-    def __init__(self, enc):
-        self.enc = enc
-
-    @property
-    def dim(self) -> int:
-        return self.enc.dim
-
-    def encode(self, texts, *, batch_size: int = 32, progress: bool = False):
-        return self.enc.encode(list(texts), batch_size=batch_size, progress=progress)
+def without_category(turns, cat: str) -> list:
+    """``turns`` with ``cat`` removed from their labels (the classifier refuses ids outside its
+    catalog); a turn labelled with ``cat`` only becomes a turn without issue categories."""
+    return [replace(t, labels=replace(t.labels, categories=tuple(c for c in t.labels.categories if c != cat)))
+            if t.labels is not None and cat in t.labels.categories else t for t in turns]
 
 
-def _cache_file() -> Path:
-    return CACHE / "encoder_cache.npz"
-
-
-def load_encoder_cache(enc) -> None:
-    f = _cache_file()
-    if f.exists():
-        z = np.load(f, allow_pickle=False)
-        keys = json.loads(str(z["keys"]))
-        for k, v in zip(keys, z["vecs"]):
-            enc._cache[k] = v
-        log.info("loaded %d cached embeddings", len(keys))
-
-
-def save_encoder_cache(enc) -> None:
-    CACHE.mkdir(parents=True, exist_ok=True)
-    keys = list(enc._cache)
-    vecs = np.stack([enc._cache[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
-    tmp = CACHE / "encoder_cache.tmp.npz"
-    np.savez(tmp, keys=np.array(json.dumps(keys)), vecs=vecs)
-    os.replace(tmp, _cache_file())
+def code_version() -> str:
+    """Hash of the classifier's source: a code change must not reuse old cached predictions."""
+    h = hashlib.sha1()
+    for f in sorted((REPO / "extractor" / "classify").glob("*.py")):
+        h.update(f.name.encode() + b"\x00" + f.read_bytes())
+    return h.hexdigest()
 
 
 def predictions_from(clf, turns) -> list[Prediction]:
@@ -163,8 +142,6 @@ def main(argv=None) -> int:
     for noisy in ("extractor.classify", "sentence_transformers", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    from extractor.classify import ClassifierConfig, IssueClassifier, _Encoder
-
     cfg_kw = {}
     if args.method:
         cfg_kw["method"] = args.method
@@ -194,38 +171,33 @@ def main(argv=None) -> int:
     else:
         hidden = [c.strip() for c in args.categories.split(",") if c.strip()]
 
-    enc = _Encoder(None, "cpu")
-    load_encoder_cache(enc)
-    emb = EncoderEmbedder(enc)
+    mcfg = ModelConfig()
+    # one frozen encoder for every training and for discovery: each text is encoded once
+    enc = emb = TurnEncoder(mcfg.base_model, "cpu", mcfg.max_length, cache_dir=CACHE)
     # 3 inner threshold folds instead of 5: the 10 trainings fit in the time a shared 2-core box allows
-    ccfg = ClassifierConfig(fine_tune=False, device="cpu", seed=42, threshold_folds=3)
+    tcfg = TrainConfig(fine_tune=False, device="cpu", seed=42, threshold_folds=3)
     results = {"config": {k: v for k, v in dcfg.__dict__.items()}, "categories": []}
 
     all_preds = {}
-    # the classifier's source is part of the cache key: a code change must not reuse old predictions
-    code_version = hashlib.sha1(b"".join((REPO / "extractor" / f).read_bytes()
-                                         for f in ("classify.py", "catalog_scorer.py"))).hexdigest()
+    version = code_version()
     for cat in hidden:
         t0 = time.time()
         cat_wo = replace(catalog, categories=tuple(e for e in catalog.categories if e.id != cat))
         # predictions of each leave-one-out classifier are cached, so discovery settings can be
         # compared without retraining (key: hidden category + catalog fingerprint + classifier config)
-        key = hashlib.sha1(json.dumps([cat, catalog.fingerprint(), ccfg.to_dict(), code_version],
+        key = hashlib.sha1(json.dumps([cat, catalog.fingerprint(), mcfg.to_dict(), tcfg.to_dict(), version],
                                       sort_keys=True).encode()).hexdigest()[:10]
         pfile = CACHE / f"preds-{cat}-{key}.jsonl"
         if pfile.exists():
             preds = [Prediction.from_dict(d) for d in read_jsonl(pfile)]
         else:
-            clf = IssueClassifier(cat_wo, ccfg)
-            clf._encoder = enc  # share encoded texts across the 10 trainings
-            clf.fit(train)
-            save_encoder_cache(enc)
+            clf = IssueClassifier(cat_wo, mcfg, tcfg, embedder=enc)
+            clf.fit(without_category(train, cat), progress=True)
             preds = predictions_from(clf, train)
             write_jsonl(pfile, preds)
         t1 = time.time()
         all_preds[cat] = (preds, cat_wo)
         res = run_discovery(preds, None, cat_wo, emb, dcfg)
-        save_encoder_cache(enc)
         gold = {t.id for t in train if t.is_interviewee and t.labels and cat in t.labels.categories}
         clusters = [p.members for p in res.proposals]
         b = best_of(clusters, gold)
@@ -286,17 +258,15 @@ def main(argv=None) -> int:
     if args.timing:
         from extractor.embed import SentenceTransformerEmbedder
 
-        clf = IssueClassifier(catalog, ccfg)
-        clf._encoder = enc
+        clf = IssueClassifier(catalog, mcfg, tcfg, embedder=enc)
         clf.fit(train)
-        save_encoder_cache(enc)
         clf.save(CACHE / "model_full")  # for the CLI end-to-end run (segment -> predict -> discover)
         st = SentenceTransformerEmbedder(device="cpu")
         st.encode(["warm up the encoder"])  # model loading excluded from the timings below
-        clf2 = IssueClassifier(catalog, ccfg)
-        clf2.__dict__.update({k: v for k, v in clf.__dict__.items() if k != "_encoder"})
-        clf2._encoder = _Encoder(None, "cpu")
-        clf2._encoder._st = st.model
+        fresh = TurnEncoder(mcfg.base_model, "cpu", mcfg.max_length)  # no caches: encoding is timed
+        fresh.encode(["warm up the encoder"])
+        fresh.clear()
+        clf2 = IssueClassifier.load(CACHE / "model_full", device="cpu", embedder=fresh)
         t0 = time.perf_counter()
         preds = clf2.predict(turns)
         t1 = time.perf_counter()

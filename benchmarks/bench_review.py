@@ -15,8 +15,9 @@ Protocol (interview-grouped throughout; no interview is ever split):
    current model's predictions on the pool, and ``random`` (``--seeds``).
 
 The test interviews are never trained on and never supply corrections; thresholds are
-tuned by the classifier on its own training data only. Embeddings are computed once and
-cached under ``--cache``.
+tuned by the classifier on its own training data only. One frozen encoder
+(``TurnEncoder(cache_dir=--cache)``) is shared by every fit, so each text is encoded once and
+its vectors are kept on disk for later runs (``extractor.embed.EmbeddingCache``).
 
     nice -n 5 env OMP_NUM_THREADS=2 HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_review.py
 """
@@ -24,10 +25,10 @@ cached under ``--cache``.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import random
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -37,11 +38,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
-from extractor import classify, review  # noqa: E402
+from extractor import review  # noqa: E402
 from extractor.catalog import load_catalog  # noqa: E402
-from extractor.classify import ClassifierConfig, IssueClassifier  # noqa: E402
+from extractor.classify import IssueClassifier, ModelConfig, TrainConfig  # noqa: E402
+from extractor.classify.encoder import TurnEncoder  # noqa: E402
+from extractor.embed import EmbeddingCache, HashingEmbedder  # noqa: E402
 from extractor.jsonl import read_turns, write_json  # noqa: E402
-from extractor.types import Prediction  # noqa: E402
+from extractor.types import MITIGATION, Prediction  # noqa: E402
 
 log = logging.getLogger("bench_review")
 
@@ -52,38 +55,44 @@ def micro_f1(Y: np.ndarray, P: np.ndarray) -> float:
     return 2 * tp / denom if denom else 0.0
 
 
-def load_cache(enc, path: Path) -> None:
-    if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            texts = json.loads(str(z["texts"]))
-            for t, v in zip(texts, z["vecs"]):
-                enc._cache[t] = v
-        log.info("loaded %d cached embeddings from %s", len(enc._cache), path)
-
-
-def save_cache(enc, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    texts = sorted(enc._cache)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, texts=np.array(json.dumps(texts)), vecs=np.stack([enc._cache[t] for t in texts]))
-    tmp.replace(path)
+def seed_cache(enc: TurnEncoder, roots: list[Path]) -> int:
+    """Copy the shards of other benchmarks' embedding caches of this same encoder (same
+    fingerprint) into ``enc``'s cache; shard names are content hashes, so a copy is never stale.
+    Returns the number of files copied."""
+    ours = enc.disk_cache()
+    copied = 0
+    for root in roots:
+        theirs = EmbeddingCache(root, enc.fingerprint)
+        if theirs.dir == ours.dir or not theirs.dir.is_dir():
+            continue
+        ours.dir.mkdir(parents=True, exist_ok=True)
+        for shard in sorted(theirs.dir.glob("*.npz")) + [theirs.dir / "meta.json"]:  # meta: the dimension
+            if shard.is_file() and not (ours.dir / shard.name).exists():
+                shutil.copyfile(shard, ours.dir / shard.name)  # a damaged copy is dropped by the cache
+                copied += 1
+    return copied
 
 
 class Bench:
     def __init__(self, args):
         self.args = args
         self.catalog = load_catalog()
-        self.config = ClassifierConfig(base_model=args.encoder, device="cpu", fine_tune=False, seed=42,
-                                       threshold_folds=args.threshold_folds)
-        self.enc = classify._Encoder(self.config.base_model, "cpu", self.config.max_length)
+        self.model_config = ModelConfig(base_model=args.encoder)
+        self.train_config = TrainConfig(fine_tune=False, device="cpu", seed=42, threshold_folds=args.threshold_folds)
+        # one frozen encoder for every fit: its memory and disk caches encode each text once
+        self.enc = (HashingEmbedder(dim=64) if args.encoder == "hashing" else
+                    TurnEncoder(args.encoder, "cpu", self.model_config.max_length, cache_dir=args.cache))
         self.fits = 0
 
     def fit(self, turns):
-        clf = IssueClassifier(self.catalog, self.config)
-        clf._encoder = self.enc  # share the embedding cache between the many small fits
-        clf.fit(turns)
+        clf = IssueClassifier(self.catalog, self.model_config, self.train_config, embedder=self.enc)
+        clf.fit(turns, progress=self.fits == 0)  # the first fit encodes most texts
         self.fits += 1
         return clf
+
+    def thresholds(self, clf) -> dict[str, float]:
+        ids = [*clf.catalog_.category_ids, *clf.catalog_.phase_ids, MITIGATION]
+        return dict(zip(ids, np.asarray(clf.thresholds_, dtype=float).tolist()))
 
     def proba(self, clf, turns) -> tuple[np.ndarray, list]:
         """(probabilities over categories+phases+mitigation, interviewee turns) of ``turns``."""
@@ -111,7 +120,7 @@ class Bench:
 
     def predictions(self, clf, turns) -> list[Prediction]:
         P, ie = self.proba(clf, turns)
-        ids = [*self.catalog.category_ids, *self.catalog.phase_ids, review.MITIGATION]
+        ids = [*self.catalog.category_ids, *self.catalog.phase_ids, MITIGATION]
         th = np.asarray(clf.thresholds_)
         nc, npz = len(self.catalog.category_ids), len(self.catalog.phase_ids)
         out = []
@@ -163,10 +172,11 @@ def main(argv=None) -> int:
     ap.add_argument("--encoder", default=None, help="None = bundled MiniLM; 'hashing' for a quick dry run")
     ap.add_argument("--threshold-folds", type=int, default=2,
                     help="inner folds the classifier tunes thresholds on (its default is 5; 2 keeps the many fits cheap)")
-    ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "bench_review")
-    ap.add_argument("--seed-cache", type=Path, nargs="*",
-                    default=[REPO / ".cache" / "bench_discover" / "encoder_cache.npz"],
-                    help="read-only embedding caches ({keys, vecs}) of the same encoder to start from")
+    ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "bench_review",
+                    help="embedding cache directory (extractor.embed.EmbeddingCache, keyed by the encoder)")
+    ap.add_argument("--seed-cache", type=Path, nargs="*", default=[REPO / ".cache" / "bench_discover"],
+                    help="read-only embedding cache directories of other runs (e.g. bench_discover's) to start "
+                         "from: their vectors of this same encoder are copied into --cache")
     ap.add_argument("--oracle", choices=["review", "gold"], default="review",
                     help="review: chosen turns get their gold labels as review corrections (label_source "
                          "'review', a 'no label' is a full negative); gold: they keep the gold file's "
@@ -186,8 +196,6 @@ def main(argv=None) -> int:
     # The heads are tiny full-batch problems: on a shared 2-core box one torch thread is
     # 4-18x faster than two (measured), since two threads mostly wait for each other.
     torch.set_num_threads(args.threads)
-    # spaCy sentence splitting is the slow part of rebuilding features; texts repeat across fits.
-    classify.split_sentences = functools.lru_cache(maxsize=None)(classify.split_sentences)
 
     t0 = time.time()
     turns = read_turns(args.corpus / "gold" / "turns.jsonl")
@@ -201,21 +209,9 @@ def main(argv=None) -> int:
         splits.append((order[half:], order[:half]))
 
     bench = Bench(args)
-    cache = args.cache / f"emb-{args.encoder or 'minilm'}.npz"
-    load_cache(bench.enc, cache)
-    for seed_cache in args.seed_cache:  # other benchmarks' caches of the same encoder (read only)
-        if seed_cache.exists() and not args.encoder:
-            with np.load(seed_cache, allow_pickle=False) as z:
-                for t, v in zip(json.loads(str(z["keys"])), z["vecs"]):
-                    bench.enc._cache.setdefault(t, v)
-    n0 = len(bench.enc._cache)
-    warm = IssueClassifier(bench.catalog, bench.config)
-    warm._encoder = bench.enc
-    warm._embed_catalog(bench.catalog)
-    warm._features([t for iv in coded for t in by_iv[iv]], progress=True)  # fills the cache
-    if len(bench.enc._cache) != n0:
-        save_cache(bench.enc, cache)
-    log.info("embeddings ready (%d texts) after %.0fs", len(bench.enc._cache), time.time() - t0)
+    if isinstance(bench.enc, TurnEncoder):
+        n = seed_cache(bench.enc, args.seed_cache)
+        log.info("embedding cache %s%s", bench.enc.disk_cache().dir, f" (+{n} files from --seed-cache)" if n else "")
 
     steps = list(range(0, args.budget + 1, args.step))
     runs = []
@@ -246,7 +242,7 @@ def main(argv=None) -> int:
                     else:
                         preds = [p for p in bench.predictions(clf, unlabeled_pool) if p.id in
                                  {t.id for t in remaining}]
-                        idx = review.rank(preds, bench.catalog, strategy, thresholds=clf._threshold_dict())
+                        idx = review.rank(preds, bench.catalog, strategy, thresholds=bench.thresholds(clf))
                         pick = [preds[i].id for i in idx[: args.step]]
                     chosen += pick
                     corrections = {tid: gold_by_id[tid] for tid in chosen}
@@ -279,6 +275,9 @@ def main(argv=None) -> int:
         print(f"| {strategy} (categories) | {s['runs']} | " + " | ".join(f"{v:.3f}" for v in s["categories"]) + " |")
     for strategy, s in summary.items():
         print(f"| {strategy} (phases) | {s['runs']} | " + " | ".join(f"{v:.3f}" for v in s["phases"]) + " |")
+    if isinstance(bench.enc, TurnEncoder):
+        disk = bench.enc.disk_cache()
+        log.info("embedding cache: %d vectors read, %d computed", disk.hits, disk.misses)
     print(f"{bench.fits} fits in {time.time() - t0:.0f}s; details in {args.out}", file=sys.stderr)
     return 0
 

@@ -213,15 +213,18 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
                    path=str(path), extra=extra)
 
 
-def save_catalog(catalog: Catalog, path: str | Path) -> None:
+def save_catalog(catalog: Catalog, path: str | Path, *, snapshot: bool = False) -> None:
     """Atomically write ``catalog`` as new YAML, never into the installed package (comments of
-    an existing file are not kept: to change a hand-edited catalog use :func:`add_entries`)."""
+    an existing file are not kept: to change a hand-edited catalog use :func:`add_entries`).
+    ``snapshot``: the frozen copy a model directory carries, which nobody edits (so it may be
+    written wherever the model is, e.g. when ``make train`` refreshes the packaged model)."""
     import yaml
 
     from extractor.jsonl import atomic_open
     from extractor.resources import refuse_packaged
 
-    refuse_packaged(path, "catalog")
+    if not snapshot:
+        refuse_packaged(path, "catalog")
     with atomic_open(path) as fh:
         yaml.safe_dump(catalog.to_dict(), fh, sort_keys=False, allow_unicode=True, width=100)
 

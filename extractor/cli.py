@@ -649,6 +649,8 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-discover", action="store_true", help="skip the discovery of uncatalogued issues")
     p.add_argument("--no-privacy", action="store_true", help="skip the personal-data check")
     p.add_argument("--no-qdpx", action="store_true", help="skip the REFI-QDA export")
+    p.add_argument("--corrections", nargs="+", default=[], metavar="ANSWERS.jsonl",
+                   help="review answers: their turns get the reviewers' labels (label_source \"human\")")
     p.add_argument("--force", action="store_true", help="write into a non-empty OUT that holds other files")
     p.add_argument("--device", default=None, help="torch device for the classifier (default: auto)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
@@ -663,6 +665,8 @@ def _run_extract(args: argparse.Namespace) -> int:
     from extractor.embed import make_embedder
     from extractor.extract import load_classifier, make_segmenter, run_extract
 
+    from extractor.train import read_human_labels
+
     run, extra = run_extract, {}
     if args.engine == "ray":
         from extractor.engine_ray import import_ray, run_extract_ray
@@ -672,7 +676,8 @@ def _run_extract(args: argparse.Namespace) -> int:
     elif args.address:
         raise ExtractorError("--address: expected --engine ray with it, found --engine local")
     clf, info = load_classifier(args.model, device="cpu" if args.engine == "ray" else args.device)
-    res = run(args.paths, args.output, classifier=clf, model_info=info,
+    human = read_human_labels(args.corrections, getattr(clf, "catalog_", None))
+    res = run(args.paths, args.output, classifier=clf, model_info=info, human=human,
               segmenter=make_segmenter(args.interviewer), cache_dir=args.cache,
               embedder=make_embedder(args.embedder, device=args.device),
               discover=not args.no_discover, privacy=not args.no_privacy, qdpx=not args.no_qdpx,

@@ -6,7 +6,8 @@
   raises one error per first bad field, ``Owner.field: expected X, found Y``.
 
 Rules: :class:`Int` (an integer, not a bool, ``>= min``), :class:`Num` (a finite number in a
-range), :class:`OneOf` (one of some values); wrap any of them in :class:`Opt` to allow ``None``.
+range), :class:`OneOf` (one of some values), :class:`Bool`, :class:`Str`, :class:`Seq` (a
+non-empty list of items following a rule); wrap any of them in :class:`Opt` to allow ``None``.
 """
 
 from __future__ import annotations
@@ -41,17 +42,18 @@ class Num:
     lo: float = -math.inf
     hi: float = math.inf
     lo_open: bool = False
+    hi_open: bool = False
 
     @property
     def expected(self) -> str:
         if math.isinf(self.hi):
             return f"a number {'>' if self.lo_open else '>='} {self.lo:g}"
-        return f"a number in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}]"
+        return f"a number in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
 
     def ok(self, v: Any) -> bool:
         if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v):
             return False
-        return (v > self.lo if self.lo_open else v >= self.lo) and v <= self.hi
+        return (v > self.lo if self.lo_open else v >= self.lo) and (v < self.hi if self.hi_open else v <= self.hi)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,36 @@ class OneOf:
 
     def ok(self, v: Any) -> bool:
         return v in self.values
+
+
+@dataclass(frozen=True)
+class Bool:
+    expected = "true or false"
+
+    def ok(self, v: Any) -> bool:
+        return isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class Seq:
+    """A non-empty list or tuple (not a string) whose items all follow ``rule``."""
+
+    rule: Any
+
+    @property
+    def expected(self) -> str:
+        return f"a non-empty list, each {self.rule.expected}"
+
+    def ok(self, v: Any) -> bool:
+        return isinstance(v, (list, tuple)) and bool(v) and all(self.rule.ok(x) for x in v)
+
+
+@dataclass(frozen=True)
+class Str:
+    expected = "a non-empty string"
+
+    def ok(self, v: Any) -> bool:
+        return isinstance(v, str) and bool(v)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from extractor.embed import CachedEmbedder, Embedder, EmbeddingCache, embedder_f
 from extractor.errors import ExtractorError, InputError
 from extractor.jsonl import enumerate_lines, read_jsonl, write_json, write_jsonl
 from extractor.safeio import is_regular, open_regular
-from extractor.types import Prediction, Turn
+from extractor.types import Labels, Prediction, Turn
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +235,10 @@ def segment_stage(files: Sequence[Path], segmenter: Callable[[Path], list[Turn]]
 
 
 def predict_stage(turns: Sequence[Turn], classifier: Classifier, model_fp: str, catalog: Catalog, cache: Path,
-                  progress: bool = False) -> tuple[list[Prediction], dict[str, int]]:
-    """Predict per interview, cached by the interview's turns, the model and the catalog.
+                  progress: bool = False, human: Mapping[str, Labels] | None = None
+                  ) -> tuple[list[Prediction], dict[str, int]]:
+    """Predict per interview, cached by the interview's turns, the model and the catalog;
+    reviewers' labels (``human``) replace the model's for the turns they name.
 
     The classifier reads neighbouring turns as context, so a change anywhere in an
     interview re-predicts that whole interview.
@@ -266,6 +268,10 @@ def predict_stage(turns: Sequence[Turn], classifier: Classifier, model_fp: str, 
     if len(predictions) != expected:
         raise ExtractorError(f"extract: expected one prediction per interviewee turn ({expected}), "
                              f"found {len(predictions)}")
+    if human:
+        from extractor.train import apply_human_labels
+
+        predictions = apply_human_labels(predictions, human)
     return predictions, {"predict_hits": len(by_iv) - len(todo), "predict_misses": len(todo)}
 
 
@@ -372,6 +378,7 @@ def run_extract(
     progress: bool = False,
     force: bool = False,
     created: str | None = None,
+    human: Mapping[str, Labels] | None = None,
 ) -> ExtractResult:
     """Run the batch over ``inputs`` (files and directories) and write ``out_dir``.
 
@@ -379,6 +386,7 @@ def run_extract(
     :class:`ExtractorError` is raised when none can be. ``model_info`` must carry a
     ``fingerprint`` that changes whenever the classifier's predictions may change.
     ``embedder`` (discovery) defaults to the bundled MiniLM, loaded only on a cache miss.
+    ``human`` (turn id -> reviewers' labels) replaces the model's labels of those turns.
     """
     t_start = time.perf_counter()
     out = Path(out_dir)
@@ -403,7 +411,8 @@ def run_extract(
         return result
 
     seg = timed("segment", segment_stage, files, segmenter or make_segmenter(), cache, progress)
-    predictions, pstats = timed("predict", predict_stage, seg.turns, classifier, model_fp, catalog, cache, progress)
+    predictions, pstats = timed("predict", predict_stage, seg.turns, classifier, model_fp, catalog, cache, progress,
+                                human)
     # proposals rejected with `discover-review OUT/proposals.jsonl` are not proposed again
     from extractor.proposals import default_rejected_path
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from dataclasses import replace
+from typing import Mapping, Sequence
 
 from extractor.catalog import Catalog, load_catalog
 from extractor.classify import IssueClassifier, ModelConfig, TrainConfig
 from extractor.errors import InputError, ModelError
 from extractor.jsonl import enumerate_lines, read_turns, write_jsonl
-from extractor.types import Labels, Turn
+from extractor.types import Labels, Prediction, Turn
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,13 @@ def load_training_turns(paths: Sequence[str | Path], catalog: Catalog | None = N
                          hint="corrections label turns; pass the turns they refer to as well")
     turns: list[Turn] = []
     seen: set[str] = set()
+    from extractor.jsonl import check_label_ids
+
+    catalog = catalog or load_catalog()
     for p in turn_files:
-        for t in read_turns(p):
+        file_turns = read_turns(p)
+        check_label_ids(p, file_turns, catalog)
+        for t in file_turns:
             if t.id in seen:
                 raise InputError(p, "each turn once across the training files", f"turn {t.id} "
                                  f"({t.interview} #{t.turn}) again", hint="pass each turns file once")
@@ -105,6 +111,21 @@ def train_model(paths: Sequence[str | Path], out: str | Path, *, config: ModelCo
     return clf
 
 
+def apply_human_labels(preds: Sequence[Prediction], human: Mapping[str, Labels]) -> list[Prediction]:
+    """Predictions where reviewers' labels replace the model's (``label_source="human"``); the
+    model's scores stay, evidence is kept for the categories both agree on."""
+    out = []
+    for p in preds:
+        lab = human.get(p.id)
+        if lab is not None:
+            keep = set(lab.categories)
+            p = replace(p, categories=lab.categories, phases=lab.phases, mitigation=lab.mitigation,
+                        evidence={c: e for c, e in p.evidence.items() if c in keep},
+                        spans={c: s for c, s in p.spans.items() if c in keep}, label_source="human")
+        out.append(p)
+    return out
+
+
 def predict_file(turns_path: str | Path, model: str | Path, out: str | Path, *, device: str | None = None,
                  batch_size: int = 256, evidence: bool = True, progress: bool = False,
                  corrections: Sequence[str | Path] = ()) -> int:
@@ -116,6 +137,6 @@ def predict_file(turns_path: str | Path, model: str | Path, out: str | Path, *, 
                          "when segmenting (`extractor segment --interviewer`)?")
     clf = IssueClassifier.load(model, device=device)
     human = read_human_labels(corrections, clf.catalog_)
-    preds = clf.predict(turns, progress=progress, evidence=evidence, batch_size=batch_size, human=human)
-    return write_jsonl(out, preds)
+    preds = clf.predict(turns, progress=progress, evidence=evidence, batch_size=batch_size)
+    return write_jsonl(out, apply_human_labels(preds, human))
 

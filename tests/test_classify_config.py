@@ -9,12 +9,12 @@ from extractor.errors import ModelError
 @pytest.mark.parametrize("cls, kw, message", [
     (TrainConfig, {"seed": "1"}, "TrainConfig.seed: expected an integer >= 0, found '1'"),
     (TrainConfig, {"threshold_folds": 1}, "threshold_folds: expected an integer >= 2"),
-    (TrainConfig, {"steps": 0}, "steps: expected a positive integer"),
+    (TrainConfig, {"steps": 0}, "steps: expected an integer >= 1"),
     (TrainConfig, {"learning_rate": 0}, "learning_rate: expected a number > 0"),
-    (TrainConfig, {"pair_c_grid": (0.1, 0)}, "pair_c_grid: expected a non-empty list of numbers > 0"),
+    (TrainConfig, {"pair_c_grid": (0.1, 0)}, "pair_c_grid: expected a non-empty list, each a number > 0"),
     (TrainConfig, {"max_share_ratio": 0.5}, "max_share_ratio: expected a number >= 1"),
     (TrainConfig, {"fine_tune": "yes"}, "fine_tune: expected true or false"),
-    (ModelConfig, {"lora_targets": "query"}, "lora_targets: expected a non-empty list of module names"),
+    (ModelConfig, {"lora_targets": "query"}, "lora_targets: expected a non-empty list, each a non-empty string"),
     (ModelConfig, {"memory_floor": 1.0}, r"memory_floor: expected a number in \[0, 1\)"),
     (ModelConfig, {"context_window": -1}, "context_window: expected an integer >= 0"),
 ])

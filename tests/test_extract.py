@@ -234,3 +234,16 @@ def test_a_truncated_cache_entry_heals_instead_of_blocking_reruns(tmp_path):
     assert res.manifest["cache"]["predict_misses"] == 2 and (tmp_path / "out" / "predictions.jsonl").read_text() == before
     clf, res = _run(tmp_path)  # and the entries were rewritten whole
     assert clf.calls == [] and res.manifest["cache"]["segment_hits"] == 2
+
+
+def test_reviewers_labels_win_in_the_outputs(tmp_path):
+    from extractor.types import Labels
+
+    write_transcripts(tmp_path / "t")
+    _run(tmp_path)
+    first = next(read_jsonl(tmp_path / "out" / "predictions.jsonl"))
+    _run(tmp_path, out="out2", human={first["id"]: Labels(("explainability",), (), True)})
+    rows = {r["id"]: r for r in read_jsonl(tmp_path / "out2" / "predictions.jsonl")}
+    assert rows[first["id"]]["categories"] == ["explainability"] and rows[first["id"]]["label_source"] == "human"
+    assert rows[first["id"]]["scores"] == first["scores"]
+    assert sum(r["label_source"] == "human" for r in rows.values()) == 1

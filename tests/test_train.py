@@ -176,3 +176,16 @@ def test_fine_tuned_model_on_subset(corpus, tmp_path):
     a = clf.predict_proba(probe)["categories"]
     b = IssueClassifier.load(out).predict_proba(probe)["categories"]
     assert abs(a - b).max() < 1e-4
+
+
+def test_apply_human_labels_keeps_scores_and_agreed_evidence():
+    from extractor.train import apply_human_labels
+    from extractor.types import Labels, Prediction
+
+    p = Prediction("I", 1, "t1", ("drift",), ("model_maintenance",), False, {"drift": 0.9, "noisy": 0.1},
+                   {"drift": "It drifted."}, "It drifted.", spans={"drift": (0, 11)})
+    q = Prediction("I", 3, "t2", (), (), False, {"drift": 0.1})
+    out = apply_human_labels([p, q], {"t1": Labels(("drift", "noisy"), (), True)})
+    assert out[0].categories == ("drift", "noisy") and out[0].mitigation and out[0].label_source == "human"
+    assert out[0].scores == p.scores and out[0].evidence == {"drift": "It drifted."} and out[0].spans == p.spans
+    assert out[1] == q and out[1].label_source == "model"

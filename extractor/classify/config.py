@@ -7,25 +7,11 @@ run can be reproduced, never needed to predict). Both validate themselves on cre
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
+from extractor.config import Bool, Int, Num, Opt, Seq, Str, check_fields
 from extractor.errors import ModelError
-
-
-def _check(obj: Any, name: str, ok: bool, expected: str) -> None:
-    if not ok:
-        raise ModelError(f"{type(obj).__name__}.{name}: expected {expected}, found {getattr(obj, name)!r}")
-
-
-def _is_int(v: Any, lo: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
-
-
-def _is_num(v: Any, lo: float, strict: bool = False) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            and (v > lo if strict else v >= lo))
 
 
 class _Config:
@@ -72,16 +58,11 @@ class ModelConfig(_Config):
     def __post_init__(self) -> None:
         if self.base_model is not None and not isinstance(self.base_model, str):
             self.base_model = str(self.base_model)
-        for name in ("max_length", "max_sentences", "lora_r", "lora_alpha"):
-            _check(self, name, _is_int(getattr(self, name), 1), "a positive integer")
-        _check(self, "context_window", _is_int(self.context_window, 0), "an integer >= 0")
-        for name in ("use_question", "use_context"):
-            _check(self, name, isinstance(getattr(self, name), bool), "true or false")
-        t = self.lora_targets
-        _check(self, "lora_targets", not isinstance(t, (str, bytes)) and bool(t) and all(isinstance(x, str) for x in t),
-               "a non-empty list of module names")
-        self.lora_targets = tuple(t)
-        _check(self, "memory_floor", _is_num(self.memory_floor, 0) and self.memory_floor < 1, "a number in [0, 1)")
+        check_fields(self, {"base_model": Opt(Str()), "max_length": Int(1), "use_question": Bool(),
+                            "use_context": Bool(), "context_window": Int(0), "max_sentences": Int(1),
+                            "lora_r": Int(1), "lora_alpha": Int(1), "lora_targets": Seq(Str()),
+                            "memory_floor": Num(0, 1, hi_open=True)}, error=ModelError)
+        self.lora_targets = tuple(self.lora_targets)
 
 
 @dataclass
@@ -113,22 +94,13 @@ class TrainConfig(_Config):
     max_share_ratio: float = 1.4
 
     def __post_init__(self) -> None:
-        _check(self, "seed", _is_int(self.seed, 0), "an integer >= 0")
-        _check(self, "device", isinstance(self.device, str) and bool(self.device), '"auto", "cpu", "cuda" or "cuda:N"')
-        _check(self, "fine_tune", isinstance(self.fine_tune, bool), "true or false")
-        for name in ("steps", "batch_size", "train_max_length", "encode_batch_size", "head_epochs",
-                     "min_threshold_support"):
-            _check(self, name, _is_int(getattr(self, name), 1), "a positive integer")
-        _check(self, "warm_steps", _is_int(self.warm_steps, 0), "an integer >= 0")
-        _check(self, "threshold_folds", _is_int(self.threshold_folds, 2), "an integer >= 2")
-        for name in ("learning_rate", "head_lr"):
-            _check(self, name, _is_num(getattr(self, name), 0, strict=True), "a number > 0")
-        for name in ("max_pos_weight", "weak_negative_weight", "coders_weight"):
-            _check(self, name, _is_num(getattr(self, name), 0), "a finite number >= 0")
-        _check(self, "max_share_ratio", _is_num(self.max_share_ratio, 1), "a number >= 1")
-        _check(self, "lora_dropout", _is_num(self.lora_dropout, 0) and self.lora_dropout < 1, "a number in [0, 1)")
-        for name, strict in (("pair_c_grid", True), ("l2_grid", False)):
-            g = getattr(self, name)
-            _check(self, name, not isinstance(g, (str, bytes)) and bool(g) and all(_is_num(v, 0, strict) for v in g),
-                   "a non-empty list of numbers " + ("> 0" if strict else ">= 0"))
-            setattr(self, name, tuple(float(v) for v in g))
+        check_fields(self, {
+            "seed": Int(0), "device": Str(), "fine_tune": Bool(), "steps": Int(1), "warm_steps": Int(0),
+            "learning_rate": Num(0, lo_open=True), "batch_size": Int(1), "train_max_length": Int(1),
+            "lora_dropout": Num(0, 1, hi_open=True), "encode_batch_size": Int(1),
+            "pair_c_grid": Seq(Num(0, lo_open=True)), "l2_grid": Seq(Num(0)), "head_epochs": Int(1),
+            "head_lr": Num(0, lo_open=True), "max_pos_weight": Num(0), "weak_negative_weight": Num(0),
+            "coders_weight": Num(0), "threshold_folds": Int(2), "min_threshold_support": Int(1),
+            "max_share_ratio": Num(1)}, error=ModelError)
+        self.pair_c_grid = tuple(float(v) for v in self.pair_c_grid)
+        self.l2_grid = tuple(float(v) for v in self.l2_grid)

@@ -4,17 +4,25 @@ in ONE pass per turn, the turn's embedding and its sentences' embeddings.
 It satisfies :class:`extractor.embed.Embedder` (``name``, ``dim``, ``encode``); the classifier
 also accepts any other ``Embedder`` (e.g. :class:`~extractor.embed.HashingEmbedder` in tests),
 whose sentences are then encoded one by one and which cannot be fine-tuned.
+
+With ``cache_dir`` the vectors also go to an on-disk :class:`~extractor.embed.EmbeddingCache`
+keyed by :attr:`TurnEncoder.fingerprint` (a fine-tuned adapter changes it, so a tuned encoder
+never reuses the frozen base's vectors): texts under their own key, the pooled vector of a
+sentence under ``text + "\x00" + "a:z"`` of its span. Share one encoder across many fits
+(``IssueClassifier(embedder=TurnEncoder(cache_dir=...))``) and later runs read every vector back
+without loading the model.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from extractor.embed import Embedder, SentenceTransformerEmbedder, default_model_path, file_sha256
+from extractor.embed import Embedder, EmbeddingCache, SentenceTransformerEmbedder, default_model_path, file_sha256
 from extractor.errors import ModelError
 
 Span = tuple[int, int]
@@ -26,11 +34,18 @@ def tokenize_batch(st, texts: list[str]) -> dict:
 
 
 class TurnEncoder:
-    """sentence-transformers encoder with an in-memory cache, sentence pooling and LoRA."""
+    """sentence-transformers encoder with an in-memory cache, sentence pooling and LoRA;
+    ``cache_dir`` (None = none) adds an on-disk :class:`~extractor.embed.EmbeddingCache`."""
 
-    def __init__(self, base_model: str | None = None, device: str | None = None, max_length: int = 256):
+    #: turns pooled between two writes to the disk cache (a crash loses at most this many)
+    flush_every = 512
+
+    def __init__(self, base_model: str | None = None, device: str | None = None, max_length: int = 256,
+                 cache_dir: str | Path | None = None):
         self.base = SentenceTransformerEmbedder(base_model, device=device, max_seq_length=max_length)
         self.max_length = max_length
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._disk: EmbeddingCache | None = None
         self.adapter_config: dict[str, Any] | None = None
         self._cache: dict[str, np.ndarray] = {}
         self._sent_cache: dict[str, np.ndarray] = {}
@@ -49,13 +64,28 @@ class TurnEncoder:
 
     @property
     def dim(self) -> int:
+        disk = self.disk_cache()
+        if disk is not None and disk.dim is not None:  # a fully cached run never loads the model
+            return disk.dim
         return self.base.dim
+
+    def disk_cache(self) -> EmbeddingCache | None:
+        """The on-disk cache of the current :attr:`fingerprint` (None without ``cache_dir``)."""
+        if self.cache_dir is None:
+            return None
+        fp = self.fingerprint
+        if self._disk is None or self._disk.fingerprint != fp:
+            self._disk = EmbeddingCache(self.cache_dir, fp)
+        return self._disk
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False) -> np.ndarray:
         """L2-normalised embeddings; empty texts get a zero vector; each text is encoded once."""
         todo = sorted({t for t in texts if t and t not in self._cache}, key=len)
         if todo:
-            for t, v in zip(todo, self._encode_st(todo, batch_size)):
+            disk = self.disk_cache()
+            vecs = (self._encode_st(todo, batch_size) if disk is None
+                    else disk.encode(todo, lambda miss: self._encode_st(miss, batch_size)))
+            for t, v in zip(todo, vecs):
                 self._cache[t] = v
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, t in enumerate(texts):
@@ -123,7 +153,7 @@ class TurnEncoder:
             self._adapter_sha = h.hexdigest()
 
     def clear(self) -> None:
-        """Bound memory between prediction batches."""
+        """Bound memory between prediction batches (the disk cache's index stays loaded)."""
         self._cache.clear()
         self._sent_cache.clear()
 
@@ -153,22 +183,56 @@ class TurnEncoder:
             if (keys[i] not in self._sent_cache or texts[i] not in self._cache) and keys[i] not in seen:
                 seen.add(keys[i])
                 todo.append(i)
+        disk = self.disk_cache() if todo else None
+        if disk is not None:
+            todo = [i for i in todo if not self._read_pooled(disk, texts[i], spans[i], keys[i])]
         if todo:
-            self._encode_pooled([texts[i] for i in todo], [spans[i] for i in todo], [keys[i] for i in todo],
-                                batch_size, progress)
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(todo), desc="encoding turns", unit="turn", disable=not progress, leave=False)
+            step = self.flush_every if disk is not None else len(todo)
+            for c in range(0, len(todo), step):
+                chunk = todo[c: c + step]
+                ct, cs, ck = [texts[i] for i in chunk], [spans[i] for i in chunk], [keys[i] for i in chunk]
+                self._encode_pooled(ct, cs, ck, batch_size, bar)
+                if disk is not None:
+                    self._write_pooled(disk, ct, cs, ck)
+            bar.close()
         E = np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
         return E, [self._sent_cache[k] for k in keys]
 
+    @staticmethod
+    def _sentence_keys(text: str, spans: Sequence[Span]) -> list[str]:
+        """Disk-cache keys of a turn's sentence vectors: they depend on the whole turn (context)."""
+        return [f"{text}\x00{a}:{z}" for a, z in spans]
+
+    def _read_pooled(self, disk: EmbeddingCache, text: str, spans: Sequence[Span], key: str) -> bool:
+        """Fill the memory caches of one turn from disk; False when any of its vectors is missing."""
+        found = disk.get([text, *self._sentence_keys(text, spans)])
+        if any(v is None for v in found):
+            return False
+        self._cache[text] = found[0]
+        self._sent_cache[key] = (np.stack(found[1:]) if len(found) > 1
+                                 else np.zeros((0, len(found[0])), np.float32))
+        return True
+
+    def _write_pooled(self, disk: EmbeddingCache, texts: list[str], spans: list[Sequence[Span]],
+                      keys: list[str]) -> None:
+        """One put for the turn and sentence vectors of a chunk of turns."""
+        names, vecs = [], []
+        for t, ss, k in zip(texts, spans, keys):
+            names += [t, *self._sentence_keys(t, ss)]
+            vecs += [self._cache[t][None], self._sent_cache[k]]
+        disk.put(names, np.concatenate(vecs))
+
     def _encode_pooled(self, texts: list[str], spans: list[Sequence[Span]], keys: list[str], batch_size: int,
-                       progress: bool) -> None:
+                       bar: Any = None) -> None:
         import torch
-        from tqdm.auto import tqdm
 
         st = self.st
         st.eval()
         tok, model = st.tokenizer, self.transformer()
         missing: list[tuple[str, int, str]] = []
-        bar = tqdm(total=len(texts), desc="encoding turns", unit="turn", disable=not progress, leave=False)
         with torch.inference_mode():
             for b in range(0, len(texts), batch_size):
                 bt = texts[b: b + batch_size]
@@ -195,8 +259,8 @@ class TurnEncoder:
                         else:
                             missing.append((keys[b + r], j, text[a:z]))
                     self._sent_cache[keys[b + r]] = out
-                bar.update(len(bt))
-        bar.close()
+                if bar is not None:
+                    bar.update(len(bt))
         if missing:
             vecs = self._encode_st([m[2] for m in missing], batch_size)
             for (k, j, _), v in zip(missing, vecs):

@@ -41,7 +41,7 @@ from extractor.classify.scorer import (LabelMemory, PairScorer, PhaseStacker, la
 from extractor.classify.thresholds import best_threshold, calibrate_any, group_folds, micro_f1, tune_thresholds
 from extractor.embed import Embedder, HashingEmbedder
 from extractor.errors import ModelError
-from extractor.types import Labels, Prediction, Turn
+from extractor.types import MITIGATION, Prediction, Turn
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,6 @@ FORMAT = "qi-classifier@2"
 MANIFEST = "manifest.json"
 REQUIRED = ("config.json", "card.json", "catalog.yaml", "catalog.safetensors", "heads.safetensors",
             "scorer.safetensors", "memory.safetensors", "thresholds.json")
-MITIGATION = "mitigation"
 
 
 def default_model_path() -> Path:
@@ -292,11 +291,9 @@ class IssueClassifier:
         return {"categories": P[:, :nc], "phases": P[:, nc: nc + npz], "mitigation": P[:, -1]}
 
     def predict(self, turns: Sequence[Turn], progress: bool = False, evidence: bool = True,
-                batch_size: int = 256, human: Mapping[str, Labels] | None = None) -> list[Prediction]:
+                batch_size: int = 256) -> list[Prediction]:
         """One :class:`Prediction` per interviewee turn: labels above their thresholds, every
-        label's score and, per predicted category, the passage supporting it (offsets too).
-        Turns whose id is in ``human`` (reviewers' corrections) get those labels instead, with
-        ``label_source="human"``; the model's scores stay beside them."""
+        label's score and, per predicted category, the passage supporting it (offsets too)."""
         from tqdm.auto import tqdm
 
         self._check_fitted()
@@ -317,19 +314,16 @@ class IssueClassifier:
                 if not chunk[0] <= lo + i <= chunk[-1]:
                     continue
                 t, p = window[i], P[k]
-                labels = (human or {}).get(t.id) or Labels(
-                    categories=tuple(c for j, c in enumerate(cats) if p[j] >= th[j]),
-                    phases=tuple(ph for j, ph in enumerate(phases) if p[nc + j] >= th[nc + j]),
-                    mitigation=bool(p[-1] >= th[-1]))
+                got = tuple(c for j, c in enumerate(cats) if p[j] >= th[j])
                 scores = {c: round(float(v), 4) for c, v in zip(cats + phases, p[: nc + npz])}
                 scores[MITIGATION] = round(float(p[-1]), 4)
-                spans = self._evidence(t.text, f, k, labels.categories) if evidence else {}
+                spans = self._evidence(t.text, f, k, got) if evidence else {}
                 out.append(Prediction(
-                    interview=t.interview, turn=t.turn, id=t.id, categories=labels.categories,
-                    phases=labels.phases, mitigation=labels.mitigation, scores=scores,
+                    interview=t.interview, turn=t.turn, id=t.id, categories=got,
+                    phases=tuple(ph for j, ph in enumerate(phases) if p[nc + j] >= th[nc + j]),
+                    mitigation=bool(p[-1] >= th[-1]), scores=scores,
                     evidence={c: t.text[a:z] for c, (a, z) in spans.items()}, spans=spans,
-                    text=t.text, question=t.question, model=tag,
-                    label_source="human" if human and t.id in human else "model"))
+                    text=t.text, question=t.question, model=tag))
             bar.update(len(chunk))
             if isinstance(self.embedder, TurnEncoder):
                 self.embedder.clear()  # bound memory on long inputs
@@ -339,7 +333,7 @@ class IssueClassifier:
     def _evidence(self, text: str, f: Features, k: int, categories: Sequence[str]) -> dict[str, tuple[int, int]]:
         ids = self.catalog_.category_ids
         targets = {c: np.concatenate([self.cat_desc_[ids.index(c)][None], self.protos_[ids.index(c)]])
-                   for c in categories if c in ids}
+                   for c in categories}
         return evidence(text, f.spans[k], f.sent_emb[k], targets)
 
     @property
@@ -400,7 +394,7 @@ class IssueClassifier:
             write_json(tmp / "config.json", {"format": FORMAT, "model": self.config.to_dict(), "adapter": adapter,
                                              "labels": {"categories": cats, "phases": phases}})
             write_json(tmp / "card.json", self.card_)
-            save_catalog(self.catalog_, tmp / "catalog.yaml")
+            save_catalog(self.catalog_, tmp / "catalog.yaml", snapshot=True)
             write_json(tmp / MANIFEST, {"format": FORMAT, "files": {
                 p.name: {"sha256": file_sha256(p), "bytes": p.stat().st_size}
                 for p in sorted(tmp.iterdir()) if p.is_file()}})

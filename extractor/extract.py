@@ -423,8 +423,7 @@ def run_extract(
 
     manifest: dict[str, Any] = {
         "tool": f"qi-extractor {__version__}",
-        "created": created,
-        "engine": "local",  # the Ray engine (extractor.engine_ray) records "ray"
+        "created": created, "engine": "local",  # extractor.engine_ray records "ray"
         "model": model_info,
         "catalog": {"tag": catalog.tag, "fingerprint": catalog.fingerprint(), "path": catalog.path},
         "inputs": seg.inputs,

@@ -133,7 +133,7 @@ def test_rerun_after_a_kill_redoes_only_the_unfinished_transcripts(both, model):
     tmp, _, _ = both
     clf, info = model
     cache = tmp / "ray" / ".cache"
-    entries = sorted((cache / "predictions").iterdir(), key=lambda p: p.stat().st_mtime)
+    entries = sorted((cache / "predictions").iterdir())
     entries[-1].unlink()  # killed before its predictions were written
     entries[0].write_text('{"interview": "Interview A", "tu', encoding="utf-8")  # damaged by hand
     res = run_extract_ray([tmp / "t"], tmp / "ray", classifier=clf, model_info=info, embedder=_hashing(),

@@ -12,14 +12,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The peak is read from VmHWM (this process image's own high-water mark): ru_maxrss keeps the
+# parent's peak across fork + exec, so a child of a large pytest process would report that.
 _RUNNER = """
-import json, resource, sys
+import json, sys
 from extractor.cli import main
 try:
     rc = main(sys.argv[2:])
 finally:
+    hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
     with open(sys.argv[1], "w") as fh:
-        json.dump({"maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, fh)
+        json.dump({"maxrss_mib": hwm / 1024}, fh)
 sys.exit(rc)
 """
 

@@ -33,7 +33,8 @@ $(DEPS): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# The pinned CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q '.[dev,review]'
+	# scale (Ray) too: the default suite runs a small Ray test
+	$(BIN)/pip install -q '.[dev,review,scale]'
 	touch $@
 
 $(STAMP): $(DEPS) $(shell find extractor -type f -not -path '*/__pycache__/*' 2>/dev/null)
@@ -109,5 +110,5 @@ bench-discover: $(STAMP) ## leave-one-category-out discovery benchmark on CORPUS
 	OMP_NUM_THREADS=2 nice -n 5 $(BIN)/python benchmarks/bench_discover.py --corpus $(CORPUS) --json $(OUT)/bench_discover.json
 
 bench-engines: $(STAMP) ## local vs Ray engine on 100/300/1,000 synthetic transcripts (needs .[scale]; ~1 h on 2 cores)
-	$(BIN)/python -c "import ray" 2>/dev/null || { echo "error: ray: expected the scale extra, found none; run $(BIN)/pip install -e '.[scale]'" >&2; exit 1; }
+	$(BIN)/python -c "import ray" 2>/dev/null || { echo "error: ray: expected the scale extra, found none; run $(BIN)/pip install '.[scale]'" >&2; exit 1; }
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} nice -n 5 $(BIN)/python benchmarks/bench_engines.py --corpus $(CORPUS) --sizes 100 300 1000 --work /tmp/qi-bench --json /tmp/qi-bench/results.json

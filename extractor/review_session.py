@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from extractor.catalog import Catalog
 from extractor.errors import ExtractorError
 from extractor.jsonl import atomic_open
+from extractor.safeio import lock_path, locked
 from extractor.review import CAT, PHASE, Record, ReviewFileError, parse_file
 
 LOCK_TIMEOUT_S = 30.0
@@ -125,27 +126,12 @@ def describe_answer(task: dict[str, Any]) -> str:
     return "accept: " + (", ".join(picked) if picked else "no label")
 
 
-def lock_path(path: str | Path) -> Path:
-    """The queue's lock file: a hidden ``.NAME.lock`` beside it."""
-    path = Path(path)
-    return path.parent / f".{path.name}.lock"
-
-
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """Hold ``.<queue>.lock`` (across processes) while the queue is re-read and rewritten."""
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(lock_path(path)), timeout=LOCK_TIMEOUT_S)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise ExtractorError(f"{path}: expected to lock the queue within {LOCK_TIMEOUT_S:g} s, "
-                             f"found {lock_path(path)} held by another writer") from None
-    try:
+    """Hold the queue's writer lock (:func:`extractor.safeio.locked`, shared with export and merge)
+    while it is re-read and rewritten."""
+    with locked(path, timeout=LOCK_TIMEOUT_S):
         yield
-    finally:
-        lock.release()
 
 
 def _write(path: Path, lines: list[str]) -> None:

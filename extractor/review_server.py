@@ -378,6 +378,13 @@ def make_server(state: ReviewState, port: int = DEFAULT_PORT):
     finally:
         sock.close()  # the server holds its own duplicate of the socket
     app.config["QI_PORT"] = server.port
+
+    def handle_error(request, client_address) -> None:
+        # A browser closing its connection (or Ctrl+C while a request is open) is no news for
+        # the reviewer; socketserver would print a traceback. Application errors are Flask's.
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+    server.handle_error = handle_error
     return server
 
 

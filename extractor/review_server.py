@@ -391,7 +391,14 @@ def make_server(state: ReviewState, port: int = DEFAULT_PORT):
 def serve(path: str | Path, annotator: str, catalog: Catalog | None = None, *, port: int = DEFAULT_PORT,
           out=None) -> None:
     """Serve the reviewer until Ctrl+C; every answer is already saved when it is shown as saved."""
+    import signal
     import sys
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl+C must stop the server even when it was started from a shell that ignores SIGINT
+        # in background jobs (Python then never installs its KeyboardInterrupt handler).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     out = out or sys.stderr
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request

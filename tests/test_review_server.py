@@ -599,3 +599,21 @@ def test_chromium_two_tabs_answering_at_once_lose_nothing(tmp_path, catalog, liv
     assert len(rows) == n and {r["meta"]["id"] for r in rows if r["answer"] == "accept"} == {r["meta"]["id"] for r in rows}
     browser.refresh()
     _wait(browser, lambda d: d.find_element("id", "done").is_displayed(), what="the done page")
+
+
+def test_ctrl_c_stops_the_server_even_when_sigint_was_ignored_by_the_parent(tmp_path, catalog):
+    """Shells ignore SIGINT in background jobs and the child inherits that: Python then has no
+    KeyboardInterrupt handler unless the server installs one."""
+    q = make_queue(tmp_path, catalog)
+    proc = subprocess.Popen([sys.executable, "-m", "extractor", "review", "serve", str(q), "--port", "0",
+                             "--annotator", "ann", "--catalog", catalog.path], cwd=REPO, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert "open http://127.0.0.1:" in proc.stderr.readline()
+        proc.send_signal(signal.SIGINT)
+        assert proc.communicate(timeout=10)[1].startswith("stopped: 0 of 6 tasks")
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)

@@ -300,9 +300,9 @@ def main(argv=None) -> int:
 
 
 def _packaged() -> IssueClassifier:
-    from extractor.classify import default_model_path
+    from extractor.resources import packaged_model
 
-    return IssueClassifier.load(default_model_path())
+    return IssueClassifier.load(packaged_model())
 
 
 if __name__ == "__main__":

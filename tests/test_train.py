@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from extractor.classify import IssueClassifier, ModelConfig, TrainConfig, default_model_path
+from extractor.classify import IssueClassifier, ModelConfig, TrainConfig
 from extractor.cli import main
 from extractor.errors import InputError, ModelError
 from extractor.jsonl import read_jsonl, write_jsonl
@@ -146,7 +146,9 @@ def test_cli_train_fast(files, capsys):
 
 def test_default_model_loads_and_predicts():
     """The committed default model verifies, loads and predicts without the corpus."""
-    d = default_model_path()
+    from extractor.resources import packaged_model
+
+    d = packaged_model()
     size = sum(p.stat().st_size for p in d.iterdir())
     assert size <= 5 * 1024 * 1024
     clf = IssueClassifier.load(d)

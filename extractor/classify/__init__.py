@@ -3,9 +3,8 @@
 
 from extractor.classify.config import ModelConfig, TrainConfig
 from extractor.classify.features import sentence_spans, split_sentences
-from extractor.classify.model import (FORMAT, IssueClassifier, data_hash, default_model_path, predictions_summary,
-                                      verify_model_dir)
+from extractor.classify.model import FORMAT, IssueClassifier, data_hash, predictions_summary, verify_model_dir
 from extractor.classify.thresholds import group_folds, tune_thresholds
 
-__all__ = ["FORMAT", "IssueClassifier", "ModelConfig", "TrainConfig", "data_hash", "default_model_path", "group_folds",
+__all__ = ["FORMAT", "IssueClassifier", "ModelConfig", "TrainConfig", "data_hash", "group_folds",
            "predictions_summary", "sentence_spans", "split_sentences", "tune_thresholds", "verify_model_dir"]

@@ -21,22 +21,13 @@ import numpy as np
 from extractor.catalog import Catalog
 from extractor.classify.config import ModelConfig, TrainConfig
 from extractor.classify.encoder import TurnEncoder, tokenize_batch
+from extractor.classify.heads import build_targets
 from extractor.types import Turn
 
 
 def lora_config(model: ModelConfig, train: TrainConfig | None = None) -> dict:
     return {"r": model.lora_r, "alpha": model.lora_alpha, "target_modules": list(model.lora_targets),
             "dropout": train.lora_dropout if train else 0.0}
-
-
-def _label_matrix(turns: Sequence[Turn], ids: Sequence[str], field: str) -> np.ndarray:
-    idx = {c: j for j, c in enumerate(ids)}
-    Y = np.zeros((len(turns), len(ids)), dtype=np.float32)
-    for r, t in enumerate(turns):
-        for c in getattr(t.labels, field):
-            if c in idx:
-                Y[r, idx[c]] = 1
-    return Y
 
 
 def fine_tune(encoder: TurnEncoder, examples: Sequence[Turn], catalog: Catalog, model_cfg: ModelConfig,
@@ -50,8 +41,8 @@ def fine_tune(encoder: TurnEncoder, examples: Sequence[Turn], catalog: Catalog, 
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    Yc = _label_matrix(examples, catalog.category_ids, "categories")
-    Yp = _label_matrix(examples, catalog.phase_ids, "phases")
+    Yc, Yh, _ = build_targets(examples, catalog, cfg)
+    Yp = Yh[:, : len(catalog.phase_ids)]
     rel = Yc.any(axis=1)
     pos, neg = np.flatnonzero(rel), np.flatnonzero(~rel)
     reviewed = np.flatnonzero([t.label_source == "review" for t in examples])

@@ -51,13 +51,6 @@ REQUIRED = ("config.json", "card.json", "catalog.yaml", "catalog.safetensors", "
             "scorer.safetensors", "memory.safetensors", "thresholds.json")
 
 
-def default_model_path() -> Path:
-    """The model shipped inside the package (``extractor/data/model``)."""
-    from importlib.resources import files
-
-    return Path(str(files("extractor") / "data" / "model"))
-
-
 def data_hash(turns: Sequence[Turn]) -> str:
     """SHA-256 of the training turns and their labels (the card records it)."""
     h = hashlib.sha256()

@@ -95,20 +95,20 @@ train: $(STAMP) ## reproduce the packaged model (TRAINED) from CORPUS/gold/turns
 
 .PHONY: bench-segment bench-extract bench-classify bench-review bench-discover bench-engines
 bench-segment: $(STAMP) ## time the segmenter on CORPUS and compare its turns with the gold turns
-	$(BIN)/python benchmarks/bench_segment.py --corpus $(CORPUS) --repeat 5 --big-mb 50
+	$(BIN)/python scripts/bench_segment.py --corpus $(CORPUS) --repeat 5 --big-mb 50
 
 bench-extract: $(STAMP) ## time `extract` on TRANSCRIPTS: cold cache, then warm with one transcript edited
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} nice -n 5 $(BIN)/python benchmarks/bench_extract.py --transcripts $(TRANSCRIPTS) $(MODEL_ARG)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} nice -n 5 $(BIN)/python scripts/bench_extract.py --transcripts $(TRANSCRIPTS) $(MODEL_ARG)
 
 bench-classify: $(STAMP) ## the classifier on CORPUS: grouped CV, corrections stick, learning curve, fit, speed -> out/bench_classify.json (~2 h on 2 cores)
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} nice -n 5 $(BIN)/python benchmarks/bench_classify.py --corpus $(CORPUS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} nice -n 5 $(BIN)/python scripts/bench_classify.py --corpus $(CORPUS)
 
 bench-review: $(STAMP) ## active-learning curves: queue order vs random corrections (frozen encoder, ~1 h on 2 cores)
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} nice -n 5 $(BIN)/python benchmarks/bench_review.py --corpus $(CORPUS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} nice -n 5 $(BIN)/python scripts/bench_review.py --corpus $(CORPUS)
 
 bench-discover: $(STAMP) ## leave-one-category-out discovery benchmark on CORPUS (10 trainings, ~30 min on 2 cores)
-	OMP_NUM_THREADS=2 nice -n 5 $(BIN)/python benchmarks/bench_discover.py --corpus $(CORPUS) --json $(OUT)/bench_discover.json
+	OMP_NUM_THREADS=2 nice -n 5 $(BIN)/python scripts/bench_discover.py --corpus $(CORPUS) --json $(OUT)/bench_discover.json
 
 bench-engines: $(STAMP) ## local vs Ray engine on 100/300/1,000 synthetic transcripts (needs .[scale]; ~1 h on 2 cores)
 	$(BIN)/python -c "import ray" 2>/dev/null || { echo "error: ray: expected the scale extra, found none; run $(BIN)/pip install '.[scale]'" >&2; exit 1; }
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} nice -n 5 $(BIN)/python benchmarks/bench_engines.py --corpus $(CORPUS) --sizes 100 300 1000 --work /tmp/qi-bench --json /tmp/qi-bench/results.json
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} nice -n 5 $(BIN)/python scripts/bench_engines.py --corpus $(CORPUS) --sizes 100 300 1000 --work /tmp/qi-bench --json /tmp/qi-bench/results.json

@@ -48,7 +48,7 @@ def test_wheel_holds_catalog_model_and_examples(wheel):
 
 def test_wheel_holds_no_repo_state(wheel):
     names = wheel.namelist()
-    assert not [n for n in names if n.startswith(("annotations/", "models/", "tests/", "benchmarks/"))]
+    assert not [n for n in names if n.startswith(("annotations/", "models/", "tests/", "scripts/"))]
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 

@@ -25,7 +25,7 @@ from extractor.types import INTERVIEWEE, INTERVIEWER, Turn, normalize_text, with
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "extractor" / "data" / "examples"
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO / "scripts"))
 
 
 def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -373,7 +373,7 @@ def test_decode_bytes_rejects_control_character_soup():
 
 
 def test_a_50_mb_file_is_segmented(tmp_path):
-    # Long monologues keep this fast; benchmarks/bench_segment.py --big-mb 50 times short turns.
+    # Long monologues keep this fast; scripts/bench_segment.py --big-mb 50 times short turns.
     answer = ("we had missing values and noisy labels from the scanners " * 1800 + "\n")
     block = "Interviewer 1: And then?\nInterviewee: " + answer
     n = 50 * 2**20 // len(block) + 1

@@ -16,7 +16,7 @@ Parts (``--parts``, comma list):
   fit    the --model's figures on its own training turns (training-set fit)
   speed  --model: predict turns/s (cold), load time; peak RSS of this process
 
-    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=2 python benchmarks/bench_classify.py --corpus ../shared/corpus
+    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=2 python scripts/bench_classify.py --corpus ../shared/corpus
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Local vs Ray engine of `extractor extract` on synthetic load (benchmarks/loadgen.py).
+"""Local vs Ray engine of `extractor extract` on synthetic load (scripts/loadgen.py).
 
 For each size N and engine, a fresh process runs ``extractor extract LOAD_N -o OUT`` with a
 cold cache and reports wall time, turns/s and its own peak RSS (the driver; Ray's workers
 are other processes). A line fitted to wall time over N gives the fixed cost (startup,
 model load) and the cost per transcript; the predictions of both engines are compared.
 
-    python benchmarks/bench_engines.py --corpus ../shared/corpus --sizes 100 300 1000 \\
+    python scripts/bench_engines.py --corpus ../shared/corpus --sizes 100 300 1000 \\
         --work /tmp/qi-bench --json /tmp/qi-bench/results.json
 
 Discovery uses the model-free hashing embedder by default (``--embedder``): it runs on the
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     res = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "machine": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, no GPU",
-           "command": "python benchmarks/bench_engines.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "command": "python scripts/bench_engines.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "runs": [], "fit": {}}
     for n in a.sizes:
         load = a.work / f"load_{n}"

@@ -6,7 +6,7 @@ the CLI as a user would (a fresh process each time, wall-clock time including im
 and model loading) and prints one JSON object with the timings and each run's manifest
 timings. Example:
 
-    OMP_NUM_THREADS=2 nice -n 5 .venv/bin/python benchmarks/bench_extract.py \\
+    OMP_NUM_THREADS=2 nice -n 5 .venv/bin/python scripts/bench_extract.py \\
         --transcripts ../shared/corpus/transcripts [--model DIR]
 
 Runs the installed ``extractor`` (as a user would), from a scratch directory.

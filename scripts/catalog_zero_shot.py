@@ -6,7 +6,7 @@ rank the 28 categories by cosine between the turn's embedding and each entry's
 and the mean reciprocal rank of the best-ranked gold category. ``--baseline names`` ranks
 by the category names only, to show what the definitions add.
 
-    .venv/bin/python benchmarks/catalog_zero_shot.py --gold ../shared/corpus/gold/turns.jsonl
+    .venv/bin/python scripts/catalog_zero_shot.py --gold ../shared/corpus/gold/turns.jsonl
 
 Prints one JSON object; numbers only, no corpus text.
 """

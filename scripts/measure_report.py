@@ -8,7 +8,7 @@ states, the size of the co-occurrence matrix, and the colours and confidences of
 Usage (from the repo root)::
 
     extractor extract "../shared/corpus/transcripts/Interview 3.txt" "../shared/corpus/transcripts/Interview 13.txt" -o /tmp/out
-    .venv/bin/python benchmarks/measure_report.py /tmp/out
+    .venv/bin/python scripts/measure_report.py /tmp/out
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Benchmark the segmenter on the shared corpus: speed, and agreement with the gold turns.
 
-    .venv/bin/python benchmarks/bench_segment.py [--corpus ../shared/corpus] [--repeat 3] [--json OUT] [--big-mb 50]
+    .venv/bin/python scripts/bench_segment.py [--corpus ../shared/corpus] [--repeat 3] [--json OUT] [--big-mb 50]
 
 For each transcript it reports how many gold interviewee turns are recovered with the
 same speaker and text (after whitespace normalisation), in order (a longest common

@@ -11,9 +11,9 @@
 
 Usage (from the repo root)::
 
-    OMP_NUM_THREADS=2 HF_HUB_OFFLINE=1 nice -n 5 .venv/bin/python benchmarks/bench_discover.py --json .cache/bench_discover/loco.json
-    .venv/bin/python benchmarks/bench_discover.py --categories dev      # categories ranked 11-16, for choosing defaults
-    .venv/bin/python benchmarks/bench_discover.py --timing --categories none
+    OMP_NUM_THREADS=2 HF_HUB_OFFLINE=1 nice -n 5 .venv/bin/python scripts/bench_discover.py --json .cache/bench_discover/loco.json
+    .venv/bin/python scripts/bench_discover.py --categories dev      # categories ranked 11-16, for choosing defaults
+    .venv/bin/python scripts/bench_discover.py --timing --categories none
 
 One frozen encoder (``TurnEncoder(cache_dir=.cache/bench_discover)``) serves every training and
 the discovery runs, so each text is encoded once; its vectors stay in that directory's

@@ -19,7 +19,7 @@ tuned by the classifier on its own training data only. One frozen encoder
 (``TurnEncoder(cache_dir=--cache)``) is shared by every fit, so each text is encoded once and
 its vectors are kept on disk for later runs (``extractor.embed.EmbeddingCache``).
 
-    nice -n 5 env OMP_NUM_THREADS=2 HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_review.py
+    nice -n 5 env OMP_NUM_THREADS=2 HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_review.py
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ exceeds the corpus (~3,400 answers): about 3x at 1,000 transcripts of 20 turns.
 
 Write OUTSIDE the repository (the corpus text must never be committed)::
 
-    python benchmarks/loadgen.py --corpus ../shared/corpus -n 1000 --turns 20 -o /tmp/load1000
+    python scripts/loadgen.py --corpus ../shared/corpus -n 1000 --turns 20 -o /tmp/load1000
 """
 
 from __future__ import annotations

@@ -181,7 +181,10 @@ class Prediction:
     ``evidence`` maps each predicted category to the passage of ``text`` that supports it and
     ``spans`` to its ``[start, end)`` character offsets in ``text``. ``label_source`` is
     ``"model"``, or ``"human"`` where a reviewer's labels replaced the model's (``scores``
-    then stay the model's).
+    then stay the model's). ``reviewer`` and ``reviewed_at`` say who gave human labels and
+    when (ISO 8601, UTC); ``untrained`` lists predicted categories that the model was never
+    trained on (catalog entries added after training, scored from their text alone). These
+    three are written only when set, so model-only predictions serialise as before.
     """
 
     interview: str
@@ -197,12 +200,20 @@ class Prediction:
     model: str = ""
     spans: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     label_source: str = "model"
+    reviewer: str = ""
+    reviewed_at: str = ""
+    untrained: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["categories"] = list(self.categories)
         d["phases"] = list(self.phases)
         d["spans"] = {c: list(v) for c, v in self.spans.items()}
+        for k in ("reviewer", "reviewed_at", "untrained"):
+            if not d[k]:
+                del d[k]
+        if self.untrained:
+            d["untrained"] = list(self.untrained)
         return d
 
     @classmethod
@@ -227,4 +238,7 @@ class Prediction:
             model=_field(d, "model", str, ""),
             spans=_spans(d.get("spans") or {}, evidence),
             label_source=_field(d, "label_source", str, "model"),
+            reviewer=_field(d, "reviewer", str, ""),
+            reviewed_at=_field(d, "reviewed_at", str, ""),
+            untrained=id_list(d, "untrained"),
         )

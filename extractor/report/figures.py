@@ -5,7 +5,8 @@ Positions and colours are computed here; the markup is in ``extractor/data/repor
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from extractor.report.templates import render
 

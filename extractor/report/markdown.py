@@ -7,7 +7,8 @@ can be injected through a transcript, a name or a proposal.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from extractor.report.words import fmt_f1, plural, proposal_titles, proposal_view, shorten
 

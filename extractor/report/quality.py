@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 # Agreement between the study's human coders, measured with `extractor evaluate` on the
 # shared corpus (coder vs coder, turn-level micro-F1); used when the model card has none.

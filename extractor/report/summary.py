@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from extractor.catalog import Catalog
 from extractor.report.quality import model_quality
@@ -79,7 +80,7 @@ class Counts:
     co: Counter = field(default_factory=Counter)
 
     @classmethod
-    def of(cls, preds: Sequence[Prediction]) -> "Counts":
+    def of(cls, preds: Sequence[Prediction]) -> Counts:
         k = cls()
         for p in preds:
             for c in p.categories:

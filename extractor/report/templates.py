@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import jinja2
 from markupsafe import Markup
 
-from extractor.resources import package_data_dir
 from extractor.report.words import plural
+from extractor.resources import package_data_dir
 
 _LAYOUT = re.compile(r"\n[ \t]*")
 
 
-def template_dir():  # noqa: ANN201 - a Path
+def template_dir() -> Path:
     """Where the report's templates, CSS and script live (package data)."""
     return package_data_dir() / "report"
 
@@ -34,7 +36,7 @@ def template_dir():  # noqa: ANN201 - a Path
 class LayoutLoader(jinja2.FileSystemLoader):
     """Loads ``*.j2`` templates with their layout line breaks removed (see the module docstring)."""
 
-    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str | None, Callable[[], bool]]:
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
         source, path, uptodate = super().get_source(environment, template)
         if template.endswith(".j2"):
             source = _LAYOUT.sub("", source)

@@ -711,6 +711,9 @@ def _add_qdpx(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--catalog", default=None, metavar="YAML", help="catalog (default: the packaged catalog)")
     e.add_argument("-o", "--output", required=True, metavar="PROJECT.qdpx")
     e.add_argument("--codebook", default=None, metavar="CODEBOOK.qdc", help="also write the codebook here")
+    e.add_argument("--sources", default=None, metavar="DIR",
+                   help="folder of the original transcripts: a source is embedded only from here, by the file name "
+                        "the turns record (default: none is read; sources are written from the turns)")
     e.add_argument("--force", action="store_true", help="overwrite existing -o / --codebook files")
     e.set_defaults(func=_run_qdpx_export)
     i = qs.add_parser("import", help="read human codings of a .qdpx as labelled turns (training data)")
@@ -739,7 +742,7 @@ def _run_qdpx_export(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.catalog)
     turns = read_turns(args.turns)
     preds = read_predictions(args.predictions)
-    stats = export_qdpx(args.output, turns, preds, catalog)
+    stats = export_qdpx(args.output, turns, preds, catalog, sources=[args.sources] if args.sources else ())
     if args.codebook:
         export_qdc(args.codebook, catalog)
     print(f"exported {stats['sources']} sources, {stats['selections']} coded selections, {stats['codings']} codings "

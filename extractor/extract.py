@@ -347,7 +347,8 @@ def write_outputs(out: Path, seg: Segmented, predictions: Sequence[Prediction], 
         from extractor import qdpx as qd
 
         outputs["qdpx"], outputs["qdc"] = out / "project.qdpx", out / "codebook.qdc"
-        manifest["qdpx"] = qd.export_qdpx(outputs["qdpx"], seg.turns, predictions, catalog, created=created)
+        manifest["qdpx"] = qd.export_qdpx(outputs["qdpx"], seg.turns, predictions, catalog, created=created,
+                                          sources=[i["path"] for i in seg.inputs])
         qd.export_qdc(outputs["qdc"], catalog)
         timings["qdpx"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started

@@ -64,12 +64,12 @@ def check_project(path: Path) -> None:
             assert schema.validate(root), schema.error_log.last_error
 
 
-def _export(tmp_path, turns=None):
+def _export(tmp_path, turns=None, sources=(), preds=None):
     cat = write_catalog(tmp_path)
     turns = turns if turns is not None else make_turns()
-    preds = KeywordClassifier(cat).predict(turns)
+    preds = preds if preds is not None else KeywordClassifier(cat).predict(turns)
     out = tmp_path / "p.qdpx"
-    stats = qdpx.export_qdpx(out, turns, preds, cat, created="2024-01-02T03:04:05Z")
+    stats = qdpx.export_qdpx(out, turns, preds, cat, created="2024-01-02T03:04:05Z", sources=sources)
     return cat, turns, preds, out, stats
 
 
@@ -173,8 +173,9 @@ def test_round_trip_on_transcript_offsets_and_resegmented_sources(tmp_path):
 
     d = write_transcripts(tmp_path / "t")
     turns = [t for f in sorted(d.iterdir()) for t in segment_file(f).turns]
-    cat, turns, preds, out, _ = _export(tmp_path, turns)
-    sources = qdpx.build_sources(turns)
+    cat, turns, preds, out, _ = _export(tmp_path, turns, sources=[d])
+    assert not any(s.file for s in qdpx.build_sources(turns))  # no folder given: no file is read
+    sources = qdpx.build_sources(turns, [d])
     assert all(s.file for s in sources)  # the original transcripts, not a synthetic text
     with zipfile.ZipFile(out) as zf:
         texts = {zf.read(n).decode() for n in zf.namelist() if n.startswith("sources/")}

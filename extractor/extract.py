@@ -79,7 +79,9 @@ def load_classifier(model_dir: str | Path | None = None, device: str | None = No
         "name": getattr(clf, "model_name", path.name),
         "fingerprint": model_fingerprint(path),
         "card": {k: card[k] for k in ("created", "base_model", "fine_tuned", "catalog", "data_sha256", "training",
-                                      "metrics", "evaluation", "seed") if k in card},
+                                      "metrics", "evaluation", "seed") if k in card}
+        # a retrained model's card may carry another model's evaluation (older cards did): the report checks
+        | ({"warm_start_from": card["warm_start_from"]} if card.get("warm_start_from") else {}),
     }
     return clf, info
 

@@ -520,3 +520,99 @@ def test_control_characters_in_names_still_give_valid_xml(tmp_path):
     names = [s.get("name") for s in root.iterfind(".//q:TextSource", NS)]
     assert names == ["Interview A\ufffd\ufffd", "Interview B\ufffd\ufffd"]
     check_project(out)
+
+
+# --- reviewers' codes, names as labels, DTDs anywhere (issues 18 and 20) ----------------------------
+
+
+def test_reviewed_codes_are_the_reviewers_codings(tmp_path):
+    from lxml import etree
+
+    cat = write_catalog(tmp_path)
+    turns = make_turns()
+    preds = KeywordClassifier(cat).predict(turns)
+    i = next(k for k, p in enumerate(preds) if p.categories)
+    preds[i] = replace(preds[i], label_source="human", reviewer="Ana", reviewed_at="2026-12-03T10:00:00Z")
+    _, _, _, out, _ = _export(tmp_path, turns, preds=preds)
+    check_project(out)
+    with zipfile.ZipFile(out) as zf:
+        root = etree.fromstring(zf.read("project.qde"))
+    users = {u.get("name"): u.get("guid") for u in root.iterfind(".//q:Users/q:User", NS)}
+    assert set(users) == {"qi-extractor", "Ana"}
+    sels = list(root.iterfind(".//q:PlainTextSelection", NS))
+    by_ana = [s for s in sels if s.get("creatingUser") == users["Ana"]]
+    assert len(by_ana) == len(qdpx.export.labels_of(preds[i])) > 0
+    for s in by_ana:
+        text = s.findtext("q:Description", namespaces=NS)
+        assert text.startswith("reviewed | ") and "coded by reviewer Ana" in text and "suggestion" not in text
+        assert s.get("creationDateTime") == "2026-12-03T10:00:00Z"
+        assert s.find("q:Coding", NS).get("creatingUser") == users["Ana"]
+    rest = [s for s in sels if s not in by_ana]
+    assert rest and all(s.get("creatingUser") == users["qi-extractor"] for s in rest)
+    assert all("a suggestion to check" in s.findtext("q:Description", namespaces=NS) for s in rest)
+    assert qdpx.import_labels(out, cat, turns)[0] == _expected(cat, preds)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_doctype_after_padding_is_refused_before_expansion(tmp_path, encoding):
+    from hostile import assert_one_line_error
+
+    laughs = '<!DOCTYPE p [<!ENTITY a "lol">' + "".join(
+        f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(9)) + "]>"
+    pad = "<!--" + " " * (160 * 1024) + "-->"
+    xml = _project_xml([("Interview A", "internal://s.txt")], extra=pad + laughs, inline="&j;")
+    xml = xml.replace('encoding="utf-8"', f'encoding="{encoding}"')
+    p = tmp_path / "p.qdpx"
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("project.qde", xml.encode(encoding))
+    run = _import(tmp_path, p)
+    assert_one_line_error(run, "p.qdpx!project.qde: expected a project.qde without a DTD")
+    assert run.peak_mib < 1024
+
+
+def test_turns_name_no_file_to_embed(tmp_path):
+    """`qdpx export --turns T` used to embed any .txt file that T's source.file named."""
+    from hostile import run_cli
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("Interviewee: the password is hunter2 and drift happened.\n")
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "secret.txt").write_text("Interviewee: nothing to see, but drift.\n")
+    turn = make_turns()[1]
+    for label in (str(secret), "../secret.txt"):
+        t = replace(turn, interview="Interview S", text="the password is hunter2 and drift happened.",
+                    source={"file": label, "start": 13, "end": 57, "line": 1})
+        write_jsonl(tmp_path / "t.jsonl", [t])
+        write_jsonl(tmp_path / "p.jsonl", KeywordClassifier(write_catalog(tmp_path)).predict([t]))
+        for extra in ([], ["--sources", given]):
+            out = tmp_path / "o.qdpx"
+            run = run_cli(["qdpx", "export", "--turns", tmp_path / "t.jsonl", "--predictions", tmp_path / "p.jsonl",
+                           "--catalog", tmp_path / "catalog.yaml", "-o", out, "--force", *extra], tmp_path)
+            assert run.rc == 0, run.err
+            with zipfile.ZipFile(out) as zf:
+                texts = [zf.read(n).decode() for n in zf.namelist() if n.startswith("sources/")]
+            assert texts == ["Interviewee: the password is hunter2 and drift happened.\n\n"]  # synthetic
+    # the folder's own file, named by the label, is embedded when its offsets match it
+    t = replace(turn, interview="Interview S", text="nothing to see, but drift.",
+                source={"file": "/elsewhere/secret.txt", "start": 13, "end": 39, "line": 1})
+    (src,) = qdpx.build_sources([t], [given])
+    assert src.file == str(given / "secret.txt") and src.text == (given / "secret.txt").read_text()
+
+
+def test_two_sources_with_one_name_are_both_kept(tmp_path):
+    p = tmp_path / "p.qdpx"
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("project.qde", _project_xml([("Interview A", "internal://s.txt")]).replace(
+            "</Sources>", _project_xml([("Interview A", "internal://s.txt")]).split("<Sources>")[1]
+            .split("</Sources>")[0].replace(qdpx.stable_guid("src", "Interview A"), qdpx.stable_guid("src", "2"))
+            .replace(qdpx.stable_guid("sel", "Interview A"), qdpx.stable_guid("sel", "2"))
+            .replace(qdpx.stable_guid("c", "Interview A"), qdpx.stable_guid("c", "2")) + "</Sources>"))
+        zf.writestr("sources/s.txt", TEXT)
+    project = qdpx.read_qdpx(p)
+    assert [s.name for s in project.sources] == ["Interview A", "Interview A (2)"]
+    cat = write_catalog(tmp_path)
+    labels, source_turns, _ = qdpx.import_labels(p, cat)
+    assert set(source_turns) == {"Interview A", "Interview A (2)"}
+    # one interviewee turn per source, each its own id: neither source is dropped
+    assert len(labels) == 2 and {t.interview for ts in source_turns.values() for t in ts} == set(source_turns)

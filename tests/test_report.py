@@ -458,3 +458,110 @@ def test_proposals_read_in_plain_words_without_repeated_quotes(tmp_path):
     assert len(shown) == len(set(shown)) == 3 + 3 + 1
     # introductions are set aside behind a toggle, after the others
     assert sec.index("Set aside as small talk or introductions (1)") < sec.index(">Roles<")
+
+
+# --- people's codes stay people's (issue 18) -------------------------------------------------------
+
+
+def _reviewed_run(tmp_path):
+    """Interview A and B predicted by keywords; the drift turn of A corrected by Ana, and
+    one model code on a catalog entry the model was never trained on."""
+    from dataclasses import replace
+
+    cat = write_catalog(tmp_path)
+    turns = make_turns()
+    preds = KeywordClassifier(cat).predict(turns)
+    i = next(k for k, p in enumerate(preds) if "drift" in p.categories)
+    preds[i] = replace(preds[i], categories=("drift", "explainability"), label_source="human", reviewer="Ana",
+                       reviewed_at="2026-12-03T10:00:00Z")
+    j = next(k for k, p in enumerate(preds) if p.categories and k != i)
+    preds[j] = replace(preds[j], untrained=preds[j].categories[:1])
+    return cat, turns, preds, preds[i], preds[j]
+
+
+def _reviewed_counts(preds):
+    return sum(len(p.categories) for p in preds if p.label_source == "human"), sum(len(p.categories) for p in preds)
+
+
+def test_html_marks_reviewed_codes_with_who_and_when(tmp_path):
+    cat, turns, preds, rev, new = _reviewed_run(tmp_path)
+    page = report.render_html(report.summarize(preds, cat, turns=turns))
+    n, m = _reviewed_counts(preds)
+    assert f"{n} of {m} codes reviewed" in page and n == 2
+    assert "Every code in this report was assigned by a machine-learning model" not in page
+    assert page.count('class="quote reviewed"') == 2 and "reviewed by Ana, 2026-12-03" in page
+    assert 'class="chip reviewed"' in page and ".chip.reviewed{" in page  # its own style
+    assert "new entry, not yet trained" in page
+    model_only = report.render_html(report.summarize(KeywordClassifier(cat).predict(turns), cat, turns=turns))
+    assert "Every code in this report was assigned by a machine-learning model" in model_only
+    assert "reviewed" not in model_only and "not yet trained" not in model_only
+
+
+def test_markdown_says_which_codes_a_person_reviewed(tmp_path):
+    cat, turns, preds, rev, new = _reviewed_run(tmp_path)
+    md = report.render_markdown(report.summarize(preds, cat, turns=turns))
+    n, m = _reviewed_counts(preds)
+    assert f"**{n} of {m} codes reviewed** by a person (Ana; 1 turn reviewed)" in md
+    assert "Every code in this report was assigned" not in md
+    assert f"turn {rev.turn}, reviewed by Ana, 2026-12-03" in md
+    assert "new entry, not yet trained" in md
+
+
+def test_summary_json_records_reviewed_codes(tmp_path):
+    cat, turns, preds, rev, new = _reviewed_run(tmp_path)
+    report.write_report(tmp_path / "out", preds, cat, turns=turns)
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())
+    n, m = _reviewed_counts(preds)
+    assert s["reviewed"] == {"turns": 1, "codes": n, "of_codes": m, "reviewers": ["Ana"]}
+    evs = [ev for c in s["categories"] for ev in c["evidence"] if ev["id"] == rev.id]
+    assert len(evs) == 2 and all(ev["reviewed"] == {"by": "Ana", "at": "2026-12-03T10:00:00Z"} for ev in evs)
+    assert s["untrained"] == list(new.untrained)
+    report.write_report(tmp_path / "plain", KeywordClassifier(cat).predict(turns), cat, turns=turns)
+    plain = json.loads((tmp_path / "plain" / "summary.json").read_text())
+    assert "reviewed" not in plain and "untrained" not in plain
+    assert not any("reviewed" in ev for c in plain["categories"] for ev in c["evidence"])
+
+
+def test_csv_source_column_names_the_reviewer(tmp_path):
+    cat, turns, preds, rev, new = _reviewed_run(tmp_path)
+    rows = list(csv.DictReader(io.StringIO(report.coded_segments_csv(preds, cat, turns), newline="")))
+    assert {r["category"]: r["source"] for r in rows if r["id"] == rev.id} == {"drift": "Ana", "explainability": "Ana"}
+    assert {r["source"] for r in rows if r["id"] != rev.id} == {"model"}
+    assert list(rows[0])[-1] == "source"
+
+
+def test_a_model_never_reports_another_models_figures():
+    evaluation = {"method": "held-out CV of the packaged model", "model": {"categories": 0.26, "phases": 0.33}}
+    packaged = {"data_sha256": "aaa", "evaluation": evaluation, **CARD}
+    retrained = {**packaged, "data_sha256": "bbb", "warm_start_from": "aaa"}  # an older card that carried it over
+    assert report.model_quality({"card": packaged})["model_f1"] == {"categories": 0.26, "phases": 0.33}
+    q = report.model_quality({"card": retrained})
+    assert q["model_f1"] == {"categories": 0.28, "phases": 0.39} and "optimistic" in q["model_source"]
+    q = report.model_quality({"card": {k: v for k, v in retrained.items() if k != "metrics"}})
+    assert q["model_f1"] == {} and q["model_source"] == ""
+    bound = {**retrained, "evaluation": {**evaluation, "data_sha256": "bbb", "model": {"categories": 0.3}}}
+    assert report.model_quality({"card": bound})["model_f1"] == {"categories": 0.3}
+
+
+def test_a_transcript_script_leaves_the_reports_script_the_only_one(tmp_path):
+    class Scripts(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.n = 0
+
+        def handle_starttag(self, tag, attrs):
+            self.n += tag == "script"
+
+    cat = write_catalog(tmp_path)
+    evil = "</script><script>alert(1)</script> drift <SCRIPT src=x></SCRIPT>"
+    t = list(with_ids([Turn("<script>I</script>", 0, "interviewer", evil, speaker_raw="<script>"),
+                       Turn("<script>I</script>", 1, "interviewee", evil, question=evil, speaker_raw="</script>")]))
+    preds = [Prediction(t[1].interview, 1, t[1].id, ("drift",), ("model_maintenance",), True,
+                        {"drift": 0.9, "mitigation": 0.8}, {"drift": evil}, evil, evil, "m")]
+    page = report.render_html(report.summarize(
+        preds, cat, turns=t, privacy=[{"file": evil, "line": 1, "kind": evil, "text": evil}],
+        proposals=[{"id": "p", "name": evil, "keywords": [evil], "definition": evil,
+                    "quotes": [{"id": t[1].id, "interview": evil, "turn": 1, "text": evil}]}]))
+    p = Scripts()
+    p.feed(page)
+    assert p.n == 1 and page.lower().count("<script") == 1

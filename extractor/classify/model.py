@@ -191,7 +191,7 @@ class IssueClassifier:
                          "label_sources": sorted({str(t.label_source) for t in ex}),
                          "adapter_steps": steps if tuned else 0, "seconds": round(time.time() - t0, 1)},
             "metrics": metrics,
-            **({"evaluation": self.card_["evaluation"]} if warm and "evaluation" in self.card_ else {}),
+            # no "evaluation": the held-out figures of the model this one started from are not its own
         }
         log.info("trained on %d turns of %d interviews in %.0fs", len(ex), len(set(groups)), time.time() - t0)
         return self

@@ -92,6 +92,8 @@ def read_xml(data: bytes, where: str, *, max_elements: int = MAX_ELEMENTS, max_d
         raise InputError(where, e.expected, e.found, hint=e.hint or None) from None
     except expat.ExpatError as e:
         raise InputError(where, "well-formed XML", expat.ErrorString(e.code), line=e.lineno) from None
+    except ValueError as e:  # pyexpat: "multi-byte encodings are not supported"
+        raise InputError(where, "XML in UTF-8 or UTF-16", str(e)[:120]) from None
     except AssertionError:  # TreeBuilder.close() on a document without an element
         root = None
     if root is None:

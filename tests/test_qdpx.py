@@ -10,14 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from extract_fixtures import KeywordClassifier, make_turns, write_catalog, write_transcripts
 
 from extractor import qdpx
 from extractor.cli import main
 from extractor.errors import InputError
 from extractor.jsonl import write_jsonl
 from extractor.types import Labels
-
-from extract_fixtures import KeywordClassifier, make_turns, write_catalog, write_transcripts
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 NS = {"q": qdpx.NS_PROJECT}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -12,13 +13,11 @@ from collections import defaultdict
 from html.parser import HTMLParser
 
 import pytest
-import re
+from extract_fixtures import KeywordClassifier, make_turns, write_catalog
 
 from extractor import report
 from extractor.jsonl import read_jsonl, write_jsonl
 from extractor.types import Prediction, Turn, with_ids
-
-from extract_fixtures import KeywordClassifier, make_turns, write_catalog
 
 
 def _pred(iv, turn, cats, phases=(), mit=False, text="some words", scores=None):
@@ -565,3 +564,25 @@ def test_a_transcript_script_leaves_the_reports_script_the_only_one(tmp_path):
     p = Scripts()
     p.feed(page)
     assert p.n == 1 and page.lower().count("<script") == 1
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (apt-get install chromium)")
+def test_no_confidence_filter_hides_a_reviewed_code_in_chromium(tmp_path):
+    from selenium.webdriver.common.by import By
+
+    cat, turns, preds, rev, new = _reviewed_run(tmp_path)
+    paths = report.write_report(tmp_path / "out", preds, cat, turns=turns)
+    d = _selenium_driver(tmp_path)
+    try:
+        d.get(paths["html"].resolve().as_uri())
+        d.execute_script("var c=document.getElementById('f-conf');c.value='1';c.dispatchEvent(new Event('input'))")
+        shown = [q for q in d.find_elements(By.CSS_SELECTOR, "details.quote") if q.is_displayed()]
+        assert len(shown) == 2 and all("reviewed by Ana" in q.text for q in shown)
+        chips = [c for c in d.find_elements(By.CSS_SELECTOR, ".chip") if c.is_displayed()]
+        turn_of = "ancestor::div[contains(concat(' ', @class, ' '), ' turn ')]"
+        assert chips and {c.find_element(By.XPATH, turn_of).get_attribute("class") for c in chips} == {
+            "turn interviewee coded reviewed"}
+        header = d.find_element(By.ID, "about").text
+        assert "2 of" in header and "codes reviewed" in header
+    finally:
+        d.quit()

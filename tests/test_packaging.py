@@ -40,7 +40,12 @@ def test_wheel_holds_catalog_model_and_examples(wheel):
     model = {p.relative_to(REPO).as_posix() for p in (REPO / "extractor" / "data" / "model").iterdir()}
     assert model >= {"extractor/data/model/manifest.json", "extractor/data/model/heads.safetensors"}
     expected = model | {"extractor/data/catalog.yaml", "extractor/data/examples/interview_example.txt",
-                        "extractor/cli.py", "extractor/resources.py"}
+                        "extractor/cli.py", "extractor/resources.py",
+                        # the report's templates, style and script (package data, not Python strings)
+                        "extractor/data/report/report.html.j2", "extractor/data/report/parts.html.j2",
+                        "extractor/data/report/report.css", "extractor/data/report/report.js",
+                        "extractor/data/report/marks.css", "extractor/data/report/heatmap.svg.j2",
+                        "extractor/report/html.py", "extractor/qdpx/xmlsafe.py"}
     assert expected <= names, sorted(expected - names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "extractor = extractor.cli:main" in wheel.read(entry_points).decode()

@@ -498,8 +498,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     else:
         from extractor.jsonl import read_predictions
 
-        preds = read_predictions(args.predictions)
         catalog = load_catalog(args.catalog)
+        preds = read_predictions(args.predictions, catalog=catalog)
     result = evaluate(turns, preds, catalog, moderated_only=args.moderated_only, interviews=interviews,
                       gold_path=args.gold)
     result["gold"] = str(args.gold)

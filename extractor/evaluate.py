@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import combinations
-from typing import Any, Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -267,6 +268,37 @@ def _match(turns: Sequence[Turn], predictions: Iterable[Prediction]) -> tuple[li
     return kept_t, kept_p, missing
 
 
+def _labelled(turns: list[Turn], moderated_only: bool, interviews: Collection[str] | None,
+              gold_path: str | None) -> tuple[list[Turn], str]:
+    """The labelled interviewee turns to score, and the name of that subset."""
+    labelled = [t for t in turns if t.is_interviewee and t.labels is not None]
+    if moderated_only:
+        labelled = [t for t in labelled if t.label_source == MODERATED]
+    if interviews is not None:
+        wanted = set(interviews)
+        unknown = wanted - {t.interview for t in turns}
+        if unknown:
+            raise InputError(gold_path, "interviews present in the gold file", ", ".join(sorted(unknown)))
+        labelled = [t for t in labelled if t.interview in wanted]
+    subset = "moderated turns" if moderated_only else "all labelled turns (moderated + coders' union)"
+    if not labelled:
+        raise InputError(gold_path, "labelled interviewee turns", f"none ({subset})",
+                         hint="is this the gold turns.jsonl?")
+    return labelled, subset
+
+
+def _check_ids(predictions: Sequence[Prediction], catalog: Catalog) -> None:
+    """A predicted id the catalog lacks would be scored as a plain error (or ignored): refuse it."""
+    from extractor.jsonl import unknown_label_ids
+
+    for p in predictions:
+        bad = unknown_label_ids(p.categories, p.phases, catalog)
+        if bad:
+            raise InputError("predictions", f"category and phase ids of the catalog {catalog.tag}",
+                             f"unknown {bad[0]!r} in prediction {p.id!r}",
+                             hint="predicted with another catalog? pass it with --catalog")
+
+
 def evaluate(
     turns: Iterable[Turn],
     predictions: Iterable[Prediction],
@@ -284,20 +316,9 @@ def evaluate(
     in ``missing_predictions``; none matching at all is an error. ``gold_path`` only
     names the gold file in error messages.
     """
-    turns = list(turns)
-    labelled = [t for t in turns if t.is_interviewee and t.labels is not None]
-    if moderated_only:
-        labelled = [t for t in labelled if t.label_source == MODERATED]
-    if interviews is not None:
-        wanted = set(interviews)
-        unknown = wanted - {t.interview for t in turns}
-        if unknown:
-            raise InputError(gold_path, "interviews present in the gold file", ", ".join(sorted(unknown)))
-        labelled = [t for t in labelled if t.interview in wanted]
-    subset = "moderated turns" if moderated_only else "all labelled turns (moderated + coders' union)"
-    if not labelled:
-        raise InputError(gold_path, "labelled interviewee turns", f"none ({subset})",
-                         hint="is this the gold turns.jsonl?")
+    labelled, subset = _labelled(list(turns), moderated_only, interviews, gold_path)
+    predictions = list(predictions)
+    _check_ids(predictions, catalog)
     ev_turns, preds, missing = _match(labelled, predictions)
     if not ev_turns:
         raise InputError(gold_path, "predictions for the labelled turns (matched by turn id)",

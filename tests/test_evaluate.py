@@ -392,3 +392,22 @@ def test_cli_evaluate_with_a_saved_model_warns_on_training_data(tmp_path, capsys
     doc = json.loads(out.read_text())
     assert doc["n_turns"] == 18 and doc["source"] == {"model": str(tmp_path / "model")}
     assert doc["catalog"] == CAT.tag
+
+
+@pytest.mark.parametrize("field, bad", [("categories", "no_such_category"), ("phases", "no_such_phase")])
+def test_cli_evaluate_refuses_predictions_with_unknown_ids(tmp_path, capsys, field, bad):
+    import dataclasses
+
+    gold = _gold()
+    write_jsonl(tmp_path / "gold.jsonl", gold)
+    cat = _write_catalog(tmp_path)
+    preds = _perfect(gold)
+    preds[1] = dataclasses.replace(preds[1], **{field: (*getattr(preds[1], field), bad)})
+    write_jsonl(tmp_path / "pred.jsonl", preds)
+    assert main(["evaluate", str(tmp_path / "gold.jsonl"), "--predictions", str(tmp_path / "pred.jsonl"),
+                 "--catalog", str(cat)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {tmp_path / 'pred.jsonl'}:2: expected category")
+    assert f"found unknown {bad!r} in prediction" in err
+    with pytest.raises(InputError, match=f"predictions: expected category and phase ids .*unknown '{bad}'"):
+        evaluate(gold, preds, CAT)

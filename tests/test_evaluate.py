@@ -411,3 +411,34 @@ def test_cli_evaluate_refuses_predictions_with_unknown_ids(tmp_path, capsys, fie
     assert f"found unknown {bad!r} in prediction" in err
     with pytest.raises(InputError, match=f"predictions: expected category and phase ids .*unknown '{bad}'"):
         evaluate(gold, preds, CAT)
+
+
+@pytest.mark.parametrize("line, fragment", [
+    ('{"interview": "\\ud800", "turn": 1, "id": "x"}', "lone surrogates"),
+    ('{"interview": "A", "turn": ' + "1" * 5000 + ', "id": "x"}', "at most 30 digits"),
+    ('{"interview": "A", "turn": 1, "id": "x", "scores": {"c1": NaN}}', "NaN"),
+    ('{"a": ' + "[" * 100000 + "]" * 100000 + "}", "nested at most 200 levels"),
+])
+def test_cli_evaluate_hostile_predictions_are_one_line(tmp_path, line, fragment):
+    from hostile import assert_one_line_error, run_cli
+
+    gold = _gold()
+    write_jsonl(tmp_path / "gold.jsonl", gold)
+    cat = _write_catalog(tmp_path)
+    (tmp_path / "p.jsonl").write_text(line + "\n", encoding="utf-8")
+    run = run_cli(["evaluate", tmp_path / "gold.jsonl", "--predictions", tmp_path / "p.jsonl", "--catalog", cat],
+                  tmp_path)
+    assert_one_line_error(run, "p.jsonl:1: expected", fragment)
+
+
+def test_cli_evaluate_catalog_with_odd_yaml_keys_is_one_line(tmp_path):
+    from hostile import assert_one_line_error, run_cli
+
+    gold = _gold()
+    write_jsonl(tmp_path / "gold.jsonl", gold)
+    write_jsonl(tmp_path / "p.jsonl", _perfect(gold))
+    cat = _write_catalog(tmp_path)
+    cat.write_text(cat.read_text(encoding="utf-8") + "1: one\n~: nothing\n", encoding="utf-8")
+    run = run_cli(["evaluate", tmp_path / "gold.jsonl", "--predictions", tmp_path / "p.jsonl", "--catalog", cat],
+                  tmp_path)
+    assert_one_line_error(run, "expected text mapping keys, found a number key 1")

@@ -780,3 +780,16 @@ def test_cli_summary_never_says_nothing_was_lost(tmp_path):
     summary = run.err_lines[-1]
     assert "2 control or invisible characters removed" in summary
     assert "1 line starting like a speaker label kept inside the turn before" in summary
+
+
+def test_escape_sequences_in_file_names_and_text_never_reach_the_terminal(tmp_path):
+    from hostile import run_cli
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "evil\x1b]0;pwned\x07.txt").write_text("no labels \x1b[2J here\n", encoding="utf-8")
+    (src / "Interview 2.txt").write_text("Interviewer: hi \x1b]52;c;ZXZpbA==\x07\nInterviewee: fine\n", encoding="utf-8")
+    run = run_cli(["segment", str(src), "-o", "-"], tmp_path)
+    assert run.rc == 0, run.err
+    assert "\x1b" not in run.err and "\x07" not in run.err and "\x1b" not in run.out
+    assert "skipped" in run.err and "evil\\x1b]0;pwned\\x07.txt" in run.err

@@ -128,7 +128,8 @@ def _entry(raw: Any, where: str, path: Path) -> Entry:
         if key not in kw and value is not None and (not isinstance(value, _SCALARS) or isinstance(value, bool)):
             raise InputError(path, f'text for "{key}" in {where}', f"{type(value).__name__} {value!r}"[:80])
     # An empty YAML field (`exclude:`) is None: keep it empty rather than the text "None".
-    return Entry(**{**{k: "" if v is None else str(v) for k, v in raw.items() if k not in kw}, **kw})
+    fields: dict[str, Any] = {**{k: "" if v is None else str(v) for k, v in raw.items() if k not in kw}, **kw}
+    return Entry(**fields)
 
 
 def _entries(raw: Mapping[str, Any], key: str, path: Path) -> tuple[Entry, ...]:
@@ -224,15 +225,15 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     if not cats or not phases:
         raise InputError(path, "at least one category and one phase", f"{len(cats)} categories, {len(phases)} phases")
     seen: set[str] = set()
-    for e in (*phases, *cats):
-        if e.id in seen:
-            raise InputError(path, "unique entry ids", f"{e.id!r} twice")
-        seen.add(e.id)
+    for entry in (*phases, *cats):
+        if entry.id in seen:
+            raise InputError(path, "unique entry ids", f"{entry.id!r} twice")
+        seen.add(entry.id)
     phase_ids = {p.id for p in phases}
-    for e in cats:
-        bad = [p for p in e.phases if p not in phase_ids]
+    for entry in cats:
+        bad = [p for p in entry.phases if p not in phase_ids]
         if bad:
-            raise InputError(path, f"phases of {e.id!r} among {sorted(phase_ids)}", repr(bad))
+            raise InputError(path, f"phases of {entry.id!r} among {sorted(phase_ids)}", repr(bad))
     extra = {k: v for k, v in raw.items() if k not in ("version", "name", "phases", "categories")}
     return Catalog(version=version, categories=cats, phases=phases, name=str(raw.get("name") or "qi-catalog"),
                    path=str(path), extra=extra)

@@ -200,6 +200,14 @@ def _agreement(
     }
 
 
+def _codes(t: Turn) -> Mapping[str, Any]:
+    return t.codes or {}
+
+
+def _gold(t: Turn) -> Labels:
+    return t.labels or Labels()
+
+
 def _coded_turns(turns: Iterable[Turn]) -> list[Turn]:
     return [t for t in turns if t.is_interviewee and isinstance(t.codes, Mapping) and t.codes]
 
@@ -208,7 +216,7 @@ def agreement_pairs(turns: Iterable[Turn]) -> list[tuple[str, str]]:
     """The (rater, reference) pairs present: each coder pair, then each coder vs moderated."""
     together: set[tuple[str, str]] = set()
     for t in _coded_turns(turns):
-        together.update(combinations(sorted(t.codes), 2))
+        together.update((a, b) for a, b in combinations(sorted(_codes(t)), 2))
     coders = sorted({s for pair in together for s in pair if s != MODERATED})
     # Only pairs that coded some interview together: the others have nothing to compare.
     pairs = [(a, b) for a, b in combinations(coders, 2) if (a, b) in together]
@@ -218,7 +226,7 @@ def agreement_pairs(turns: Iterable[Turn]) -> list[tuple[str, str]]:
 
 def _pair_turns(turns: Sequence[Turn], a: str, b: str) -> list[Turn]:
     # A missing key = that source coded nothing in the whole interview: not a comparison.
-    return [t for t in turns if a in t.codes and b in t.codes]
+    return [t for t in turns if a in _codes(t) and b in _codes(t)]
 
 
 def coder_agreement(turns: Iterable[Turn], catalog: Catalog) -> dict[str, Any]:
@@ -238,8 +246,8 @@ def coder_agreement(turns: Iterable[Turn], catalog: Catalog) -> dict[str, Any]:
     }
     for a, b in agreement_pairs(coded):
         sel = _pair_turns(coded, a, b)
-        la = [mapper(t.codes[a]) for t in sel]
-        lb = [mapper(t.codes[b]) for t in sel]
+        la = [mapper(_codes(t)[a]) for t in sel]
+        lb = [mapper(_codes(t)[b]) for t in sel]
         ivs = [t.interview for t in sel]
         pairs[f"{a} vs {b}"] = {"rater": a, "reference": b, **_agreement(la, lb, catalog, ivs)}
         kind = "coder_vs_moderated" if b == MODERATED else "coder_vs_coder"
@@ -327,14 +335,14 @@ def evaluate(
         log.warning("%d of %d labelled turns have no prediction; evaluating the other %d",
                     missing, len(labelled), len(ev_turns))
 
-    gold_c = [t.labels.categories for t in ev_turns]
+    gold_c = [_gold(t).categories for t in ev_turns]
     pred_c = [p.categories for p in preds]
     ivs = [t.interview for t in ev_turns]
     model = {
         "categories": multilabel_report(gold_c, pred_c, catalog.category_ids),
-        "phases": multilabel_report([t.labels.phases for t in ev_turns], [p.phases for p in preds],
+        "phases": multilabel_report([_gold(t).phases for t in ev_turns], [p.phases for p in preds],
                                     catalog.phase_ids),
-        "mitigation": binary_report([t.labels.mitigation for t in ev_turns], [p.mitigation for p in preds]),
+        "mitigation": binary_report([_gold(t).mitigation for t in ev_turns], [p.mitigation for p in preds]),
     }
     interview_level = interview_level_report(ivs, gold_c, pred_c, catalog.category_ids)
     human = coder_agreement(ev_turns, catalog)
@@ -374,13 +382,16 @@ def side_by_side(turns: Sequence[Turn], predictions: Sequence[Prediction], catal
     }
     for a, b in agreement_pairs(coded):
         sel = _pair_turns(coded, a, b)
-        la = [mapper(t.codes[a]) for t in sel]
-        lb = [mapper(t.codes[b]) for t in sel]
+        la = [mapper(_codes(t)[a]) for t in sel]
+        lb = [mapper(_codes(t)[b]) for t in sel]
         lm = [Labels(pred_of[t.id].categories, pred_of[t.id].phases, pred_of[t.id].mitigation) for t in sel]
         ivs = [t.interview for t in sel]
         rows.append(_side_row(f"{a} vs {b}", la, lb, lm, ivs, b == MODERATED, catalog))
         acc = pooled["coder vs moderated (pooled)" if b == MODERATED else "coder vs coder (pooled)"]
-        acc[0].extend(la), acc[1].extend(lb), acc[2].extend(lm), acc[3].extend(ivs)
+        acc[0].extend(la)
+        acc[1].extend(lb)
+        acc[2].extend(lm)
+        acc[3].extend(ivs)
     for name, (la, lb, lm, ivs) in pooled.items():
         if la:
             rows.append(_side_row(name, la, lb, lm, ivs, "moderated" in name, catalog))

@@ -24,9 +24,13 @@ from extractor.safeio import (
 from extractor.types import Prediction, Turn, with_ids
 
 
-def _short(text: str, n: int = 60) -> str:
+def short_repr(text: str, n: int = 60) -> str:
+    """``text`` stripped, cut at ``n`` characters, as a one-line ``repr`` for messages."""
     text = text.strip()
     return repr(text if len(text) <= n else text[:n] + "...")
+
+
+_short = short_repr  # the old private name, still imported by review.py until it takes short_repr
 
 
 def enumerate_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -40,7 +44,7 @@ def enumerate_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise InputError(path, "an existing JSONL file", "no such file")
     for n, obj in iter_json_lines(path, what="a JSONL file", expected="one JSON object per line"):
         if not isinstance(obj, dict):
-            raise InputError(path, "a JSON object", f"{type(obj).__name__} {_short(json.dumps(obj))}", line=n)
+            raise InputError(path, "a JSON object", f"{type(obj).__name__} {short_repr(json.dumps(obj))}", line=n)
         yield n, obj
 
 
@@ -81,12 +85,12 @@ def read_turns(path: str | Path) -> list[Turn]:
             t = Turn.from_dict(obj)
         except RecordError as e:
             raise e.at(path, n) from None
-        key = (t.interview, t.turn)
-        if key in at:
+        place = (t.interview, t.turn)
+        if place in at:
             raise InputError(path, "each (interview, turn) once", f"{t.interview!r} turn {t.turn} again "
-                             f"(also line {at[key]})", line=n,
+                             f"(also line {at[place]})", line=n,
                              hint="two transcripts with one interview name, or a file concatenated twice?")
-        at[key] = n
+        at[place] = n
         turns.append(t)
         lines.append(n)
     out = list(with_ids(turns))

@@ -80,7 +80,7 @@ def _field(d: Mapping[str, Any], key: str, typ: type, default: Any = ...) -> Any
         return default
     if not isinstance(v, typ) or isinstance(v, bool) and typ is not bool:
         raise RecordError(f'"{key}" of type {typ.__name__}', _found(v))
-    if typ is int and not 0 <= v < 2**53:  # turn numbers: JSON-safe, never negative
+    if typ is int and isinstance(v, int) and not 0 <= v < 2**53:  # turn numbers: JSON-safe, never negative
         raise RecordError(f'"{key}" as a whole number from 0 to 2**53', _found(v))
     return v
 

@@ -344,10 +344,10 @@ def test_cross_validate_never_trains_on_held_out_interviews(monkeypatch):
 
 
 def test_cross_validate_end_to_end_with_hashing_encoder():
+    from dataclasses import replace
+
     from extractor.classify import ModelConfig, TrainConfig
     from extractor.evaluate import cross_validate
-
-    from dataclasses import replace
 
     turns = _many_interviews(4, per=6)
     # the default classifier matches turns against the catalog text: give it some
@@ -378,7 +378,6 @@ def test_cli_evaluate_usage_errors(tmp_path, capsys):
 
 def test_cli_evaluate_with_a_saved_model_warns_on_training_data(tmp_path, capsys):
     from extractor.classify import IssueClassifier, ModelConfig, TrainConfig
-    from extractor.catalog import save_catalog
 
     turns = _many_interviews(3, per=6)
     cfg = TrainConfig(threshold_folds=2, head_epochs=30, min_threshold_support=2, fine_tune=False)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import codecs
-import os
 import json
+import os
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path

@@ -263,11 +263,11 @@ def segment_paths(
         if res.interview in seen:
             # Two files with one interview name would give two turns per (interview, turn) and
             # clashing ids downstream: the second file is skipped, not silently merged.
-            e = InputError(f, "a unique interview name (the file name without suffix)",
-                           f"{res.interview!r} also from {seen[res.interview]}", hint="rename one of the files")
-            log.log(level, "skipped %s", e)
+            dup = InputError(f, "a unique interview name (the file name without suffix)",
+                             f"{res.interview!r} also from {seen[res.interview]}", hint="rename one of the files")
+            log.log(level, "skipped %s", dup)
             if report is not None:
-                report.failures.append((f, str(e)))
+                report.failures.append((f, str(dup)))
             continue
         for note in res.notes:
             log.log(level, "%s: %s", f, note)

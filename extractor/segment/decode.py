@@ -41,16 +41,16 @@ def decode_bytes(data: bytes, path: str | Path = "<bytes>") -> tuple[str, str, l
             raise InputError(path, "a text transcript", what)
     nul = data.count(b"\x00")
     if nul:
-        enc = bomless_utf16(data, nul)
-        if enc is None:
+        utf16 = bomless_utf16(data, nul)
+        if utf16 is None:
             raise InputError(path, "a text transcript", f"binary data ({nul} NUL bytes, first at offset {data.index(0)})",
                              hint="is this a transcript?")
         try:
-            text = data.decode(enc)
+            text = data.decode(utf16)
         except UnicodeDecodeError as e:
             raise InputError(path, "a text transcript", f"binary data (undecodable byte at offset {e.start})") from None
-        notes.append(f"no byte-order mark; read as {enc.upper()}")
-        return text, enc, notes
+        notes.append(f"no byte-order mark; read as {utf16.upper()}")
+        return text, utf16, notes
     try:
         text, enc = data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as e:
@@ -66,7 +66,15 @@ def decode_bytes(data: bytes, path: str | Path = "<bytes>") -> tuple[str, str, l
 
 
 _LATIN1_FALLBACK = "qi-extractor-latin1"
-codecs.register_error(_LATIN1_FALLBACK, lambda e: (e.object[e.start:e.end].decode("latin-1"), e.end))
+
+
+def _latin1(e: UnicodeError) -> tuple[str, int]:
+    if not isinstance(e, UnicodeDecodeError):
+        raise e
+    return e.object[e.start:e.end].decode("latin-1"), e.end
+
+
+codecs.register_error(_LATIN1_FALLBACK, _latin1)
 
 
 def bomless_utf16(data: bytes, nul: int) -> str | None:

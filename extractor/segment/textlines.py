@@ -45,7 +45,8 @@ def _classify(stripped: str) -> tuple[int, str, str, str | None, bool, bool]:
     if _RULE_RE.match(stripped):
         return _IGNORED, "", "", None, False, False
     if _TIME_ONLY_RE.match(stripped):  # its time goes to the next turn
-        return _IGNORED, "", "", TIME_RE.search(stripped)[0], False, False
+        found = TIME_RE.search(stripped)
+        return _IGNORED, "", "", found[0] if found else None, False, False
     time = None
     body = stripped
     m = LEAD_TIME_RE.match(body)

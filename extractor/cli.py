@@ -95,7 +95,7 @@ def _run_segment(args: argparse.Namespace) -> int:
     from extractor.safeio import check_output
     from extractor.segment import BatchReport, expand_paths, segment_paths
 
-    if args.max_mb < 0:
+    if not 0 <= args.max_mb < float("inf"):  # also refuses nan
         _err(f"--max-mb: expected a size in MiB >= 0, found {args.max_mb:g}")
         return EXIT_USAGE
     check_output(args.output, force=args.force, inputs=expand_paths(args.paths), what="turns file")

@@ -793,3 +793,11 @@ def test_escape_sequences_in_file_names_and_text_never_reach_the_terminal(tmp_pa
     assert run.rc == 0, run.err
     assert "\x1b" not in run.err and "\x07" not in run.err and "\x1b" not in run.out
     assert "skipped" in run.err and "evil\\x1b]0;pwned\\x07.txt" in run.err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_cli_segment_max_mb_must_be_a_finite_size(tmp_path, capsys, value):
+    (tmp_path / "a.txt").write_text("Interviewer: hi\nInterviewee: ok\n", encoding="utf-8")
+    assert main(["segment", str(tmp_path / "a.txt"), "-o", "-", "--max-mb", value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --max-mb: expected a size in MiB >= 0, found") and len(err.splitlines()) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -140,11 +141,38 @@ def _entries(raw: Mapping[str, Any], key: str, path: Path) -> tuple[Entry, ...]:
 
 
 MAX_CATALOG_BYTES = 16 * 2**20
+_MAX_DIGITS = 30
 
 
 def _yaml_type(value: Any) -> str:
     return {type(None): "null", bool: "boolean", int: "number", float: "number"}.get(type(value),
                                                                                   type(value).__name__)
+
+
+def _int_or_text(path: Path, node: Any, construct: Any) -> int | str:
+    text = str(node.value)
+    if ":" in text:  # YAML 1.1 base 60 ("1:30" is 90): keep the text written
+        return text
+    digits = len(text.lstrip("+-").replace("_", ""))
+    if digits > _MAX_DIGITS:  # Python refuses > 4,300 digits with a ValueError
+        raise InputError(path, f"numbers of at most {_MAX_DIGITS} digits", f"one of {digits}",
+                         line=node.start_mark.line + 1)
+    return construct(node)
+
+
+def _finite(path: Path, node: Any, value: float) -> float:
+    if not math.isfinite(value):
+        raise InputError(path, "finite numbers", str(node.value)[:40], line=node.start_mark.line + 1)
+    return value
+
+
+def _unicode(path: Path, node: Any, value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:  # "\ud800" in a double-quoted scalar
+        raise InputError(path, "text without lone surrogates", f"\\u{ord(value[e.start]):04x}",
+                         line=node.start_mark.line + 1) from None
+    return value
 
 
 def _strict_loader(path: Path):
@@ -177,12 +205,24 @@ def _strict_loader(path: Path):
                 seen[key] = line
             return super().construct_mapping(node, deep=deep)
 
+        def construct_yaml_int(self, node):  # noqa: ANN001
+            return _int_or_text(path, node, super().construct_yaml_int)
+
+        def construct_yaml_float(self, node):  # noqa: ANN001
+            return _finite(path, node, super().construct_yaml_float(node))
+
+        def construct_yaml_str(self, node):  # noqa: ANN001
+            return _unicode(path, node, super().construct_yaml_str(node))
+
         def refuse(self, node):  # noqa: ANN001
             raise InputError(path, "plain YAML values (text, numbers, lists, mappings)",
                              f"a {node.tag.rsplit(':', 1)[-1]} value", line=node.start_mark.line + 1)
 
     # Dates stay the text they were written as; binary, sets and ordered pairs have no place in a catalog.
-    Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", Loader.construct_yaml_str)
+    for tag, method in (("int", Loader.construct_yaml_int), ("float", Loader.construct_yaml_float),
+                        ("str", Loader.construct_yaml_str)):
+        Loader.add_constructor(f"tag:yaml.org,2002:{tag}", method)
     for tag in ("binary", "set", "omap", "pairs"):
         Loader.add_constructor(f"tag:yaml.org,2002:{tag}", Loader.refuse)
     return Loader

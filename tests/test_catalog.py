@@ -281,3 +281,19 @@ def test_wrong_shapes_in_a_catalog_are_one_line(tmp_path, text, found):
 
 def test_dates_stay_the_text_written(tmp_path):
     assert load_catalog(_write(tmp_path, MINI + "updated: 2024-01-31\n")).extra["updated"] == "2024-01-31"
+
+
+@pytest.mark.parametrize("extra, found", [
+    ("big: " + "9" * 5000 + "\n", "expected numbers of at most 30 digits, found one of 5000"),
+    ("big: 0x" + "f" * 5000 + "\n", "expected numbers of at most 30 digits"),
+    ("odd: .nan\n", "expected finite numbers, found .nan"),
+    ("odd: -.inf\n", "expected finite numbers, found -.inf"),
+    ('odd: "\\ud800"\n', r"expected text without lone surrogates, found \\ud800"),
+])
+def test_any_yaml_value_is_one_line_never_an_internal_error(tmp_path, extra, found):
+    with pytest.raises(InputError, match=rf"catalog.yaml:\d+: {found}"):
+        load_catalog(_write(tmp_path, MINI + extra))
+
+
+def test_base_60_numbers_stay_the_text_written(tmp_path):
+    assert load_catalog(_write(tmp_path, MINI + "duration: 1:30\n")).extra["duration"] == "1:30"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from extractor.errors import InputError
-
 
 
 @dataclass(frozen=True)
@@ -103,28 +104,75 @@ def default_catalog_path() -> Path:
     return packaged_catalog()
 
 
+_LIST_FIELDS = ("phases", "keywords", "codes", "examples")
+_SCALARS = (str, int, float)
+
+
 def _entry(raw: Any, where: str, path: Path) -> Entry:
     if not isinstance(raw, Mapping):
         raise InputError(path, f"a mapping for {where}", type(raw).__name__)
     for key in ("id", "name", "definition"):
         if not isinstance(raw.get(key), str) or not raw[key].strip():
-            raise InputError(path, f'a non-empty string "{key}" in {where}', repr(raw.get(key)))
+            raise InputError(path, f'a non-empty string "{key}" in {where}', repr(raw.get(key))[:80])
     known = set(Entry.__dataclass_fields__)
     unknown = set(raw) - known
     if unknown:
-        raise InputError(path, f"only the fields {sorted(known)} in {where}", f"{sorted(unknown)}")
+        raise InputError(path, f"only the fields {sorted(known)} in {where}", f"{sorted(unknown)}"[:120])
     kw = {}
-    for key in ("phases", "keywords", "codes", "examples"):
+    for key in _LIST_FIELDS:
         value = raw.get(key)
         value = [] if value is None else value  # `keywords:` left empty
-        if isinstance(value, str) or not isinstance(value, Iterable):
-            raise InputError(path, f'a list for "{key}" in {where}', repr(value))
+        if not isinstance(value, list) or not all(isinstance(v, _SCALARS) and not isinstance(v, bool) for v in value):
+            raise InputError(path, f'a list for "{key}" in {where} (of text items)', repr(value)[:80])
         kw[key] = tuple(str(v) for v in value)
+    for key, value in raw.items():
+        if key not in kw and value is not None and (not isinstance(value, _SCALARS) or isinstance(value, bool)):
+            raise InputError(path, f'text for "{key}" in {where}', f"{type(value).__name__} {value!r}"[:80])
     # An empty YAML field (`exclude:`) is None: keep it empty rather than the text "None".
-    return Entry(**{**{k: "" if v is None else str(v) for k, v in raw.items() if k not in kw}, **kw})
+    fields: dict[str, Any] = {**{k: "" if v is None else str(v) for k, v in raw.items() if k not in kw}, **kw}
+    return Entry(**fields)
+
+
+def _entries(raw: Mapping[str, Any], key: str, path: Path) -> tuple[Entry, ...]:
+    items = raw.get(key) or []
+    if not isinstance(items, list):
+        raise InputError(path, f'a list of entries for "{key}"', f"{type(items).__name__} {items!r}"[:80])
+    return tuple(_entry(r, f"{key}[{i}]", path) for i, r in enumerate(items))
 
 
 MAX_CATALOG_BYTES = 16 * 2**20
+_MAX_DIGITS = 30
+
+
+def _yaml_type(value: Any) -> str:
+    return {type(None): "null", bool: "boolean", int: "number", float: "number"}.get(type(value),
+                                                                                  type(value).__name__)
+
+
+def _int_or_text(path: Path, node: Any, construct: Any) -> int | str:
+    text = str(node.value)
+    if ":" in text:  # YAML 1.1 base 60 ("1:30" is 90): keep the text written
+        return text
+    digits = len(text.lstrip("+-").replace("_", ""))
+    if digits > _MAX_DIGITS:  # Python refuses > 4,300 digits with a ValueError
+        raise InputError(path, f"numbers of at most {_MAX_DIGITS} digits", f"one of {digits}",
+                         line=node.start_mark.line + 1)
+    return construct(node)
+
+
+def _finite(path: Path, node: Any, value: float) -> float:
+    if not math.isfinite(value):
+        raise InputError(path, "finite numbers", str(node.value)[:40], line=node.start_mark.line + 1)
+    return value
+
+
+def _unicode(path: Path, node: Any, value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:  # "\ud800" in a double-quoted scalar
+        raise InputError(path, "text without lone surrogates", f"\\u{ord(value[e.start]):04x}",
+                         line=node.start_mark.line + 1) from None
+    return value
 
 
 def _strict_loader(path: Path):
@@ -147,17 +195,36 @@ def _strict_loader(path: Path):
             seen: dict[Any, int] = {}
             for key_node, _ in node.value:
                 key = self.construct_object(key_node, deep=True)
-                try:
-                    hash(key)
-                except TypeError:
-                    raise InputError(path, "plain mapping keys", f"a {type(key).__name__} key",
-                                     line=key_node.start_mark.line + 1) from None
+                line = key_node.start_mark.line + 1
+                if not isinstance(key, str):  # `1:`, `~:`, `yes:`, `[a]:` - quote it if it is meant as text
+                    raise InputError(path, "text mapping keys", (f"a {_yaml_type(key)} key {key!r}" if key is not None else "a null key (~)")[:80], line=line,
+                                     hint="quote the key")
                 if key in seen:
-                    raise InputError(path, "each key once in a mapping",
-                                     f"{key!r} again (also line {seen[key]})", line=key_node.start_mark.line + 1)
-                seen[key] = key_node.start_mark.line + 1
+                    raise InputError(path, "each key once in a mapping", f"{key!r} again (also line {seen[key]})",
+                                     line=line)
+                seen[key] = line
             return super().construct_mapping(node, deep=deep)
 
+        def construct_yaml_int(self, node):  # noqa: ANN001
+            return _int_or_text(path, node, super().construct_yaml_int)
+
+        def construct_yaml_float(self, node):  # noqa: ANN001
+            return _finite(path, node, super().construct_yaml_float(node))
+
+        def construct_yaml_str(self, node):  # noqa: ANN001
+            return _unicode(path, node, super().construct_yaml_str(node))
+
+        def refuse(self, node):  # noqa: ANN001
+            raise InputError(path, "plain YAML values (text, numbers, lists, mappings)",
+                             f"a {node.tag.rsplit(':', 1)[-1]} value", line=node.start_mark.line + 1)
+
+    # Dates stay the text they were written as; binary, sets and ordered pairs have no place in a catalog.
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", Loader.construct_yaml_str)
+    for tag, method in (("int", Loader.construct_yaml_int), ("float", Loader.construct_yaml_float),
+                        ("str", Loader.construct_yaml_str)):
+        Loader.add_constructor(f"tag:yaml.org,2002:{tag}", method)
+    for tag in ("binary", "set", "omap", "pairs"):
+        Loader.add_constructor(f"tag:yaml.org,2002:{tag}", Loader.refuse)
     return Loader
 
 
@@ -194,20 +261,19 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     version = raw.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise InputError(path, 'an integer "version" >= 1', repr(version))
-    phases = tuple(_entry(r, f"phases[{i}]", path) for i, r in enumerate(raw.get("phases") or []))
-    cats = tuple(_entry(r, f"categories[{i}]", path) for i, r in enumerate(raw.get("categories") or []))
+    phases, cats = _entries(raw, "phases", path), _entries(raw, "categories", path)
     if not cats or not phases:
         raise InputError(path, "at least one category and one phase", f"{len(cats)} categories, {len(phases)} phases")
     seen: set[str] = set()
-    for e in (*phases, *cats):
-        if e.id in seen:
-            raise InputError(path, "unique entry ids", f"{e.id!r} twice")
-        seen.add(e.id)
+    for entry in (*phases, *cats):
+        if entry.id in seen:
+            raise InputError(path, "unique entry ids", f"{entry.id!r} twice")
+        seen.add(entry.id)
     phase_ids = {p.id for p in phases}
-    for e in cats:
-        bad = [p for p in e.phases if p not in phase_ids]
+    for entry in cats:
+        bad = [p for p in entry.phases if p not in phase_ids]
         if bad:
-            raise InputError(path, f"phases of {e.id!r} among {sorted(phase_ids)}", repr(bad))
+            raise InputError(path, f"phases of {entry.id!r} among {sorted(phase_ids)}", repr(bad))
     extra = {k: v for k, v in raw.items() if k not in ("version", "name", "phases", "categories")}
     return Catalog(version=version, categories=cats, phases=phases, name=str(raw.get("name") or "qi-catalog"),
                    path=str(path), extra=extra)

@@ -39,11 +39,15 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
 def _err(msg: str) -> None:
-    print(f"error: {msg}", file=sys.stderr)
+    from extractor.textsafe import escape_for_terminal  # text from input never drives the terminal
+
+    print(f"error: {escape_for_terminal(msg)}", file=sys.stderr)
 
 
 def _warn(msg: str) -> None:
-    print(f"warning: {msg}", file=sys.stderr)
+    from extractor.textsafe import escape_for_terminal
+
+    print(f"warning: {escape_for_terminal(msg)}", file=sys.stderr)
 
 
 # --- segment ----------------------------------------------------------------
@@ -91,7 +95,7 @@ def _run_segment(args: argparse.Namespace) -> int:
     from extractor.safeio import check_output
     from extractor.segment import BatchReport, expand_paths, segment_paths
 
-    if args.max_mb < 0:
+    if not 0 <= args.max_mb < float("inf"):  # also refuses nan
         _err(f"--max-mb: expected a size in MiB >= 0, found {args.max_mb:g}")
         return EXIT_USAGE
     check_output(args.output, force=args.force, inputs=expand_paths(args.paths), what="turns file")
@@ -122,7 +126,7 @@ def _run_segment(args: argparse.Namespace) -> int:
     print(f"segmented {len(report.results)} file{'s' * (len(report.results) != 1)}: {len(turns)} turns "
           f"({n_ee} interviewee, {len(turns) - n_ee} interviewer); {report.unattributed} line"
           f"{'s' * (report.unattributed != 1)} not attributed to a speaker; {len(report.failures)} file"
-          f"{'s' * (len(report.failures) != 1)} skipped" + ("" if args.output == "-" else f" -> {args.output}"),
+          f"{'s' * (len(report.failures) != 1)} skipped" + report.losses() + ("" if args.output == "-" else f" -> {args.output}"),
           file=sys.stderr)
     return EXIT_ERROR if args.strict and report.failures else EXIT_OK
 
@@ -494,8 +498,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     else:
         from extractor.jsonl import read_predictions
 
-        preds = read_predictions(args.predictions)
         catalog = load_catalog(args.catalog)
+        preds = read_predictions(args.predictions, catalog=catalog)
     result = evaluate(turns, preds, catalog, moderated_only=args.moderated_only, interviews=interviews,
                       gold_path=args.gold)
     result["gold"] = str(args.gold)

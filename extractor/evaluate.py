@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import combinations
-from typing import Any, Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -199,6 +200,14 @@ def _agreement(
     }
 
 
+def _codes(t: Turn) -> Mapping[str, Any]:
+    return t.codes or {}
+
+
+def _gold(t: Turn) -> Labels:
+    return t.labels or Labels()
+
+
 def _coded_turns(turns: Iterable[Turn]) -> list[Turn]:
     return [t for t in turns if t.is_interviewee and isinstance(t.codes, Mapping) and t.codes]
 
@@ -207,7 +216,7 @@ def agreement_pairs(turns: Iterable[Turn]) -> list[tuple[str, str]]:
     """The (rater, reference) pairs present: each coder pair, then each coder vs moderated."""
     together: set[tuple[str, str]] = set()
     for t in _coded_turns(turns):
-        together.update(combinations(sorted(t.codes), 2))
+        together.update((a, b) for a, b in combinations(sorted(_codes(t)), 2))
     coders = sorted({s for pair in together for s in pair if s != MODERATED})
     # Only pairs that coded some interview together: the others have nothing to compare.
     pairs = [(a, b) for a, b in combinations(coders, 2) if (a, b) in together]
@@ -217,7 +226,7 @@ def agreement_pairs(turns: Iterable[Turn]) -> list[tuple[str, str]]:
 
 def _pair_turns(turns: Sequence[Turn], a: str, b: str) -> list[Turn]:
     # A missing key = that source coded nothing in the whole interview: not a comparison.
-    return [t for t in turns if a in t.codes and b in t.codes]
+    return [t for t in turns if a in _codes(t) and b in _codes(t)]
 
 
 def coder_agreement(turns: Iterable[Turn], catalog: Catalog) -> dict[str, Any]:
@@ -237,8 +246,8 @@ def coder_agreement(turns: Iterable[Turn], catalog: Catalog) -> dict[str, Any]:
     }
     for a, b in agreement_pairs(coded):
         sel = _pair_turns(coded, a, b)
-        la = [mapper(t.codes[a]) for t in sel]
-        lb = [mapper(t.codes[b]) for t in sel]
+        la = [mapper(_codes(t)[a]) for t in sel]
+        lb = [mapper(_codes(t)[b]) for t in sel]
         ivs = [t.interview for t in sel]
         pairs[f"{a} vs {b}"] = {"rater": a, "reference": b, **_agreement(la, lb, catalog, ivs)}
         kind = "coder_vs_moderated" if b == MODERATED else "coder_vs_coder"
@@ -267,6 +276,37 @@ def _match(turns: Sequence[Turn], predictions: Iterable[Prediction]) -> tuple[li
     return kept_t, kept_p, missing
 
 
+def _labelled(turns: list[Turn], moderated_only: bool, interviews: Collection[str] | None,
+              gold_path: str | None) -> tuple[list[Turn], str]:
+    """The labelled interviewee turns to score, and the name of that subset."""
+    labelled = [t for t in turns if t.is_interviewee and t.labels is not None]
+    if moderated_only:
+        labelled = [t for t in labelled if t.label_source == MODERATED]
+    if interviews is not None:
+        wanted = set(interviews)
+        unknown = wanted - {t.interview for t in turns}
+        if unknown:
+            raise InputError(gold_path, "interviews present in the gold file", ", ".join(sorted(unknown)))
+        labelled = [t for t in labelled if t.interview in wanted]
+    subset = "moderated turns" if moderated_only else "all labelled turns (moderated + coders' union)"
+    if not labelled:
+        raise InputError(gold_path, "labelled interviewee turns", f"none ({subset})",
+                         hint="is this the gold turns.jsonl?")
+    return labelled, subset
+
+
+def _check_ids(predictions: Sequence[Prediction], catalog: Catalog) -> None:
+    """A predicted id the catalog lacks would be scored as a plain error (or ignored): refuse it."""
+    from extractor.jsonl import unknown_label_ids
+
+    for p in predictions:
+        bad = unknown_label_ids(p.categories, p.phases, catalog)
+        if bad:
+            raise InputError("predictions", f"category and phase ids of the catalog {catalog.tag}",
+                             f"unknown {bad[0]!r} in prediction {p.id!r}",
+                             hint="predicted with another catalog? pass it with --catalog")
+
+
 def evaluate(
     turns: Iterable[Turn],
     predictions: Iterable[Prediction],
@@ -284,20 +324,9 @@ def evaluate(
     in ``missing_predictions``; none matching at all is an error. ``gold_path`` only
     names the gold file in error messages.
     """
-    turns = list(turns)
-    labelled = [t for t in turns if t.is_interviewee and t.labels is not None]
-    if moderated_only:
-        labelled = [t for t in labelled if t.label_source == MODERATED]
-    if interviews is not None:
-        wanted = set(interviews)
-        unknown = wanted - {t.interview for t in turns}
-        if unknown:
-            raise InputError(gold_path, "interviews present in the gold file", ", ".join(sorted(unknown)))
-        labelled = [t for t in labelled if t.interview in wanted]
-    subset = "moderated turns" if moderated_only else "all labelled turns (moderated + coders' union)"
-    if not labelled:
-        raise InputError(gold_path, "labelled interviewee turns", f"none ({subset})",
-                         hint="is this the gold turns.jsonl?")
+    labelled, subset = _labelled(list(turns), moderated_only, interviews, gold_path)
+    predictions = list(predictions)
+    _check_ids(predictions, catalog)
     ev_turns, preds, missing = _match(labelled, predictions)
     if not ev_turns:
         raise InputError(gold_path, "predictions for the labelled turns (matched by turn id)",
@@ -306,14 +335,14 @@ def evaluate(
         log.warning("%d of %d labelled turns have no prediction; evaluating the other %d",
                     missing, len(labelled), len(ev_turns))
 
-    gold_c = [t.labels.categories for t in ev_turns]
+    gold_c = [_gold(t).categories for t in ev_turns]
     pred_c = [p.categories for p in preds]
     ivs = [t.interview for t in ev_turns]
     model = {
         "categories": multilabel_report(gold_c, pred_c, catalog.category_ids),
-        "phases": multilabel_report([t.labels.phases for t in ev_turns], [p.phases for p in preds],
+        "phases": multilabel_report([_gold(t).phases for t in ev_turns], [p.phases for p in preds],
                                     catalog.phase_ids),
-        "mitigation": binary_report([t.labels.mitigation for t in ev_turns], [p.mitigation for p in preds]),
+        "mitigation": binary_report([_gold(t).mitigation for t in ev_turns], [p.mitigation for p in preds]),
     }
     interview_level = interview_level_report(ivs, gold_c, pred_c, catalog.category_ids)
     human = coder_agreement(ev_turns, catalog)
@@ -353,13 +382,16 @@ def side_by_side(turns: Sequence[Turn], predictions: Sequence[Prediction], catal
     }
     for a, b in agreement_pairs(coded):
         sel = _pair_turns(coded, a, b)
-        la = [mapper(t.codes[a]) for t in sel]
-        lb = [mapper(t.codes[b]) for t in sel]
+        la = [mapper(_codes(t)[a]) for t in sel]
+        lb = [mapper(_codes(t)[b]) for t in sel]
         lm = [Labels(pred_of[t.id].categories, pred_of[t.id].phases, pred_of[t.id].mitigation) for t in sel]
         ivs = [t.interview for t in sel]
         rows.append(_side_row(f"{a} vs {b}", la, lb, lm, ivs, b == MODERATED, catalog))
         acc = pooled["coder vs moderated (pooled)" if b == MODERATED else "coder vs coder (pooled)"]
-        acc[0].extend(la), acc[1].extend(lb), acc[2].extend(lm), acc[3].extend(ivs)
+        acc[0].extend(la)
+        acc[1].extend(lb)
+        acc[2].extend(lm)
+        acc[3].extend(ivs)
     for name, (la, lb, lm, ivs) in pooled.items():
         if la:
             rows.append(_side_row(name, la, lb, lm, ivs, "moderated" in name, catalog))

@@ -7,49 +7,45 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from extractor.errors import InputError, RecordError
-from extractor.safeio import (check_writable_kind, clean_stale_temps, clean_stale_temps_once, open_regular,
-                              output_error, temp_prefix)
+from extractor.safeio import (
+    check_writable_kind,
+    clean_stale_temps,
+    clean_stale_temps_once,
+    iter_json_lines,
+    output_error,
+    temp_prefix,
+)
 from extractor.types import Prediction, Turn, with_ids
 
 
-def _short(text: str, n: int = 60) -> str:
+def short_repr(text: str, n: int = 60) -> str:
+    """``text`` stripped, cut at ``n`` characters, as a one-line ``repr`` for messages."""
     text = text.strip()
     return repr(text if len(text) <= n else text[:n] + "...")
 
 
+_short = short_repr  # the old private name, still imported by review.py until it takes short_repr
+
+
 def enumerate_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, obj)`` per non-blank line; a bad line raises :class:`InputError`."""
+    """Yield ``(line_number, obj)`` per non-blank line; a bad line raises :class:`InputError`.
+
+    Lines are read by :func:`extractor.safeio.iter_json_lines`: capped, strict JSON (no NaN,
+    no 5,000-digit integers, no lone surrogates, no key twice, bounded nesting).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "an existing JSONL file", "no such file")
-    fh = open_regular(path, what="a JSONL file")  # never a FIFO or a device
-    with fh:
-        # Decode line by line (not through a text wrapper, which decodes in chunks) so a
-        # bad byte is reported with its own line and column.
-        for n, raw in enumerate(fh, 1):
-            try:
-                # utf-8-sig on line 1: files saved by some Windows editors start with a BOM
-                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                raise InputError(path, "UTF-8 text", f"undecodable byte 0x{raw[e.start]:02x} at column {e.start + 1}",
-                                 line=n) from None
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(path, "one JSON object per line", f"invalid JSON ({e.msg}) in {_short(line)}", line=n) from None
-            except RecursionError:
-                raise InputError(path, "a JSON object nested at most a few hundred levels deep",
-                                 "deeper nesting", line=n) from None
-            if not isinstance(obj, dict):
-                raise InputError(path, "a JSON object", f"{type(obj).__name__} {_short(line)}", line=n)
-            yield n, obj
+    for n, obj in iter_json_lines(path, what="a JSONL file", expected="one JSON object per line"):
+        if not isinstance(obj, dict):
+            raise InputError(path, "a JSON object", f"{type(obj).__name__} {short_repr(json.dumps(obj))}", line=n)
+        yield n, obj
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -89,12 +85,12 @@ def read_turns(path: str | Path) -> list[Turn]:
             t = Turn.from_dict(obj)
         except RecordError as e:
             raise e.at(path, n) from None
-        key = (t.interview, t.turn)
-        if key in at:
+        place = (t.interview, t.turn)
+        if place in at:
             raise InputError(path, "each (interview, turn) once", f"{t.interview!r} turn {t.turn} again "
-                             f"(also line {at[key]})", line=n,
+                             f"(also line {at[place]})", line=n,
                              hint="two transcripts with one interview name, or a file concatenated twice?")
-        at[key] = n
+        at[place] = n
         turns.append(t)
         lines.append(n)
     out = list(with_ids(turns))
@@ -129,14 +125,15 @@ def check_label_ids(path: str | Path, turns: Iterable[Turn], catalog: Any) -> No
 _PREDICTION_FIELDS = {"interview": str, "turn": int, "id": str}
 
 
-def read_predictions(path: str | Path) -> list[Prediction]:
+def read_predictions(path: str | Path, catalog: Any = None) -> list[Prediction]:
     """Read predictions written by ``extractor predict`` (or ``extract``), validated line by line.
 
     Each line needs ``interview``, ``turn`` and ``id``; ``text`` (the turn, which discovery
     clusters), when present, must be a string and ``scores`` an object ``{label: probability}``.
     Strict: wrong types
     (``categories`` as a string, ``mitigation: "no"``) and the same prediction id twice are
-    errors, never guessed or "last one wins".
+    errors, never guessed or "last one wins". With a ``catalog``, a category or phase id it
+    lacks is an error naming the line (scoring would otherwise count it silently as wrong).
     """
     out = []
     first: dict[str, int] = {}
@@ -159,8 +156,24 @@ def read_predictions(path: str | Path) -> list[Prediction]:
             raise InputError(path, "each prediction id once", f"id {p.id!r} again (also line {first[p.id]})", line=n,
                              hint="predictions concatenated twice?")
         first[p.id] = n
+        if catalog is not None:
+            _check_prediction_ids(path, n, p, catalog)
         out.append(p)
     return out
+
+
+def unknown_label_ids(categories: Iterable[str], phases: Iterable[str], catalog: Any) -> list[str]:
+    """The category and phase ids that ``catalog`` lacks, in order (categories first)."""
+    cats, phase_ids = set(catalog.category_ids), set(catalog.phase_ids)
+    return [c for c in categories if c not in cats] + [p for p in phases if p not in phase_ids]
+
+
+def _check_prediction_ids(path: str | Path, line: int, p: Prediction, catalog: Any) -> None:
+    bad = unknown_label_ids(p.categories, p.phases, catalog)
+    if bad:
+        raise InputError(path, f"category and phase ids of the catalog {getattr(catalog, 'tag', '')}".rstrip(),
+                         f"unknown {bad[0]!r} in prediction {p.id!r}", line=line,
+                         hint="predicted with another catalog? pass it with --catalog")
 
 
 def _target_mode(path: Path) -> int:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from extractor.errors import RecordError
 
@@ -79,6 +80,8 @@ def _field(d: Mapping[str, Any], key: str, typ: type, default: Any = ...) -> Any
         return default
     if not isinstance(v, typ) or isinstance(v, bool) and typ is not bool:
         raise RecordError(f'"{key}" of type {typ.__name__}', _found(v))
+    if typ is int and isinstance(v, int) and not 0 <= v < 2**53:  # turn numbers: JSON-safe, never negative
+        raise RecordError(f'"{key}" as a whole number from 0 to 2**53', _found(v))
     return v
 
 
@@ -91,7 +94,7 @@ class Labels:
     mitigation: bool = False
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Labels":
+    def from_dict(cls, d: Mapping[str, Any]) -> Labels:
         return cls(categories=id_list(d, "categories"), phases=id_list(d, "phases"),
                    mitigation=strict_bool(d, "mitigation"))
 
@@ -130,7 +133,7 @@ class Turn:
         return {k: v for k, v in d.items() if v is not None}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Turn":
+    def from_dict(cls, d: Mapping[str, Any]) -> Turn:
         labels = d.get("labels")
         if labels is not None and not isinstance(labels, Mapping):
             raise RecordError('"labels" as {"categories": [ids], "phases": [ids], "mitigation": bool}',
@@ -217,11 +220,14 @@ class Prediction:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Prediction":
+    def from_dict(cls, d: Mapping[str, Any]) -> Prediction:
         scores, evidence = d.get("scores") or {}, d.get("evidence") or {}
         if not isinstance(scores, Mapping) or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores.values()):
             raise RecordError('"scores" as an object {label: probability}', _found(scores))
+        bad = next(((k, v) for k, v in scores.items() if not 0.0 <= v <= 1.0), None)  # False for NaN too
+        if bad is not None:
+            raise RecordError("scores between 0 and 1", f"{bad[0]!r}: {bad[1]!r}"[:80])
         if not isinstance(evidence, Mapping) or not all(isinstance(v, str) for v in evidence.values()):
             raise RecordError('"evidence" as an object {label: sentence}', _found(evidence))
         return cls(

@@ -252,3 +252,48 @@ def test_add_category_keeps_comments_and_layout(tmp_path):
     assert out.index("id: c1") < out.index("id: c2")
     assert new.version == 4 and new.category_ids == ["c1", "c2"]
     assert text.replace("version: 3", "version: 4") == out[:len(text)]  # everything before is byte for byte
+
+
+@pytest.mark.parametrize("extra, found", [
+    ("1: x\n", "found a number key 1"),
+    ("~: x\n", r"found a null key \(~\)"),
+    ("yes: x\n", "found a boolean key True"),
+    ("? [a, b]\n: x\n", "found a list key"),
+    ("blob: !!binary aGVsbG8=\n", "found a binary value"),
+    ("things: !!set {a, b}\n", "found a set value"),
+])
+def test_odd_yaml_keys_and_values_are_one_line(tmp_path, extra, found):
+    path = _write(tmp_path, MINI + extra)
+    with pytest.raises(InputError, match=rf"catalog.yaml:\d+: expected .*{found}") as e:
+        load_catalog(path)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("text, found", [
+    ("version: 1\nphases: 5\ncategories: []\n", 'expected a list of entries for "phases", found int 5'),
+    (MINI.replace("  keywords: [alpha, beta]", "  keywords: {alpha: 1}"), 'expected a list for "keywords"'),
+    (MINI.replace("  keywords: [alpha, beta]", "  dimension: [x]"), 'expected text for "dimension" in categories'),
+])
+def test_wrong_shapes_in_a_catalog_are_one_line(tmp_path, text, found):
+    with pytest.raises(InputError, match=found):
+        load_catalog(_write(tmp_path, text))
+
+
+def test_dates_stay_the_text_written(tmp_path):
+    assert load_catalog(_write(tmp_path, MINI + "updated: 2024-01-31\n")).extra["updated"] == "2024-01-31"
+
+
+@pytest.mark.parametrize("extra, found", [
+    ("big: " + "9" * 5000 + "\n", "expected numbers of at most 30 digits, found one of 5000"),
+    ("big: 0x" + "f" * 5000 + "\n", "expected numbers of at most 30 digits"),
+    ("odd: .nan\n", "expected finite numbers, found .nan"),
+    ("odd: -.inf\n", "expected finite numbers, found -.inf"),
+    ('odd: "\\ud800"\n', r"expected text without lone surrogates, found \\ud800"),
+])
+def test_any_yaml_value_is_one_line_never_an_internal_error(tmp_path, extra, found):
+    with pytest.raises(InputError, match=rf"catalog.yaml:\d+: {found}"):
+        load_catalog(_write(tmp_path, MINI + extra))
+
+
+def test_base_60_numbers_stay_the_text_written(tmp_path):
+    assert load_catalog(_write(tmp_path, MINI + "duration: 1:30\n")).extra["duration"] == "1:30"

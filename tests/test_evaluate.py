@@ -344,10 +344,10 @@ def test_cross_validate_never_trains_on_held_out_interviews(monkeypatch):
 
 
 def test_cross_validate_end_to_end_with_hashing_encoder():
+    from dataclasses import replace
+
     from extractor.classify import ModelConfig, TrainConfig
     from extractor.evaluate import cross_validate
-
-    from dataclasses import replace
 
     turns = _many_interviews(4, per=6)
     # the default classifier matches turns against the catalog text: give it some
@@ -378,7 +378,6 @@ def test_cli_evaluate_usage_errors(tmp_path, capsys):
 
 def test_cli_evaluate_with_a_saved_model_warns_on_training_data(tmp_path, capsys):
     from extractor.classify import IssueClassifier, ModelConfig, TrainConfig
-    from extractor.catalog import save_catalog
 
     turns = _many_interviews(3, per=6)
     cfg = TrainConfig(threshold_folds=2, head_epochs=30, min_threshold_support=2, fine_tune=False)
@@ -392,3 +391,53 @@ def test_cli_evaluate_with_a_saved_model_warns_on_training_data(tmp_path, capsys
     doc = json.loads(out.read_text())
     assert doc["n_turns"] == 18 and doc["source"] == {"model": str(tmp_path / "model")}
     assert doc["catalog"] == CAT.tag
+
+
+@pytest.mark.parametrize("field, bad", [("categories", "no_such_category"), ("phases", "no_such_phase")])
+def test_cli_evaluate_refuses_predictions_with_unknown_ids(tmp_path, capsys, field, bad):
+    import dataclasses
+
+    gold = _gold()
+    write_jsonl(tmp_path / "gold.jsonl", gold)
+    cat = _write_catalog(tmp_path)
+    preds = _perfect(gold)
+    preds[1] = dataclasses.replace(preds[1], **{field: (*getattr(preds[1], field), bad)})
+    write_jsonl(tmp_path / "pred.jsonl", preds)
+    assert main(["evaluate", str(tmp_path / "gold.jsonl"), "--predictions", str(tmp_path / "pred.jsonl"),
+                 "--catalog", str(cat)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {tmp_path / 'pred.jsonl'}:2: expected category")
+    assert f"found unknown {bad!r} in prediction" in err
+    with pytest.raises(InputError, match=f"predictions: expected category and phase ids .*unknown '{bad}'"):
+        evaluate(gold, preds, CAT)
+
+
+@pytest.mark.parametrize("line, fragment", [
+    ('{"interview": "\\ud800", "turn": 1, "id": "x"}', "lone surrogates"),
+    ('{"interview": "A", "turn": ' + "1" * 5000 + ', "id": "x"}', "at most 30 digits"),
+    ('{"interview": "A", "turn": 1, "id": "x", "scores": {"c1": NaN}}', "NaN"),
+    ('{"a": ' + "[" * 100000 + "]" * 100000 + "}", "nested at most 200 levels"),
+])
+def test_cli_evaluate_hostile_predictions_are_one_line(tmp_path, line, fragment):
+    from hostile import assert_one_line_error, run_cli
+
+    gold = _gold()
+    write_jsonl(tmp_path / "gold.jsonl", gold)
+    cat = _write_catalog(tmp_path)
+    (tmp_path / "p.jsonl").write_text(line + "\n", encoding="utf-8")
+    run = run_cli(["evaluate", tmp_path / "gold.jsonl", "--predictions", tmp_path / "p.jsonl", "--catalog", cat],
+                  tmp_path)
+    assert_one_line_error(run, "p.jsonl:1: expected", fragment)
+
+
+def test_cli_evaluate_catalog_with_odd_yaml_keys_is_one_line(tmp_path):
+    from hostile import assert_one_line_error, run_cli
+
+    gold = _gold()
+    write_jsonl(tmp_path / "gold.jsonl", gold)
+    write_jsonl(tmp_path / "p.jsonl", _perfect(gold))
+    cat = _write_catalog(tmp_path)
+    cat.write_text(cat.read_text(encoding="utf-8") + "1: one\n~: nothing\n", encoding="utf-8")
+    run = run_cli(["evaluate", tmp_path / "gold.jsonl", "--predictions", tmp_path / "p.jsonl", "--catalog", cat],
+                  tmp_path)
+    assert_one_line_error(run, "expected text mapping keys, found a number key 1")

@@ -190,8 +190,8 @@ def test_wrong_optional_field_types_name_the_line(tmp_path):
 
 def test_deeply_nested_json_is_one_line(tmp_path):
     path = _write(tmp_path, '{"a": ' + "[" * 100000 + "]" * 100000 + "}\n")
-    with pytest.raises(InputError, match="f.jsonl:1: expected a JSON object nested at most a few hundred levels "
-                                         "deep, found deeper nesting"):
+    with pytest.raises(InputError, match="f.jsonl:1: expected JSON nested at most 200 levels deep, found deeper "
+                                         "nesting"):
         list(read_jsonl(path))
 
 
@@ -231,3 +231,34 @@ def test_read_predictions_is_the_one_strict_reader(tmp_path):
         read_predictions(p)
     p.write_text(json.dumps({"interview": "I", "turn": 1, "id": "x"}) + "\n")
     assert read_predictions(p)[0].text == ""
+
+
+@pytest.mark.parametrize("line, found", [
+    ('{"interview": "\\ud800", "turn": 1}', r"expected text without lone surrogates, found \\ud800"),
+    ('{"interview": "a", "turn": ' + "9" * 5000 + "}", "expected an integer of at most 30 digits, found one of 5000"),
+    ('{"interview": "a", "turn": 1, "score": NaN}', "expected a finite number .JSON has no NaN or Infinity., found NaN"),
+    ('{"interview": "a", "turn": -Infinity}', "found -Infinity"),
+    ('{"interview": "a", "turn": 1e999}', "expected a finite number, found 1e999"),
+    ('{"interview": "a", "interview": "b"}', "expected each key once in an object, found 'interview' twice"),
+    ('{"a": ' + "[" * 1000 + "]" * 1000 + "}", "expected JSON nested at most 200 levels deep"),
+])
+def test_any_json_value_is_one_line_never_an_internal_error(tmp_path, line, found):
+    path = _write(tmp_path, '{"ok": 1}\n' + line + "\n")
+    with pytest.raises(InputError, match="f.jsonl:2: .*" + found) as e:
+        list(read_jsonl(path))
+    assert "\n" not in str(e.value)
+
+
+def test_a_line_over_the_cap_is_refused_without_reading_it_whole(tmp_path, monkeypatch):
+    from extractor import safeio
+
+    path = _write(tmp_path, '{"a": 1}\n{"b": "' + "x" * 5000 + '"}\n')
+    assert [n for n, _ in safeio.iter_json_lines(path)] == [1, 2]
+    with pytest.raises(InputError, match="f.jsonl:2: expected JSON lines of at most 1 KiB, found a longer line"):
+        list(safeio.iter_json_lines(path, max_line_bytes=1024))
+
+
+def test_paired_surrogate_escapes_are_text():
+    from extractor.safeio import parse_json
+
+    assert parse_json('{"t": "\\ud83d\\ude00"}', "x") == {"t": "\U0001f600"}

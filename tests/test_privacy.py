@@ -50,3 +50,40 @@ def test_locations_and_paths(tmp_path):
     assert found == [Finding(str(p), 3, "email", "a.b@example.com", "e-mail pattern")]
     assert str(found[0]).startswith(f"{p}:3: possible email")
     assert list(scan_paths(sorted(tmp_path.iterdir()))) == found
+
+
+def test_names_the_ux_walk_found_missed_are_flagged():
+    text = ("Interviewee: I sent it to Ricardo and to Ali V yesterday.\n"
+            "Interviewee: Mario Debt wrote the loader. Yeah, that's Ed.\n")
+    names = [f.text for f in scan_text(text) if f.kind == "name"]
+    assert names == ["Ricardo", "Ali V", "Mario Debt", "Ed"]
+
+
+def test_given_names_that_are_words_need_a_surname_at_a_sentence_start():
+    text = ("Interviewee: Will you look? Grace periods are short. In May we shipped it in Julia.\n"
+            "Interviewee: Then we asked Will about it. Grace Kelly helped.\n")
+    assert _kinds(text) == [("name", "Will"), ("name", "Grace Kelly")]
+
+
+def test_a_single_word_speaker_label_that_is_a_given_name():
+    assert ("name", "Ricardo") in _kinds("Ricardo: so we started\nInterviewer: ok")
+
+
+def test_initial_i_and_placeholder_x_are_not_surnames():
+    assert _kinds("Interviewee: Can I help? We worked with Company X and Journal X.") == []
+
+
+def test_bench_privacy_inserts_and_counts(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "scripts"))
+    from bench_privacy import insert_names
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "Interview 1.txt").write_text("Interviewer: hi\nInterviewee: the data was bad\n" * 5, encoding="utf-8")
+    out = tmp_path / "o"
+    out.mkdir()
+    inserted = insert_names(corpus, out, 5, seed=0)
+    found = {(f.line, f.text) for f in scan_paths([out / "Interview 1.txt"]) if f.kind == "name"}
+    assert len(inserted) == 5 and all(any(x["key"] in t for ln, t in found if ln == x["line"]) for x in inserted)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import codecs
-import os
 import json
+import os
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -704,7 +704,7 @@ def test_cli_segment_disk_full_is_one_line_and_keeps_the_old_output(tmp_path, ca
 def test_docx_xml_part_over_its_cap_is_refused(tmp_path, monkeypatch):
     import docx
 
-    import extractor.segment as seg
+    import extractor.segment.word as seg
 
     doc = docx.Document()
     doc.add_paragraph("Interviewer: hello there, how are you doing today with the data?")
@@ -712,3 +712,92 @@ def test_docx_xml_part_over_its_cap_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(seg, "MAX_DOCX_XML_BYTES", 100)
     with pytest.raises(InputError, match=r"a.docx: expected Word XML parts of at most 0.1 KiB, found '.*' of"):
         segment_file(tmp_path / "a.docx")
+
+
+# --- text is data (issue 20): line endings, control and invisible characters -----------------------
+
+
+@pytest.mark.parametrize("brk", ["\r", "\r\n", "\x85", "\u2028", "\u2029"])
+def test_every_line_ending_style_separates_turns(brk):
+    text = brk.join(["Interviewer: hello there", "Interviewee: the data was bad", "Interviewer: why",
+                     "Interviewee: labels were noisy"])
+    res = segment_text(text, "iv")
+    assert [t.text for t in res.turns] == ["hello there", "the data was bad", "why", "labels were noisy"]
+    assert [t.source["line"] for t in res.turns] == [1, 2, 3, 4]
+    assert not res.kept_label_lines and not res.notes
+
+
+@pytest.mark.parametrize("junk", ["\u200b", "\u200d", "\u202e", "\u2066", "\ufeff", "\u00ad", "\u2060", "\u200f"])
+def test_invisible_characters_inside_a_speaker_label_cannot_merge_turns(junk):
+    text = (f"Interviewer: hello\nInter{junk}viewee: the data was bad\nInterviewer: why\n"
+            f"{junk}Interviewee{junk}: labels were noisy\n")
+    res = segment_text(text, "iv")
+    assert [(t.speaker, t.text) for t in res.turns] == [
+        (INTERVIEWER, "hello"), (INTERVIEWEE, "the data was bad"), (INTERVIEWER, "why"),
+        (INTERVIEWEE, "labels were noisy")]
+    assert res.removed_invisible == 3
+    assert any("3 invisible formatting characters" in n for n in res.notes)
+
+
+def test_control_characters_are_dropped_from_turn_text_and_counted():
+    text = "Interviewer: hi\nInterviewee: bad \x1b]52;c;ZXZpbA==\x07 data \x1b[31mred\x00 end\n"
+    res = segment_text(text, "iv")
+    assert res.turns[1].text == "bad ]52;c;ZXZpbA== data [31mred end"
+    assert all(ord(c) >= 32 for t in res.turns for c in t.text + t.speaker_raw)
+    assert res.dropped_controls == 4 and any("4 control characters" in n for n in res.notes)
+    # Offsets still point into the text as it was read.
+    start, end = res.turns[1].source["start"], res.turns[1].source["end"]
+    assert text[start:end].startswith("Interviewee: bad \x1b")
+
+
+def test_captions_drop_controls_spelled_as_entities():
+    vtt = ("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<v Alice>hello &#27;[2J there\n\n"
+           "00:00:02.000 --> 00:00:03.000\n<v B\u200bob>the data &#x202e;was bad\n\n"
+           "00:00:03.000 --> 00:00:04.000\n<v Bob>and more\n")
+    res = segment_text(vtt, "iv", fmt="captions")
+    assert [(t.speaker_raw, t.text) for t in res.turns] == [("Alice", "hello [2J there"),
+                                                             ("Bob", "the data was bad and more")]
+    assert res.removed_invisible == 2  # (html.unescape already drops &#27;)
+
+
+def test_label_like_lines_kept_inside_a_turn_are_reported():
+    text = "Interviewer: hello\nInterviewee: the data was bad\n  Interviewer: quoted\nInterviewee: yes\n"
+    res = segment_text(text, "iv")
+    assert len(res.turns) == 3 and res.kept_label_lines == [3]
+    assert any("starting like a speaker label kept as text of the turn before (line 3)" in n for n in res.notes)
+
+
+def test_cli_summary_never_says_nothing_was_lost(tmp_path):
+    from hostile import run_cli
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "Interview 1.txt").write_text("Interviewer: hi\nInter\u200bviewee: bad \x1b[2J data\n"
+                                         " Interviewer: quoted\nInterviewee: ok\n", encoding="utf-8")
+    run = run_cli(["segment", str(src), "-o", str(tmp_path / "t.jsonl")], tmp_path)
+    assert run.rc == 0, run.err
+    assert "\x1b" not in run.err and "\x1b" not in (tmp_path / "t.jsonl").read_text()
+    summary = run.err_lines[-1]
+    assert "2 control or invisible characters removed" in summary
+    assert "1 line starting like a speaker label kept inside the turn before" in summary
+
+
+def test_escape_sequences_in_file_names_and_text_never_reach_the_terminal(tmp_path):
+    from hostile import run_cli
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "evil\x1b]0;pwned\x07.txt").write_text("no labels \x1b[2J here\n", encoding="utf-8")
+    (src / "Interview 2.txt").write_text("Interviewer: hi \x1b]52;c;ZXZpbA==\x07\nInterviewee: fine\n", encoding="utf-8")
+    run = run_cli(["segment", str(src), "-o", "-"], tmp_path)
+    assert run.rc == 0, run.err
+    assert "\x1b" not in run.err and "\x07" not in run.err and "\x1b" not in run.out
+    assert "skipped" in run.err and "evil\\x1b]0;pwned\\x07.txt" in run.err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_cli_segment_max_mb_must_be_a_finite_size(tmp_path, capsys, value):
+    (tmp_path / "a.txt").write_text("Interviewer: hi\nInterviewee: ok\n", encoding="utf-8")
+    assert main(["segment", str(tmp_path / "a.txt"), "-o", "-", "--max-mb", value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --max-mb: expected a size in MiB >= 0, found") and len(err.splitlines()) == 1

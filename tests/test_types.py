@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from extractor.errors import RecordError
 from extractor.types import Labels, Prediction, Turn, normalize_text, turn_id, with_ids
 
 
@@ -125,3 +126,15 @@ def test_prediction_from_dict_is_strict():
             Prediction.from_dict(base | bad)
     err = RecordError('"x" of type int', "str 'a'")
     assert str(err.at("p.jsonl", 4)) == "p.jsonl:4: expected \"x\" of type int, found str 'a'"
+
+
+@pytest.mark.parametrize("scores", [{"c1": float("nan")}, {"c1": 1.5}, {"c1": -0.1}, {"c1": float("inf")}])
+def test_prediction_scores_must_be_probabilities(scores):
+    with pytest.raises(RecordError, match="expected scores between 0 and 1"):
+        Prediction.from_dict({"interview": "a", "turn": 1, "id": "x", "scores": scores})
+
+
+@pytest.mark.parametrize("turn", [-1, 2**60])
+def test_turn_numbers_are_whole_numbers_in_range(turn):
+    with pytest.raises(RecordError, match='expected "turn" as a whole number'):
+        Turn.from_dict({"interview": "a", "turn": turn, "speaker": "interviewee", "text": "t"})

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from extractor import review
-from extractor.annotate_tui import annotate
+from extractor.review.session import numbered_options
+from extractor.review.tui import annotate
 from extractor.catalog import load_catalog
 from extractor.cli import main
-from extractor.errors import InputError
+from extractor.errors import ExtractorError, InputError
 from extractor.types import Labels, Prediction, Turn, with_ids
 
 CATALOG_YAML = """\
@@ -106,7 +107,7 @@ def test_quality_order_uses_cleanlab(catalog):
 
 
 def test_unknown_order_is_an_error(catalog):
-    with pytest.raises(review.ExtractorError, match="unknown queue order"):
+    with pytest.raises(ExtractorError, match="unknown queue order"):
         review.priorities(_preds(_turns()), catalog, "loudest")
 
 
@@ -352,7 +353,9 @@ def test_failure_mid_export_leaves_previous_queue_intact(tmp_path, catalog, monk
     _answer(q, 0, "accept", "ann", ["cat:drift"])
     old = q.read_bytes()
     calls = {"n": 0}
-    real = review._dumps
+    from extractor.review import queue as queue_module
+
+    real = queue_module.dumps
 
     def exploding(obj):
         calls["n"] += 1
@@ -360,7 +363,7 @@ def test_failure_mid_export_leaves_previous_queue_intact(tmp_path, catalog, monk
             raise RuntimeError("disk on fire")
         return real(obj)
 
-    monkeypatch.setattr(review, "_dumps", exploding)
+    monkeypatch.setattr(queue_module, "dumps", exploding)
     with pytest.raises(RuntimeError):
         review.export_queue(_preds(turns), q, catalog)
     assert q.read_bytes() == old
@@ -408,7 +411,7 @@ def test_tui_accept_toggle_reject_skip_undo_quit_and_resume(tmp_path, catalog):
     pre0 = _lines(q)[0]["accept"]
     keys = "\n".join([
         "?",            # help
-        "1",            # toggle cat:drift on task 0
+        "3",            # toggle cat:drift on task 0 (3rd likely option: cost 0.9, noisy 0.05, drift 0.0)
         "c cost",       # toggle cat:cost (pre-selected) off
         "m",            # mitigation on
         "a",            # accept task 0
@@ -424,16 +427,16 @@ def test_tui_accept_toggle_reject_skip_undo_quit_and_resume(tmp_path, catalog):
     assert "commands (then Enter)" in screen and "unknown command 'xyz'" in screen
     assert summary.answered == 2 and summary.skipped == 1 and summary.undone == 1
     rows = _lines(q)
-    assert len(rows) == 6  # answers replaced their unanswered lines
-    assert rows[0]["answer"] == "accept" and rows[0]["annotator"] == "ann"
-    assert set(rows[0]["accept"]) == (set(pre0) ^ {"cat:drift", "cat:cost"}) | {"mitigation"}
-    assert rows[1]["answer"] == "accept" and "phase:collect" in rows[1]["accept"]
-    assert rows[2]["answer"] is None
+    assert len(rows) == 8 and all(r["answer"] is None for r in rows[:6])  # answers are appended; the undone one cut
+    assert [r["meta"]["id"] for r in rows[6:]] == ids[:2]
+    assert rows[6]["answer"] == "accept" and rows[6]["annotator"] == "ann"
+    assert set(rows[6]["accept"]) == (set(pre0) ^ {"cat:drift", "cat:cost"}) | {"mitigation"}
+    assert rows[7]["answer"] == "accept" and "phase:collect" in rows[7]["accept"]
     assert review.validate_files([q], catalog) == []
     # Resume: a new session starts at the skipped task; EOF quits cleanly.
     summary2, screen2 = _run_tui(q, catalog, "a\n")
     assert "task 3/6" in screen2
-    assert _lines(q)[2]["answer"] == "accept" and summary2.answered == 1
+    assert _lines(q)[8]["meta"]["id"] == ids[2] and _lines(q)[8]["answer"] == "accept" and summary2.answered == 1
     corr = review.read_corrections([q], catalog)
     assert set(corr) == {ids[0], ids[1], ids[2]}
 
@@ -448,7 +451,7 @@ def test_tui_second_annotator_appends_and_first_answers_stay(tmp_path, catalog):
     assert summary.answered == 2
     assert q.read_bytes().startswith(before)  # alice's lines untouched, bob's appended
     rows = _lines(q)
-    assert [r["annotator"] for r in rows] == ["alice", "alice", "bob", "bob"]
+    assert [r["annotator"] for r in rows] == [None, None, "alice", "alice", "bob", "bob"]
     summary, screen = _run_tui(q, catalog, "", annotator="bob")
     assert "nothing to review" in screen
 
@@ -535,7 +538,8 @@ def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread):
         pre = set(t["accept"])
         target = {"cat:drift", "phase:model_maintenance"} if k % 2 == 0 else pre
         truth[t["meta"]["id"]] = target
-        toggles = [str(options.index(o) + 1) for o in sorted(pre ^ target)]
+        numbers = [o["id"] for o in numbered_options(t)]  # the numbers the reviewer shows
+        toggles = [str(numbers.index(o) + 1) for o in sorted(pre ^ target)]
         keys += ([" ".join(toggles)] if toggles else []) + ["a"]
     summary, _ = _run_tui(q, catalog, "\n".join(keys + ["q"]) + "\n", annotator="sim")
     assert summary.answered == 50
@@ -566,7 +570,7 @@ def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread):
 
 def test_quality_order_without_cleanlab_says_how_to_install(catalog, monkeypatch):
     monkeypatch.setitem(sys.modules, "cleanlab.multilabel_classification.rank", None)
-    with pytest.raises(review.ExtractorError, match=r"pip install 'qi-extractor\[review\]'"):
+    with pytest.raises(ExtractorError, match=r"pip install 'qi-extractor\[review\]'"):
         review.priorities(_preds(_turns()), catalog, "quality")
 
 
@@ -597,7 +601,7 @@ def test_tui_second_annotator_starts_from_model_preselection_not_first_answer(tm
 _WORKER = """
 import json, sys
 from extractor.catalog import load_catalog
-from extractor.review_session import save_answer
+from extractor.review.session import save_answer
 catalog_path, queue, annotator, start = sys.argv[1:5]
 catalog = load_catalog(catalog_path)
 tasks = [json.loads(l) for l in open(queue) if l.strip()]
@@ -641,7 +645,7 @@ def test_two_annotators_saving_at_once_lose_no_answer(tmp_path, catalog):
     assert problems == []
     got = {(r.turn_id, r.annotator) for r in recs if r.obj is not None and r.answered}
     assert got == {(t.id, a) for t in turns for a in ("a", "b")}  # 80 answers, none lost
-    assert sum(1 for r in recs if r.obj is not None and not r.answered) == 0
+    assert sum(1 for r in recs if r.obj is not None and not r.answered) == 40  # answers are appended
 
 
 def test_two_merges_into_one_file_lose_no_answer(tmp_path, catalog):

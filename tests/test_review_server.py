@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 from extractor import review
-from extractor.annotate_tui import annotate
+from extractor.review.tui import annotate
 from extractor.catalog import load_catalog
 from extractor.cli import main
 from extractor.errors import ExtractorError, InputError
-from extractor.review_server import ReviewState, create_app, make_server, render_page
+from extractor.review.web import create_app, make_server, render_page
+from extractor.review.web_state import ReviewState
 from extractor.types import Prediction, Turn, with_ids
 
 flask = pytest.importorskip("flask", reason="the web reviewer needs Flask (pip install 'qi-extractor[review]')")
@@ -140,14 +141,15 @@ def test_answer_writes_the_terminal_reviewers_format_and_moves_on(tmp_path, cata
     # The same answer given in the terminal reviewer writes the same line (but for the timestamp).
     annotate(q2, "ann", catalog, stdin=io.StringIO("1\nc cost\nm\na\n"), stdout=io.StringIO(),
              clock=lambda: "2026-01-01T00:00:00.000000Z")
-    web, tui = lines(q)[0], lines(q2)[0]
+    web, tui = lines(q)[-1], lines(q2)[-1]
     assert web["answer"] == "accept" and web["accept"] == ["cat:cost", "phase:deploy"] and web["annotator"] == "ann"
     assert {**web, "timestamp": None} == {**tui, "timestamp": None}
-    assert len(lines(q)) == 6 and review.validate_files([q], catalog) == []
+    assert q.read_bytes().startswith(q2.read_bytes()[:100]) and len(lines(q)) == 7  # appended
+    assert review.validate_files([q], catalog) == []
     assert review.read_corrections([q], catalog)[t["id"]].categories == ("cost",)
     r = post(c, "/api/answer", tab="t1", id=s["task"]["id"], answer="reject", accept=["cat:drift"])
     assert r.get_json()["message"].startswith("saved: reject (no option applies)")
-    assert lines(q)[1]["answer"] == "reject" and lines(q)[1]["accept"] == []
+    assert lines(q)[-1]["answer"] == "reject" and lines(q)[-1]["accept"] == []
 
 
 def test_undo_takes_the_answer_back_and_shows_that_task_again(tmp_path, catalog, client_for):
@@ -164,7 +166,7 @@ def test_undo_takes_the_answer_back_and_shows_that_task_again(tmp_path, catalog,
     # Another tab cannot undo this tab's answers.
     post(c, "/api/answer", tab="t1", id=t["id"], answer="reject", accept=[])
     assert post(c, "/api/undo", tab="t2").get_json()["message"] == "nothing to undo in this tab"
-    assert lines(q)[0]["answer"] == "reject"
+    assert lines(q)[-1]["answer"] == "reject"
 
 
 def test_skip_comes_back_after_the_others_and_can_be_undone(tmp_path, catalog, client_for):
@@ -212,7 +214,8 @@ def test_two_tabs_get_different_tasks_and_an_answer_elsewhere_moves_a_tab_on(tmp
 
 def _answer_in_tui(q: Path, catalog, task_id: str) -> bool:
     """Answer ``task_id`` in a terminal session (skipping the others)."""
-    order = [x["meta"]["id"] for x in lines(q) if x["answer"] is None]
+    answered = {x["meta"]["id"] for x in lines(q) if x["annotator"] == "ann"}
+    order = [x["meta"]["id"] for x in lines(q) if x["answer"] is None and x["meta"]["id"] not in answered]
     keys = "".join("a\n" if tid == task_id else "s\n" for tid in order)
     annotate(q, "ann", catalog, stdin=io.StringIO(keys), stdout=io.StringIO())
     return any(x["meta"]["id"] == task_id and x["answer"] == "accept" for x in lines(q))
@@ -225,7 +228,7 @@ def test_answering_twice_from_two_tabs_keeps_both_answers(tmp_path, catalog, cli
     post(c, "/api/answer", tab="A", id=t, answer="reject", accept=[])
     s = post(c, "/api/answer", tab="B", id=t, answer="accept", accept=["cat:cost"]).get_json()
     assert "answered again: the latest answer counts" in s["message"]
-    assert [x["answer"] for x in lines(q) if x["meta"]["id"] == t] == ["reject", "accept"]
+    assert [x["answer"] for x in lines(q) if x["meta"]["id"] == t] == [None, "reject", "accept"]
     assert review.read_corrections([q], catalog)[t].categories == ("cost",)
 
 
@@ -248,7 +251,7 @@ def test_concurrent_answers_from_two_tabs_and_a_terminal_lose_nothing(tmp_path, 
             errors.append(repr(e))
 
     # A terminal reviewer (another annotator, another process) answers every task meanwhile.
-    code = ("import sys; from extractor.annotate_tui import annotate; from extractor.catalog import load_catalog\n"
+    code = ("import sys; from extractor.review.tui import annotate; from extractor.catalog import load_catalog\n"
             "cat = load_catalog(sys.argv[2]); print('ready', flush=True); sys.stdin.readline()\n"
             "annotate(sys.argv[1], 'bob', cat, stdin=sys.stdin, stdout=open('/dev/null', 'w'))")
     proc = subprocess.Popen([sys.executable, "-c", code, str(q), catalog.path], stdin=subprocess.PIPE,
@@ -268,7 +271,7 @@ def test_concurrent_answers_from_two_tabs_and_a_terminal_lose_nothing(tmp_path, 
     ann = [x["meta"]["id"] for x in rows if x["annotator"] == "ann"]
     bob = [x["meta"]["id"] for x in rows if x["annotator"] == "bob"]
     assert len(set(ann)) == n and len(set(bob)) == n  # every task answered by both, nothing lost
-    assert len(rows) == len(ann) + len(bob)  # each task's unanswered line became someone's answer
+    assert len(rows) == n + len(ann) + len(bob)  # the tasks, and every answer appended once
     assert review.validate_files([q], catalog) == []
 
 

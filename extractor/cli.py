@@ -326,8 +326,8 @@ def _run_review_agreement(args: argparse.Namespace) -> int:
 def _run_review_annotate(args: argparse.Namespace) -> int:
     import getpass
 
-    from extractor.review.tui import annotate
     from extractor.catalog import load_catalog
+    from extractor.review.tui import annotate
 
     annotator = args.annotator or os.environ.get("QI_ANNOTATOR") or getpass.getuser()
     annotate(args.file, annotator, load_catalog(args.catalog), stdin=sys.stdin, stdout=sys.stdout)

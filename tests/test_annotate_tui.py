@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from extractor import review
-from extractor.review.tui import FOOTER, SHORT_FOOTER, Reviewer, annotate
 from extractor.catalog import load_catalog
+from extractor.review.tui import FOOTER, SHORT_FOOTER, Reviewer, annotate
 from extractor.types import Prediction, Turn, with_ids
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def make_queue(tmp_path: Path, catalog, *, turn_repeat=(1, 8, 30), question_repe
                          question=f"Question {k}: " + "how did you notice it? " * 8 * question_repeat))
     turns = list(with_ids(rows))
     preds = []
-    for k, t in enumerate(x for x in turns if x.is_interviewee):
+    for t in (x for x in turns if x.is_interviewee):
         s = {c: 0.01 * (j % 7) for j, c in enumerate(catalog.category_ids)}
         s |= {"drift": 0.81, "noisy-labels": 0.62, "infrastructure-cost": 0.4}
         s |= {p: 0.05 for p in catalog.phase_ids} | {"model_maintenance": 0.7, "data_collection": 0.3}

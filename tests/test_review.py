@@ -9,17 +9,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from extractor import review
-from extractor.review.session import numbered_options
-from extractor.review.tui import annotate
 from extractor.catalog import load_catalog
 from extractor.cli import main
 from extractor.errors import ExtractorError, InputError
+from extractor.review.session import numbered_options
+from extractor.review.tui import annotate
 from extractor.types import Labels, Prediction, Turn, with_ids
 
 CATALOG_YAML = """\

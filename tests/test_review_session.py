@@ -12,8 +12,7 @@ from extractor.catalog import load_catalog
 from extractor.errors import ExtractorError, InputError
 from extractor.review import read_corrections, session
 from extractor.review.log import QueueLog
-from extractor.review.session import (answer_task, describe_answer, likely_options, numbered_options, save_answer,
-                                      undo_answer)
+from extractor.review.session import answer_task, describe_answer, likely_options, numbered_options, save_answer, undo_answer
 from extractor.types import Labels, Prediction
 
 CATALOG_YAML = """\

@@ -8,10 +8,11 @@ allowed) is computed here, in this one place.
 from __future__ import annotations
 
 import warnings
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def krippendorff_alpha_nominal(units: Sequence[Sequence[Any]]) -> float:
     Items with fewer than two values are not pairable and are dropped. ``nan`` when
     nothing is pairable or every value is the same (no variation to explain).
     """
-    o: Counter = Counter()  # coincidence matrix
+    o: dict[tuple[Any, Any], float] = defaultdict(float)  # coincidence matrix
     for values in units:
         m = len(values)
         if m < 2:
@@ -49,7 +50,7 @@ def krippendorff_alpha_nominal(units: Sequence[Sequence[Any]]) -> float:
         for c, nc in counts.items():
             for k, nk in counts.items():
                 o[(c, k)] += (nc * (nk - (1 if c == k else 0))) / (m - 1)
-    n_c: Counter = Counter()
+    n_c: dict[Any, float] = defaultdict(float)
     for (c, _k), v in o.items():
         n_c[c] += v
     n = sum(n_c.values())

@@ -17,9 +17,10 @@ with the count and the first ``file:line`` pair; ``refuse`` stops with that same
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from extractor.catalog import Catalog, load_catalog
 from extractor.embed import file_sha256

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from extractor.catalog import Catalog
 from extractor.errors import InputError
@@ -237,8 +238,8 @@ def check_doccano(rec: Record, obj: dict[str, Any], catalog: Catalog, problems: 
     """Check one doccano line and fill ``rec`` from it (an ``accept`` answer)."""
     c = _Checker(rec, problems)
     rec.kind = "doccano"
-    meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
-    tid = meta.get("id", obj.get("turn_id"))
+    meta = obj.get("meta")
+    tid = (meta if isinstance(meta, dict) else {}).get("id", obj.get("turn_id"))
     if not isinstance(tid, str) or not tid:
         c.bad('the turn id as a string in "meta.id" or "turn_id" (doccano line)', describe(tid))
     else:

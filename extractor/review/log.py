@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from extractor.catalog import Catalog
 from extractor.errors import InputError
@@ -49,7 +49,7 @@ class Line:
 class Tasks(Mapping):
     """Turn id -> the task to show, read from the queue file when asked for."""
 
-    def __init__(self, view: "QueueView"):
+    def __init__(self, view: QueueView):
         self.view = view
 
     def __getitem__(self, turn_id: str) -> dict[str, Any]:

@@ -7,8 +7,8 @@ the single option ``mitigation`` (the turn describes a fix).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Iterable
 
 from extractor.catalog import Catalog
 from extractor.types import MITIGATION, Labels

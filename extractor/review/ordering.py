@@ -8,7 +8,7 @@ model's decision, so no priority is ever NaN.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -22,15 +22,15 @@ import json
 import logging
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from extractor.catalog import Catalog
 from extractor.jsonl import atomic_open
 from extractor.review.formats import Record, ReviewFileError, parse_file
-from extractor.review.options import (input_hash, label_key, labels_to_accept, option_ids, option_names,
-                                      task_hash)
+from extractor.review.options import input_hash, label_key, labels_to_accept, option_ids, option_names, task_hash
 from extractor.review.ordering import priorities
 from extractor.safeio import locked
 from extractor.types import Labels, Prediction, Turn

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from extractor.catalog import Catalog
 from extractor.errors import ExtractorError
@@ -32,8 +33,9 @@ PRODIGY_SESSION_KEYS = ("_annotator_id", "_session_id", "_timestamp")
 
 
 def score_of(o: dict[str, Any]) -> float | None:
+    """An option's score, or ``None`` when it has none."""
     s = o.get("score")
-    return float(s) if is_number(s) else None
+    return float(s) if is_number(s) else None  # type: ignore[arg-type]
 
 
 def likely_options(task: dict[str, Any], *, categories: int = 3, phases: int = 2) -> list[str]:

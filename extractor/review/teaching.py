@@ -9,8 +9,9 @@ the new order (most likely wrong first); answered tasks never change.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from extractor.catalog import Catalog
 from extractor.errors import ExtractorError
@@ -39,7 +40,7 @@ def task_turn(task: Mapping[str, Any]) -> Turn:
 def load_teacher(model: str | Path, turns: Sequence[Turn]) -> Teacher:
     """A ``TeachSession`` over ``turns`` with the model at ``model`` (``review serve --model``)."""
     try:
-        from extractor.classify import teach
+        from extractor.classify import teach  # type: ignore[attr-defined]  # the loop helper's module
     except ImportError:
         raise ExtractorError("--model: expected extractor.classify.teach (the teach session) in this install, "
                              "found none; serve without --model") from None
@@ -79,7 +80,7 @@ class Rescorer:
 
     def task(self, task: dict[str, Any]) -> dict[str, Any]:
         """``task`` with the teacher's latest scores and pre-selection (a copy)."""
-        pred = self.preds.get((task.get("meta") or {}).get("id"))
+        pred = self.preds.get(str((task.get("meta") or {}).get("id")))
         if pred is None:
             return task
         options = [dict(o, score=finite_or_none(pred.scores.get(label_key(o["id"])))) if isinstance(o, dict)

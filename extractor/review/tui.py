@@ -15,9 +15,10 @@ Every printed line has its control characters escaped (:func:`extractor.review.t
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from extractor.catalog import Catalog
 from extractor.errors import ExtractorError
@@ -172,7 +173,7 @@ class Reviewer:
         answered = answer_task(task, answer, self.selection, self.annotator, self.clock())
         saved = save_answer(self.path, answered, self.catalog)
         self.history.append(Event(self.i, "answer", saved, list(answered["accept"]), answer))
-        self.done.add((task.get("meta") or {}).get("id"))
+        self.done.add(self.todo[self.i])
         self.summary.answered += 1
         self.summary.counts[answer] = self.summary.counts.get(answer, 0) + 1
         meta = task.get("meta") or {}
@@ -211,7 +212,7 @@ class Reviewer:
 
     def full_turn(self) -> None:
         self.say("  whole turn:")
-        for line in self.screen.wrap(self.task().get("text", ""), "  > "):
+        for line in self.screen.wrap(str(self.task().get("text") or ""), "  > "):
             self.say(line)
         self.footer()
 

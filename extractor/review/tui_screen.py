@@ -76,7 +76,7 @@ class Screen:
         question = ctx.get("question") or ""
         prev = ctx.get("previous") or {}
         nxt = ctx.get("next") or {}
-        prev_text = prev.get("text") if prev.get("text") and prev.get("text") != question else ""
+        prev_text = str(prev.get("text") or "") if prev.get("text") != question else ""
         above: list[str] = []
         below: list[str] = []
         for b_prev, b_q, b_next in ((2, 3, 2), (1, 2, 1), (1, 2, 0), (0, 2, 0), (0, 1, 0)):
@@ -97,7 +97,7 @@ class Screen:
                 f"{meta.get('interview', '?')} turn {meta.get('turn', '?')} | model {meta.get('model') or '?'} ==="]
         opts = self.option_lines(task, selection, all_options)
         room = self.height - 2 - len(head) - len(opts) - 1  # 1: the footer
-        turn = self.wrap(task.get("text", ""), "  > ")
+        turn = self.wrap(str(task.get("text") or ""), "  > ")
         above, below = self.context(task, room, turn)
         turn_room = max(3, room - len(above) - len(below) - 1)  # many ticked options: `o` packs them
         if len(turn) > turn_room:

@@ -129,7 +129,7 @@ def _field(flask, data: dict[str, Any], key: str) -> str:
     v = data.get(key)
     if not isinstance(v, str) or not v:
         flask.abort(400, f"{key}: expected a non-empty str, found {v!r:.40}")
-    return v
+    return str(v)
 
 
 def _tab(flask, value: Any) -> str:
@@ -218,7 +218,7 @@ def make_server(state: ReviewState, port: int = DEFAULT_PORT):
         # the reviewer; socketserver would print a traceback. Application errors are Flask's.
         log.debug("connection from %s ended with an error", client_address, exc_info=True)
 
-    server.handle_error = handle_error
+    server.handle_error = handle_error  # type: ignore[method-assign]
     return server
 
 

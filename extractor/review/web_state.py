@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from extractor.catalog import Catalog
 from extractor.errors import ExtractorError
 from extractor.review.log import QueueLog, QueueView
 from extractor.review.options import accept_to_labels, now_iso, option_definitions, option_kind
-from extractor.review.session import (Saved, answer_task, describe_answer, likely_options, numbered_options,
-                                      save_answer, score_of, undo_answer)
+from extractor.review.session import (
+    Saved,
+    answer_task,
+    describe_answer,
+    likely_options,
+    numbered_options,
+    save_answer,
+    score_of,
+    undo_answer,
+)
 from extractor.review.teaching import Rescorer, Teacher, task_turn
 from extractor.types import Labels
 

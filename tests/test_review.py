@@ -727,3 +727,94 @@ def test_duplicate_prediction_ids_are_an_error(tmp_path):
     with pytest.raises(InputError, match=r"p.jsonl:3: expected each prediction id once, found id 'x' again "
                                          r"\(also line 1\)"):
         review.read_predictions(p)
+
+
+# --- disagreements between annotators (issue 18, item 4) ----------------------------------------------
+
+
+def _two_annotators(tmp_path, catalog) -> tuple[Path, list[str]]:
+    """alice and bob answer the same three turns; they disagree on turns 0 and 2."""
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(_turns()), q, catalog, order="file")
+    base = _lines(q)
+    rows = [dict(base[0], answer="accept", annotator="alice", accept=["cat:drift"], timestamp="2026-01-01T00:00:00Z"),
+            dict(base[1], answer="reject", annotator="alice", accept=[], timestamp="2026-01-01T00:00:01Z"),
+            dict(base[2], answer="accept", annotator="alice", accept=["cat:cost"], timestamp="2026-01-01T00:00:02Z"),
+            dict(base[0], answer="accept", annotator="bob", accept=["cat:noisy"], timestamp="2026-01-02T00:00:00Z"),
+            dict(base[1], answer="reject", annotator="bob", accept=[], timestamp="2026-01-02T00:00:01Z"),
+            dict(base[2], answer="reject", annotator="bob", accept=[], timestamp="2026-01-02T00:00:02Z")]
+    with q.open("a") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    return q, [b["meta"]["id"] for b in base]
+
+
+def test_conflicts_are_counted_and_the_latest_answer_counts_with_a_warning(tmp_path, catalog, caplog):
+    q, ids = _two_annotators(tmp_path, catalog)
+    labels, conflicts = review.resolve_corrections(review.read_answers([q], catalog))
+    assert labels[ids[0]] == Labels(("noisy",)) and labels[ids[2]] == Labels() and labels[ids[1]] == Labels()
+    assert [c.turn_id for c in conflicts] == [ids[0], ids[2]]
+    assert str(conflicts[0]) == f"{q}:7 (alice) vs {q}:10 (bob)"
+    with caplog.at_level("WARNING"):
+        assert review.read_corrections([q], catalog) == labels
+    assert f"2 turn(s) answered differently by two annotators; first: {q}:7 (alice) vs {q}:10 (bob)" in caplog.text
+    assert "the most recent answer counts (--on-conflict latest" in caplog.text
+    with pytest.raises(ExtractorError, match=r"2 turn\(s\) answered differently .* pass --on-conflict latest"):
+        review.read_corrections([q], catalog, on_conflict="refuse")
+    with pytest.raises(ExtractorError, match="--on-conflict: expected one of latest, refuse, found 'first'"):
+        review.read_corrections([q], catalog, on_conflict="first")
+    # One annotator changing their mind is no conflict.
+    assert review.resolve_corrections(r for r in review.read_answers([q], catalog) if r.annotator == "alice")[1] == []
+
+
+def test_cli_validate_and_train_report_conflicts_and_refuse_on_request(tmp_path, catalog, capsys):
+    q, _ids = _two_annotators(tmp_path, catalog)
+    assert main(["review", "validate", str(q), "--catalog", catalog.path]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: 2 turn(s) answered differently by two annotators; first: {q}:7 (alice) vs {q}:10 (bob)" in err
+    assert "ok: 1 file(s)" in err
+    assert main(["review", "validate", str(q), "--catalog", catalog.path, "--on-conflict", "refuse"]) == 1
+    assert f"error: 2 turn(s) answered differently by two annotators; first: {q}:7 (alice)" in capsys.readouterr().err
+    gold = tmp_path / "turns.jsonl"
+    gold.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in _turns()))
+    out = tmp_path / "model"
+    assert main(["train", str(gold), str(q), "-o", str(out), "--catalog", catalog.path, "--fast",
+                 "--on-conflict", "refuse"]) == 1
+    assert f"error: 2 turn(s) answered differently by two annotators; first: {q}:7" in capsys.readouterr().err
+    assert not out.exists()  # refused before any training
+
+
+def test_train_reads_corrections_with_the_latest_rule_by_default(tmp_path, catalog, caplog):
+    from extractor.train import load_training_turns
+
+    q, ids = _two_annotators(tmp_path, catalog)
+    gold = tmp_path / "turns.jsonl"
+    gold.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in _turns()))
+    with caplog.at_level("WARNING"):
+        turns = {t.id: t for t in load_training_turns([gold, q], catalog)}
+    assert turns[ids[0]].labels == Labels(("noisy",)) and turns[ids[0]].label_source == "review"
+    assert "2 turn(s) answered differently by two annotators" in caplog.text
+    with pytest.raises(ExtractorError, match="answered differently"):
+        load_training_turns([gold, q], catalog, on_conflict="refuse")
+
+
+def test_agreement_reports_each_pair_of_annotators(tmp_path, catalog, capsys):
+    q, _ids = _two_annotators(tmp_path, catalog)
+    rep = review.agreement([q], catalog)
+    assert rep["conflicts"] == 2 and rep["first_conflict"] == f"{q}:7 (alice) vs {q}:10 (bob)"
+    (pair,) = rep["pairs"]
+    assert pair["annotators"] == ["alice", "bob"] and pair["turns"] == 3
+    assert pair["same_labels"] == pytest.approx(1 / 3)
+    # 3 turns x 6 options: alice drift+cost, bob noisy; they agree on 14 of 18 "no"s, never on a "yes".
+    assert pair["kappa"] == pytest.approx(review.kappa([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
+                                                       [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))
+    assert main(["review", "agreement", str(q), "--catalog", catalog.path]) == 0
+    out = capsys.readouterr().out
+    assert "alice vs bob" in out and "turns where the answers that count differ: 2" in out
+
+
+def test_kappa_comes_from_scikit_learn_and_is_none_where_undefined():
+    from sklearn.metrics import cohen_kappa_score
+
+    a, b = [1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 1]
+    assert review.kappa(a, b) == pytest.approx(cohen_kappa_score(a, b)) == pytest.approx(0.25)
+    assert review.kappa([0, 0, 0], [0, 0, 0]) is None and review.kappa([], []) is None

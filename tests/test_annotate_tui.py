@@ -237,10 +237,14 @@ def test_tmux_pane_shows_the_turn_and_the_confirmation(tmp_path, catalog, cols, 
     try:
         first = wait_for("=== task 1/3")
         assert any(line.startswith("  > Answer 0: We had a dashboard") for line in first)
+        keys("d", "Enter")  # what the listed codes mean: one key away
+        wait_for("definitions (from the catalog):")
         keys("o", "Enter")
         wait_for("all 36 options")
+        keys("3", "Enter")  # option 3, as in the web reviewer: Infrastructure cost
+        wait_for(" 3 [x]")
         keys("a", "Enter")
-        shown = wait_for("saved: accept: Drift, Noisy labels, Model maintenance | P07 turn 1")
+        shown = wait_for("saved: accept: Drift, Infrastructure cost, Noisy labels, Model maint")
         # The next task, its whole header-to-prompt block, is on the screen.
         assert any("=== task 2/3" in line for line in shown)
         assert any(line.startswith("  > Answer 1: We had a dashboard") for line in shown)
@@ -248,3 +252,37 @@ def test_tmux_pane_shows_the_turn_and_the_confirmation(tmp_path, catalog, cols, 
         assert all(len(line) <= cols for line in shown)
     finally:
         subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)
+
+
+def test_numbers_are_the_web_reviewers_and_d_shows_the_definitions(tmp_path, catalog):
+    from extractor.review.options import option_definitions
+    from extractor.review.web_state import task_json
+
+    q = make_queue(tmp_path, catalog)
+    task = json.loads(q.read_text().splitlines()[0])
+    web = {o["number"]: o for o in task_json(task, None, option_definitions(catalog))["options"]}
+    output = run(q, catalog, "o\nd\nd 3 7\nd 99\n3\na\nq\n")
+    # Every number in the terminal's full list names the option the web reviewer gives that number.
+    packed = [line for line in output.split("\n") if "[x]" in line or "[ ]" in line]
+    for k in (1, 3, 7, 20, 36):
+        assert any(f"{k:>2} [" in line and web[k]["text"][:8] in line for line in packed), k
+    assert f"    3. {web[3]['text']}: {catalog['infrastructure-cost'].definition.split()[0]}" in output
+    assert f"    7. {web[7]['text']}: " in output
+    assert "  ! d N: expected option numbers 1-36, found '99'" in output
+    saved = json.loads(q.read_text().splitlines()[-1])
+    # `3` unticked the third option (Infrastructure cost was not ticked: now it is).
+    assert web[3]["id"] == "cat:infrastructure-cost" and "cat:infrastructure-cost" in saved["accept"]
+
+
+def test_terminal_lines_escape_control_characters_from_transcripts(tmp_path, catalog):
+    evil = "Answer 0: fine \x1b]52;c;ZXZpbA==\x07 and \x1b]0;pwned\x07 title \u202e reversed \x9b31m"
+    q = make_queue(tmp_path, catalog)
+    rows = [json.loads(x) for x in q.read_text().splitlines()]
+    rows[0]["text"] = evil
+    rows[0]["context"]["question"] = "why \x1b[2J?"
+    next(o for o in rows[0]["options"] if o["id"] == "cat:drift")["text"] = "Drift \x1b[31m"
+    q.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    output = run(q, catalog, "t\nd\na\nq\n")
+    assert "\x1b" not in output and "\x07" not in output and "\u202e" not in output and "\x9b" not in output
+    assert "\\x1b]52;c;ZXZpbA==\\x07" in output and "\\u202e" in output and "why \\x1b[2J?" in output
+    assert "saved: accept: Drift \\x1b[31m" in output

@@ -621,3 +621,42 @@ def test_ctrl_c_stops_the_server_even_when_sigint_was_ignored_by_the_parent(tmp_
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
+
+
+# --- one keyboard: the same numbers in both reviewers, definitions one key away (issue 18, item 5) -----
+
+
+def test_options_are_numbered_as_in_the_terminal_and_carry_their_definitions(tmp_path, catalog, client_for):
+    from extractor.review.session import numbered_options
+
+    q = make_queue(tmp_path, catalog)
+    _, c = client_for(q)
+    opts = get_state(c)["task"]["options"]
+    task = lines(q)[0]
+    assert [o["number"] for o in opts] == list(range(1, len(opts) + 1))
+    assert [o["id"] for o in opts] == [o["id"] for o in numbered_options(task)]
+    assert opts[1]["id"] == "cat:cost" and opts[1]["definition"] == "Infrastructure is expensive."
+    assert next(o for o in opts if o["id"] == "mitigation")["definition"].startswith("The turn describes how")
+
+
+def test_chromium_key_3_ticks_what_the_terminal_3_ticks_and_d_shows_definitions(tmp_path, catalog, live, browser):
+    q = make_queue(tmp_path, catalog)
+    q2 = tmp_path / "tui.jsonl"
+    q2.write_bytes(q.read_bytes())
+    browser.get(live(q))
+    _wait(browser, lambda d: "answer 0" in _text(d, "#current .text"), what="the first task")
+    assert not browser.find_elements("css selector", "#likely .definition")
+    _press(browser, "d")
+    shown = _wait(browser, lambda d: [x.text for x in d.find_elements("css selector", "#likely .definition")],
+                  what="the definitions")
+    assert shown[:3] == ["Data changes over time.", "Infrastructure is expensive.", "Pipelines take long."]
+    third = browser.find_element("css selector", '#likely li.option[data-number="3"]')
+    assert third.find_element("css selector", ".name .label").text == "Slow pipelines"
+    _press(browser, "3")
+    _wait(browser, lambda d: "ticked" in d.find_element("css selector", '#likely li[data-number="3"]')
+          .get_attribute("class"), what="option 3 ticked")
+    _press(browser, "a")
+    _wait(browser, lambda d: "1 of 6 answered" in _text(d, "#progress-text"), what="the answer")
+    annotate(q2, "ann", catalog, stdin=io.StringIO("3\na\n"), stdout=io.StringIO())
+    web, tui = lines(q)[-1], lines(q2)[-1]
+    assert web["accept"] == tui["accept"] == ["cat:drift", "cat:slow", "phase:deploy", "mitigation"]

@@ -160,10 +160,12 @@ class Reviewer:
         if len(cmd.split()) > 1 and (not wanted or any(not 1 <= k <= len(opts) for k in wanted)):
             return f"d N: expected option numbers 1-{len(opts)}, found {cmd[1:].strip()!r}"
         picks = [(k, opts[k - 1]) for k in wanted] if wanted else shown
-        self.say("  definitions (from the catalog):")
+        # All listed: two lines each, so the list fits beside the task; `d N`: the whole entry.
+        room = None if wanted else 2
+        self.say("  definitions (from the catalog):" + ("" if wanted else " `d N` gives one in full"))
         for k, o in picks:
             text = f"{o.get('text') or o['id']}: {self.definitions.get(o['id'], '(no definition)')}"
-            for line in self.screen.wrap(text, f"{k:>5}. "):
+            for line in self.screen.wrap(text, f"{k:>5}. ", room):
                 self.say(line)
         self.footer()
         return None

@@ -23,7 +23,7 @@ from extractor.errors import ExtractorError, InputError
 from extractor.review.tui import annotate
 from extractor.review.web import create_app, make_server, render_page
 from extractor.review.web_state import ReviewState
-from extractor.types import Prediction, Turn, with_ids
+from extractor.types import Labels, Prediction, Turn, with_ids
 
 flask = pytest.importorskip("flask", reason="the web reviewer needs Flask (pip install 'qi-extractor[review]')")
 
@@ -660,3 +660,101 @@ def test_chromium_key_3_ticks_what_the_terminal_3_ticks_and_d_shows_definitions(
     annotate(q2, "ann", catalog, stdin=io.StringIO("3\na\n"), stdout=io.StringIO())
     web, tui = lines(q)[-1], lines(q2)[-1]
     assert web["accept"] == tui["accept"] == ["cat:drift", "cat:slow", "phase:deploy", "mitigation"]
+
+
+# --- answers teach at once: re-scoring and re-ordering the pending tasks (issue 18, item 1) ------------
+
+
+class FakeTeacher:
+    """The TeachSession contract (``teach(turn_id, labels)``, ``predictions()``), deterministic and fast:
+    a taught category raises that category's score on every other turn by 0.45."""
+
+    def __init__(self, turns, catalog):
+        self.turns = list(turns)
+        self.catalog = catalog
+        self.taught: list[tuple[str, object]] = []
+        self.base = {t.id: {c: 0.05 + 0.01 * (k % 7) for c in catalog.category_ids} for k, t in enumerate(self.turns)}
+        for k, t in enumerate(self.turns):
+            self.base[t.id]["drift"] = 0.9 - 0.1 * (k % 5)
+            self.base[t.id] |= {p: 0.1 for p in catalog.phase_ids} | {"mitigation": 0.1}
+
+    def teach(self, turn_id, labels) -> None:
+        self.taught.append((turn_id, labels))
+
+    def predictions(self):
+        boost = {c for _, lab in self.taught for c in lab.categories}
+        out = []
+        for t in self.turns:
+            s = {k: min(1.0, v + (0.45 if k in boost else 0.0)) for k, v in self.base[t.id].items()}
+            out.append(Prediction(t.interview, t.turn, t.id, categories=tuple(c for c in self.catalog.category_ids
+                                                                             if s[c] >= 0.5),
+                                  phases=(), mitigation=False, scores=s, text=t.text, model="taught"))
+        return out
+
+
+def _teacher_for(q: Path, catalog) -> FakeTeacher:
+    from extractor.review.log import QueueLog
+    from extractor.review.web_state import session_turns
+
+    return FakeTeacher(session_turns(QueueLog(q, catalog, "ann").view), catalog)
+
+
+def test_each_answer_teaches_and_rescores_and_reorders_the_pending_tasks(tmp_path, catalog):
+    q = make_queue(tmp_path, catalog)
+    teacher = _teacher_for(q, catalog)
+    assert [t.text for t in teacher.turns][:2] == ["answer 0 about data", "answer 1 about data"]
+    assert teacher.turns[0].question == "question 0?" and teacher.turns[0].speaker == "interviewee"
+    state = ReviewState(q, "ann", catalog, clock=ticking_clock(), teacher=teacher)
+    app = create_app(state, PORT).test_client()
+    s = get_state(app)
+    assert s["teaching"] and teacher.taught == []
+    first = s["task"]
+    # The teacher's scores, not the queue's: drift 0.9 - 0.1 * k; cost 0.05 .. 0.11, below 0.5.
+    cost = next(o for o in first["options"] if o["id"] == "cat:cost")
+    assert cost["score"] == pytest.approx(teacher.base[first["id"]]["cost"]) and "cat:cost" not in first["selection"]
+    before = q.read_bytes()
+    s = post(app, "/api/answer", tab="t1", id=first["id"], answer="accept", accept=["cat:cost"]).get_json()
+    assert teacher.taught == [(first["id"], Labels(("cost",)))]
+    # Every pending task now has cost near 0.5 -> its least certain decision: re-scored and pre-ticked.
+    nxt = s["task"]
+    cost = next(o for o in nxt["options"] if o["id"] == "cat:cost")
+    assert cost["score"] == pytest.approx(teacher.base[nxt["id"]]["cost"] + 0.45) and "cat:cost" in nxt["selection"]
+    # The order follows the new scores: the pending task whose cost is nearest the 0.5 line comes first.
+    pending = [t for t in state.view().pending()]
+    assert next(state.pending(state.view())) == nxt["id"] == min(
+        pending, key=lambda t: (abs(teacher.base[t]["cost"] + 0.45 - 0.5), t))
+    assert q.read_bytes().startswith(before) and len(lines(q)) == 7  # answered lines are never rewritten
+    assert lines(q)[-1]["accept"] == ["cat:cost"]
+
+
+def test_answers_already_in_the_queue_are_taught_at_start(tmp_path, catalog, client_for):
+    q = make_queue(tmp_path, catalog)
+    _, c = client_for(q, "bob")
+    t = get_state(c)["task"]["id"]
+    post(c, "/api/answer", tab="t1", id=t, answer="reject", accept=[])
+    teacher = _teacher_for(q, catalog)
+    ReviewState(q, "ann", catalog, teacher=teacher)
+    assert teacher.taught == [(t, Labels())]
+
+
+def test_rescoring_a_1000_task_queue_answers_within_a_second(tmp_path, catalog):
+    import time
+
+    q = make_queue(tmp_path, catalog, n=1000)
+    teacher = _teacher_for(q, catalog)
+    state = ReviewState(q, "ann", catalog, clock=ticking_clock(), teacher=teacher)
+    task = state.state("t1")["task"]
+    took = []
+    for _ in range(3):
+        start = time.perf_counter()
+        task = state.answer("t1", task["id"], "accept", ["cat:cost"])["task"]
+        took.append(time.perf_counter() - start)
+    assert len(teacher.taught) == 3 and max(took) < 1.0, took
+
+
+def test_without_the_teach_session_module_serve_model_is_a_one_line_error(tmp_path, catalog, monkeypatch):
+    from extractor.review.teaching import load_teacher
+
+    monkeypatch.setitem(sys.modules, "extractor.classify.teach", None)
+    with pytest.raises(ExtractorError, match="--model: expected extractor.classify.teach"):
+        load_teacher(tmp_path / "model", [])

@@ -158,7 +158,9 @@ class QueueLog:
             self.view.add(line)
 
     def _read_from(self, start: int, *, whole: bool) -> None:
-        new: list[tuple[Record, int, int]] = []
+        # Only the slim Line of each record is kept, even before the batch is taken in: the
+        # first read of a 20,000-task queue must not hold 20,000 parsed tasks at once.
+        new: list[tuple[Line | None, int, int, bool]] = []
         problems: list[Problem] = []
         try:
             for n, offset, raw in iter_lines(self.path, start=start, first_line=self.count + 1):
@@ -168,7 +170,8 @@ class QueueLog:
                     break  # a line still being written: next time
                 rec, probs = self.parser.parse(n, raw)
                 problems.extend(probs)
-                new.append((rec, offset, len(raw.encode("utf-8"))))
+                length = len(raw.encode("utf-8"))
+                new.append((slim(rec, offset, length), offset, length, raw.endswith("\n")))
         except InputError as e:
             problems.append(Problem(str(self.path), e.line, e.expected, e.found))
         if problems:
@@ -177,14 +180,19 @@ class QueueLog:
             raise ReviewFileError(problems)
         self._take(new)
 
-    def _take(self, new: list[tuple[Record, int, int]]) -> None:
-        for rec, offset, length in new:
+    def _take(self, new: list[tuple[Line | None, int, int, bool]]) -> None:
+        for line, offset, length, closed in new:
             self.count += 1
             self.offset = offset + length
-            self.open_line = not rec.raw.endswith("\n")
-            if rec.obj is None:
-                continue
-            line = Line(rec.turn_id, offset, length, rec.seq, rec.annotator, rec.answer, rec.accept, rec.timestamp,
-                        rec.kind == "task" and isinstance(rec.obj.get("options"), list))
-            self.lines.append(line)
-            self.view.add(line)
+            self.open_line = not closed
+            if line is not None:
+                self.lines.append(line)
+                self.view.add(line)
+
+
+def slim(rec: Record, offset: int, length: int) -> Line | None:
+    """What a reviewer keeps of a parsed line (``None`` for a blank one)."""
+    if rec.obj is None:
+        return None
+    return Line(rec.turn_id, offset, length, rec.seq, rec.annotator, rec.answer, rec.accept, rec.timestamp,
+                rec.kind == "task" and isinstance(rec.obj.get("options"), list))

@@ -28,14 +28,17 @@ def score_matrix(preds: Sequence[Prediction], catalog: Catalog) -> tuple[np.ndar
     opts = option_ids(catalog)
     col = {o: j for j, o in enumerate(opts)}
     keys = [label_key(o) for o in opts]
-    scores = np.full((len(preds), len(opts)), np.nan, dtype=np.float64)
-    chosen = np.zeros(scores.shape, dtype=bool)
+    chosen = np.zeros((len(preds), len(opts)), dtype=bool)
     for i, p in enumerate(preds):
         for o in labels_to_accept(Labels(p.categories, p.phases, p.mitigation)):
             if o in col:
                 chosen[i, col[o]] = True
-        got = p.scores
-        scores[i] = [_number(got.get(k)) for k in keys]
+    nan = float("nan")
+    try:  # the common case, fast: numbers (or None) everywhere
+        scores = np.array([[p.scores.get(k, nan) for k in keys] for p in preds], dtype=np.float64)
+    except (TypeError, ValueError):
+        scores = np.array([[_number(p.scores.get(k)) for k in keys] for p in preds], dtype=np.float64)
+    scores = scores.reshape(len(preds), len(opts))
     bad = ~np.isfinite(scores)
     scores[bad] = chosen[bad]
     return np.clip(scores, 0.0, 1.0), chosen, opts

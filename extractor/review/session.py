@@ -124,6 +124,13 @@ def _append(target: Path, data: bytes) -> int:
         os.close(fd)
 
 
+def check_writable(path: str | Path) -> None:
+    """Take the queue's lock once, at a reviewer's start: a queue nobody can write to (or a lock
+    directory that cannot be made) fails before the first answer, not at it."""
+    with locked(write_target(path), timeout=LOCK_TIMEOUT_S):
+        pass
+
+
 def save_answer(path: str | Path, answered: dict[str, Any], catalog: Catalog) -> Saved:
     """Append one answered task to the queue, under its lock; returns where it went."""
     line = dumps(answered)

@@ -24,7 +24,7 @@ from extractor.catalog import Catalog
 from extractor.errors import ExtractorError
 from extractor.review.log import QueueLog
 from extractor.review.options import CAT, PHASE, now_iso, option_definitions
-from extractor.review.session import Saved, answer_task, describe_answer, save_answer, undo_answer
+from extractor.review.session import Saved, answer_task, check_writable, describe_answer, save_answer, undo_answer
 from extractor.review.terminal import printable
 from extractor.review.tui_screen import FOOTER, SHORT_FOOTER, Screen
 from extractor.review.tui_words import HELP, by_name, suggest_command, toggle_error
@@ -66,6 +66,7 @@ class Reviewer:
         self.clock = clock
         self.screen = Screen(max(60, width) - 1, max(24, height))  # a full-width line makes some terminals wrap
         self.log = QueueLog(self.path, catalog, annotator)
+        check_writable(self.path)
         view = self.log.view
         self.todo: list[str] = view.pending()  # turn ids
         self.total = view.total

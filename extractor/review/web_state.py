@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from extractor.review.options import accept_to_labels, now_iso, option_definitio
 from extractor.review.session import (
     Saved,
     answer_task,
+    check_writable,
     describe_answer,
     likely_options,
     numbered_options,
@@ -95,6 +96,7 @@ class ReviewState:
         self.current: dict[str, str] = {}  # tab -> task id it shows
         self.restore: dict[str, list[str]] = {}  # tab -> selection to show again after an undo
         self.log = QueueLog(self.path, catalog, annotator)  # a malformed queue fails at start
+        check_writable(self.path)
         self.rescorer = Rescorer(teacher, catalog) if teacher is not None else None
         if self.rescorer is not None:
             self.rescorer.teach(self.answers_so_far())
@@ -115,26 +117,32 @@ class ReviewState:
         return [(t, accept_to_labels(line.accept) if line.answer == "accept" else Labels())
                 for t, line in sorted(best.items())]
 
-    def pending(self, view: QueueView) -> list[str]:
-        pending = view.pending()
-        return self.rescorer.ordered(pending) if self.rescorer is not None else pending
+    def pending(self, view: QueueView) -> Iterator[str]:
+        """The turn ids this annotator has not answered, in the order they are handed out."""
+        if self.rescorer is not None:
+            return iter(self.rescorer.ordered(view.pending()))
+        return (t for t in view.order if t not in view.done)  # lazy: a 20,000-task queue is not copied
 
     def _claimed_elsewhere(self, task_id: str, tab: str) -> bool:
         owner = self.claims.get(task_id)
         return bool(owner and owner[0] != tab and self.monotonic() - owner[1] < CLAIM_S)
 
-    def _pick(self, pending: list[str], tab: str) -> str | None:
+    def _pick(self, view: QueueView, tab: str) -> str | None:
         mine = self.current.get(tab)
-        if mine in pending:
+        if mine in view.templates and mine not in view.done:
             return mine
-        fresh = [t for t in pending if t not in self.skipped]
-        for t in fresh:
+        first_fresh = None
+        skipped = set(self.skipped)
+        for t in self.pending(view):
+            if t in skipped:
+                continue
             if not self._claimed_elsewhere(t, tab):
                 return t
-        if fresh:
-            return fresh[0]
+            first_fresh = first_fresh or t
+        if first_fresh is not None:
+            return first_fresh
         # Only skipped tasks are left: they come back, oldest skip first.
-        return next((t for t in self.skipped if t in pending), None)
+        return next((t for t in self.skipped if t in view.templates and t not in view.done), None)
 
     def shown_task(self, view: QueueView, task_id: str) -> dict[str, Any]:
         task = view.tasks[task_id]
@@ -144,8 +152,7 @@ class ReviewState:
         """What the tab shows now: its task (or none left), progress and a message."""
         with self.lock:
             view = self.view()
-            pending = self.pending(view)
-            task_id = self._pick(pending, tab)
+            task_id = self._pick(view, tab)
             if task_id is not None:
                 self.current[tab] = task_id
                 self.claims[task_id] = (tab, self.monotonic())
@@ -155,7 +162,7 @@ class ReviewState:
                 "annotator": self.annotator,
                 "queue": self.path.name,
                 "progress": {"done": len(view.done), "total": view.total,
-                             "skipped": sum(1 for t in self.skipped if t in set(pending))},
+                             "skipped": sum(1 for t in self.skipped if t in view.templates and t not in view.done)},
                 "message": message,
                 "can_undo": any(e.tab == tab for e in self.history),
                 "teaching": self.rescorer is not None,

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from extractor import review
@@ -818,3 +819,63 @@ def test_kappa_comes_from_scikit_learn_and_is_none_where_undefined():
     a, b = [1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 1]
     assert review.kappa(a, b) == pytest.approx(cohen_kappa_score(a, b)) == pytest.approx(0.25)
     assert review.kappa([0, 0, 0], [0, 0, 0]) is None and review.kappa([], []) is None
+
+
+# --- hostile cases (issue 20): symlinked queues, NaN scores, hash collisions --------------------------
+
+
+def test_annotate_and_merge_on_a_symlinked_queue_write_its_target_and_lock_it(tmp_path, catalog):
+    real_dir, link_dir = tmp_path / "shared", tmp_path / "mine"
+    real_dir.mkdir()
+    link_dir.mkdir()
+    target = real_dir / "q.jsonl"
+    review.export_queue(_preds(_turns()), target, catalog, order="file")
+    link = link_dir / "q.jsonl"
+    link.symlink_to(target)
+    _run_tui(link, catalog, "a\nr\nu\nq\n")
+    assert link.is_symlink() and link.resolve() == target
+    assert [r["answer"] for r in _lines(target)].count("accept") == 1  # the answer went to the target
+    assert (real_dir / ".q.jsonl.lock").exists() and not (link_dir / ".q.jsonl.lock").exists()
+    # merge into a corrections file that is a link: through it, the link stays
+    corr_target = real_dir / "corrections.jsonl"
+    corr_target.write_text("")
+    corr_link = link_dir / "corrections.jsonl"
+    corr_link.symlink_to(corr_target)
+    assert review.merge_answers([target], corr_link, catalog)["appended"] == 1
+    assert corr_link.is_symlink() and len(_lines(corr_target)) == 1
+    assert (real_dir / ".corrections.jsonl.lock").exists()
+    # export through a link: the same
+    review.export_queue(_preds(_turns()), link, catalog, order="file", refresh=True)
+    assert link.is_symlink() and len(_lines(target)) == 7
+
+
+def test_nan_scores_never_make_nan_priorities_or_invalid_json(tmp_path, catalog):
+    nan = float("nan")
+    preds = _preds(_turns(), {0: {"drift": nan, "noisy": 0.05, "cost": nan, "collect": 0.05, "deploy": 0.9,
+                                  "mitigation": float("inf")}})
+    for order in ("uncertainty", "quality", "random", "file"):
+        pri = review.priorities(preds, catalog, order)
+        assert np.isfinite(pri).all(), order
+    assert np.isfinite(review.priorities(preds, catalog, "uncertainty", thresholds={"drift": nan})).all()
+    q = tmp_path / "q.jsonl"
+    review.export_queue(preds, q, catalog)
+    text = q.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    task = next(t for t in _lines(q) if t["meta"]["turn"] == 1)
+    assert {o["id"]: o["score"] for o in task["options"]}["cat:drift"] is None
+    assert review.validate_files([q], catalog) == []
+    # A NaN score written by another tool is a problem of that line, not a crash.
+    rows = text.splitlines()
+    rows[0] = rows[0].replace('"score": 0.05', '"score": NaN', 1)
+    q.write_text("\n".join(rows) + "\n")
+    assert [p.line for p in review.validate_files([q], catalog)] == [1]
+    assert "a finite number or null for options[" in str(review.validate_files([q], catalog)[0])
+
+
+def test_two_tasks_whose_32_bit_hashes_collide_are_not_duplicates(tmp_path, catalog):
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(_turns())[:2], q, catalog, order="file")
+    rows = _lines(q)
+    rows[1]["_task_hash"] = rows[0]["_task_hash"]  # what 20,000 tasks' Prodigy-style hashes do by chance
+    q.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert review.validate_files([q], catalog) == []

@@ -758,3 +758,45 @@ def test_without_the_teach_session_module_serve_model_is_a_one_line_error(tmp_pa
     monkeypatch.setitem(sys.modules, "extractor.classify.teach", None)
     with pytest.raises(ExtractorError, match="--model: expected extractor.classify.teach"):
         load_teacher(tmp_path / "model", [])
+
+
+# --- hostile requests (issue 20): capped bodies, malformed and deeply nested JSON -----------------------
+
+
+@pytest.mark.parametrize("data, status, message", [
+    (b"{not json", 400, "expected a JSON object"),
+    (b"[" * 100000 + b"]" * 100000, 400, "nested at most a few hundred levels deep"),
+    (b'{"tab": ' + b"[" * 100000 + b"]" * 100000 + b"}", 400, "nested at most a few hundred levels deep"),
+    (b'{"tab": "t1", "id": "\xff\xfe"}', 400, "expected a JSON object"),
+    (b'{"tab": "t1", "pad": "' + b"x" * (1 << 21) + b'"}', 413, "request body over 1048576 bytes refused"),
+])
+def test_malformed_deep_and_oversized_bodies_are_json_errors(tmp_path, catalog, client_for, data, status, message):
+    q = make_queue(tmp_path, catalog)
+    _, c = client_for(q)
+    for path in ("/api/answer", "/api/skip", "/api/undo"):
+        r = c.post(path, data=data, content_type="application/json", headers=ORIGIN, **BASE)
+        assert r.status_code == status and r.is_json and message in r.get_json()["error"], (path, r.data[:200])
+    assert all(x["answer"] is None for x in lines(q))
+
+
+def test_an_internal_error_is_a_json_500_not_an_html_page(tmp_path, catalog, client_for, monkeypatch):
+    q = make_queue(tmp_path, catalog)
+    state, c = client_for(q)
+    monkeypatch.setattr(state, "skip", lambda *a: 1 / 0)
+    r = post(c, "/api/skip", tab="t1", id="x")
+    assert r.status_code == 500 and r.get_json() == {"error": "internal error: ZeroDivisionError"}
+    assert b"<html" not in r.data.lower()
+
+
+def test_the_real_server_refuses_a_huge_body_without_reading_it(tmp_path, catalog, live):
+    q = make_queue(tmp_path, catalog)
+    url = live(q)
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall((f"POST /api/answer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\n"
+                   "Content-Type: application/json\r\nContent-Length: 400000000\r\n\r\n{\"tab\": ").encode())
+        reply = b""  # 400 MB announced, a few bytes sent: answered at once, and closed
+        while chunk := s.recv(4096):
+            reply += chunk
+        reply = reply.decode("latin-1")
+    assert reply.startswith("HTTP/1.1 413") and "request body over 1048576 bytes refused" in reply

@@ -145,3 +145,18 @@ def test_a_held_lock_is_a_one_line_error_after_the_timeout(queue, catalog, monke
         release.set()
         t.join()
     assert all(json.loads(x)["answer"] is None for x in queue.read_text().splitlines())
+
+
+def test_an_answer_appends_one_line_and_the_reviewer_reads_only_that_line(queue, catalog, monkeypatch):
+    from extractor.review import formats
+
+    log = QueueLog(queue, catalog, "alice")
+    inode, before = queue.stat().st_ino, queue.read_bytes()
+    parsed: list[int] = []
+    real = formats.LineParser.parse
+    monkeypatch.setattr(formats.LineParser, "parse", lambda self, n, raw: (parsed.append(n), real(self, n, raw))[1])
+    task = json.loads(before.decode().splitlines()[2])
+    saved = save_answer(queue, answer_task(task, "accept", ["cat:cost"], "alice", "2026-01-01T00:00:00Z"), catalog)
+    assert queue.stat().st_ino == inode and queue.read_bytes() == before + saved.line.encode()  # not rewritten
+    parsed.clear()
+    assert log.refresh().done == {"t2"} and parsed == [4]  # the new line only, not the whole queue

@@ -109,6 +109,7 @@ def _append(target: Path, data: bytes) -> int:
         fd = os.open(target, os.O_RDWR | os.O_APPEND)
     except OSError as e:
         raise output_error(target, e) from None
+    size = None
     try:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -119,6 +120,11 @@ def _append(target: Path, data: bytes) -> int:
         os.fsync(fd)
         return size + len(data)
     except OSError as e:
+        if size is not None:  # a full disk mid-line: the file goes back to what it was
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
         raise output_error(target, e) from None
     finally:
         os.close(fd)

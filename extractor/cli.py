@@ -272,8 +272,7 @@ def _run_review_export(args: argparse.Namespace) -> int:
 def _run_review_validate(args: argparse.Namespace) -> int:
     from extractor.catalog import load_catalog
     from extractor.jsonl import read_turns
-    from extractor.review import read_answers, resolve_corrections, validate_files
-    from extractor.review.answers import decide
+    from extractor.review import check_conflicts, validate_files
 
     catalog = load_catalog(args.catalog)
     turn_ids = {t.id for t in read_turns(args.turns)} if args.turns else None
@@ -284,7 +283,7 @@ def _run_review_validate(args: argparse.Namespace) -> int:
         print(f"{len(problems)} problem(s) in {len({p.path for p in problems})} file(s); nothing was changed",
               file=sys.stderr)
         return EXIT_ERROR
-    decide(resolve_corrections(read_answers(args.files, catalog))[1], args.on_conflict)
+    check_conflicts(args.files, catalog, args.on_conflict)
     print(f"ok: {len(args.files)} file(s)" + ("" if turn_ids is not None else " (turn ids not checked: no --turns)"),
           file=sys.stderr)
     return EXIT_OK

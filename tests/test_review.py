@@ -879,3 +879,14 @@ def test_two_tasks_whose_32_bit_hashes_collide_are_not_duplicates(tmp_path, cata
     rows[1]["_task_hash"] = rows[0]["_task_hash"]  # what 20,000 tasks' Prodigy-style hashes do by chance
     q.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert review.validate_files([q], catalog) == []
+
+
+def test_validate_prints_problems_with_control_characters_escaped(tmp_path, catalog, capsys):
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(_turns())[:1], q, catalog)
+    row = _lines(q)[0]
+    row["accept"] = ["cat:\x1b]0;pwned\x07\x9b"]
+    q.write_text(json.dumps(row, ensure_ascii=False) + "\n")
+    assert main(["review", "validate", str(q), "--catalog", catalog.path]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out and "\\x1b]0;pwned\\x07\\x9b" in out

@@ -19,33 +19,35 @@ The names below are the package's public surface (``from extractor import review
 from extractor.jsonl import read_predictions
 from extractor.review.agreement import agreement, kappa, krippendorff_alpha_nominal
 from extractor.review.answers import (
-                                      ON_CONFLICT,
-                                      Conflict,
-                                      apply_corrections,
-                                      corrections_card,
-                                      latest_answers,
-                                      read_answers,
-                                      read_corrections,
-                                      resolve_corrections,
+    ON_CONFLICT,
+    Conflict,
+    apply_corrections,
+    check_conflicts,
+    corrections_card,
+    latest_answers,
+    read_answers,
+    read_corrections,
+    resolve_corrections,
 )
 from extractor.review.formats import ANSWERS, Problem, Record, ReviewFileError, parse_file, validate_files
 from extractor.review.merge import merge_answers
 from extractor.review.options import (
-                                      CAT,
-                                      PHASE,
-                                      accept_to_labels,
-                                      input_hash,
-                                      label_key,
-                                      labels_to_accept,
-                                      now_iso,
-                                      option_ids,
-                                      task_hash,
+    CAT,
+    PHASE,
+    accept_to_labels,
+    input_hash,
+    label_key,
+    labels_to_accept,
+    now_iso,
+    option_ids,
+    task_hash,
 )
 from extractor.review.ordering import ORDERS, estimate_thresholds, priorities, quality_scores, rank, uncertainty_scores
 from extractor.review.queue import ExportSummary, export_queue, make_task
 
 __all__ = ["ANSWERS", "CAT", "ON_CONFLICT", "ORDERS", "PHASE", "Conflict", "ExportSummary", "Problem", "Record",
-           "ReviewFileError", "accept_to_labels", "agreement", "apply_corrections", "corrections_card",
+           "ReviewFileError", "accept_to_labels", "agreement", "apply_corrections", "check_conflicts",
+           "corrections_card",
            "estimate_thresholds", "export_queue", "input_hash", "kappa", "krippendorff_alpha_nominal", "label_key",
            "labels_to_accept", "latest_answers", "make_task", "merge_answers", "now_iso", "option_ids", "parse_file",
            "priorities", "quality_scores", "rank", "read_answers", "read_corrections", "read_predictions",

@@ -124,6 +124,14 @@ def decide(conflicts: Sequence[Conflict], on_conflict: str = "latest") -> None:
                 msg)
 
 
+def check_conflicts(paths: Sequence[str | Path], catalog: Catalog, on_conflict: str = "latest") -> list[Conflict]:
+    """The conflicts among the answers of ``paths``, decided by ``on_conflict`` (``review validate``)."""
+    check_on_conflict(on_conflict)
+    conflicts = resolve_corrections(read_answers(paths, catalog))[1]
+    decide(conflicts, on_conflict)
+    return conflicts
+
+
 def read_corrections(paths: Sequence[str | Path], catalog: Catalog | None = None, *,
                      on_conflict: str = "latest") -> dict[str, Labels]:
     """Turn id -> corrected labels, from queue / Prodigy / doccano answer files.

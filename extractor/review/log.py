@@ -104,9 +104,18 @@ class QueueView:
                     (self.done.discard if line.answer == "ignore" else self.done.add)(tid)
 
     def read(self, line: Line) -> dict[str, Any]:
+        """The task on ``line``, read back from the file (checked: still that turn's task)."""
         with open_regular(self.path, what="a JSONL file") as fh:
             fh.seek(line.offset)
-            return json.loads(fh.read(line.length).decode("utf-8"))
+            data = fh.read(line.length)
+        try:
+            task = json.loads(data.decode("utf-8"))
+        except (ValueError, RecursionError):
+            task = None
+        if not isinstance(task, dict) or (task.get("meta") or {}).get("id") != line.turn_id:
+            raise InputError(self.path, f"the task of turn {line.turn_id} at line {line.seq}",
+                             "other text (the file changed meanwhile)", hint="try again: it is read anew")
+        return task
 
 
 class QueueLog:

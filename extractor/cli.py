@@ -208,9 +208,7 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
     v = rsub.add_parser("validate", help="check queue/answer files; list every problem as file:line")
     v.add_argument("files", type=Path, nargs="+")
     v.add_argument("--turns", type=Path, default=None, help="turns JSONL whose ids the tasks must refer to")
-    v.add_argument("--on-conflict", choices=["latest", "refuse"], default="latest",
-                   help="when annotators disagree on a turn: latest (default; the most recent answer counts, "
-                        "with a warning) or refuse (an error)")
+    add_on_conflict(v)
     catalog_arg(v)
     v.set_defaults(func=_run_review_validate)
 
@@ -233,8 +231,7 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
                                     "terminal sessions and other tabs may work on the same queue at once.")
     w.add_argument("file", type=Path, metavar="QUEUE", help="queue JSONL from `extractor review export`")
     w.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
-    w.add_argument("--model", default=None, metavar="DIR",
-                   help="a model folder: each answer teaches it and re-scores and re-orders the remaining tasks")
+    w.add_argument("--model", metavar="DIR", help="a model folder: each answer teaches it, re-scoring and re-ordering the rest")
     w.add_argument("--annotator", default=None, help="your name (default: $QI_ANNOTATOR or the login name)")
     catalog_arg(w)
     w.set_defaults(func=_run_review_serve)
@@ -244,6 +241,13 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
     m.add_argument("-o", "--output", type=Path, required=True, help="corrections JSONL (append-only)")
     catalog_arg(m)
     m.set_defaults(func=_run_review_merge)
+
+
+def add_on_conflict(q: argparse.ArgumentParser) -> None:
+    """``--on-conflict``: the one rule for annotators' disagreements (extractor.review.answers)."""
+    q.add_argument("--on-conflict", choices=["latest", "refuse"], default="latest",
+                   help="when annotators disagree on a turn: latest (default; the most recent answer counts, "
+                        "with a warning) or refuse (an error)")
 
 
 def _run_review_export(args: argparse.Namespace) -> int:
@@ -373,9 +377,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda")
     p.add_argument("--force", action="store_true", help="replace an existing model directory")
-    p.add_argument("--on-conflict", choices=["latest", "refuse"], default="latest",
-                   help="when annotators disagree on a turn: latest (default; the most recent answer counts, "
-                        "with a warning) or refuse (an error)")
+    add_on_conflict(p)
     p.set_defaults(func=_run_train)
 
 

@@ -244,10 +244,10 @@ def serve(path: str | Path, annotator: str, catalog: Catalog, *, port: int = DEF
     state = ReviewState(path, annotator, catalog, teacher=teacher)
     server = make_server(state, port)
     view = state.view()
-    print(f"reviewing {path} as {annotator}: {len(view.done)} of {view.total} answered"
-          f"{'; answers re-score the rest' if teacher is not None else ''}; "
-          f"open http://{HOST}:{server.port}/ (Ctrl+C stops; answers are saved as you go)", file=out, flush=True)
-    try:
+    try:  # Ctrl+C right after the line below (a test sends it then) still stops cleanly
+        print(f"reviewing {path} as {annotator}: {len(view.done)} of {view.total} answered"
+              f"{'; answers re-score the rest' if teacher is not None else ''}; "
+              f"open http://{HOST}:{server.port}/ (Ctrl+C stops; answers are saved as you go)", file=out, flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         pass

@@ -75,13 +75,13 @@ def teach(tmp: Path, n: int = 1000, answers: int = 10) -> dict:
 
     from extractor.catalog import load_catalog
     from extractor.review.log import QueueLog
-    from extractor.review.web_state import ReviewState, session_turns
+    from extractor.review.web_state import ReviewState, teacher_turns
     from extractor.types import Prediction
 
     catalog = load_catalog()
     queue = tmp / "teach.jsonl"
     make_queue(queue, n)
-    turns = session_turns(QueueLog(queue, catalog, "bench").view)
+    turns = [t for t in teacher_turns(QueueLog(queue, catalog, "bench").view) if t.speaker == "interviewee"]
     keys = catalog.category_ids + catalog.phase_ids + ["mitigation"]
     base = np.random.default_rng(0).random((len(turns), len(keys))) * 0.6
 

@@ -670,7 +670,8 @@ class FakeTeacher:
     a taught category raises that category's score on every other turn by 0.45."""
 
     def __init__(self, turns, catalog):
-        self.turns = list(turns)
+        self.all_turns = list(turns)
+        self.turns = [t for t in self.all_turns if t.speaker == "interviewee"]  # what TeachSession predicts
         self.catalog = catalog
         self.taught: list[tuple[str, object]] = []
         self.base = {t.id: {c: 0.05 + 0.01 * (k % 7) for c in catalog.category_ids} for k, t in enumerate(self.turns)}
@@ -680,6 +681,9 @@ class FakeTeacher:
 
     def teach(self, turn_id, labels) -> None:
         self.taught.append((turn_id, labels))
+
+    def forget(self, turn_id) -> None:
+        self.taught = [(t, lab) for t, lab in self.taught if t != turn_id]
 
     def predictions(self):
         boost = {c for _, lab in self.taught for c in lab.categories}
@@ -694,16 +698,21 @@ class FakeTeacher:
 
 def _teacher_for(q: Path, catalog) -> FakeTeacher:
     from extractor.review.log import QueueLog
-    from extractor.review.web_state import session_turns
+    from extractor.review.web_state import teacher_turns
 
-    return FakeTeacher(session_turns(QueueLog(q, catalog, "ann").view), catalog)
+    return FakeTeacher(teacher_turns(QueueLog(q, catalog, "ann").view), catalog)
 
 
 def test_each_answer_teaches_and_rescores_and_reorders_the_pending_tasks(tmp_path, catalog):
     q = make_queue(tmp_path, catalog)
     teacher = _teacher_for(q, catalog)
+    # The session reads the interviews in order, questions included (neighbours are features);
+    # the task turns keep the queue's ids.
+    assert [(t.turn, t.speaker) for t in teacher.all_turns][:3] == [(0, "interviewer"), (1, "interviewee"),
+                                                                    (2, "interviewer")]
     assert [t.text for t in teacher.turns][:2] == ["answer 0 about data", "answer 1 about data"]
-    assert teacher.turns[0].question == "question 0?" and teacher.turns[0].speaker == "interviewee"
+    assert teacher.turns[0].question == "question 0?" and [t.id for t in teacher.turns] == \
+        [x["meta"]["id"] for x in lines(q)]
     state = ReviewState(q, "ann", catalog, clock=ticking_clock(), teacher=teacher)
     app = create_app(state, PORT).test_client()
     s = get_state(app)
@@ -725,6 +734,11 @@ def test_each_answer_teaches_and_rescores_and_reorders_the_pending_tasks(tmp_pat
         pending, key=lambda t: (abs(teacher.base[t]["cost"] + 0.45 - 0.5), t))
     assert q.read_bytes().startswith(before) and len(lines(q)) == 7  # answered lines are never rewritten
     assert lines(q)[-1]["accept"] == ["cat:cost"]
+    # Undo: the teacher forgets the answer, the pending tasks are re-scored without it.
+    s = post(app, "/api/undo", tab="t1").get_json()
+    assert teacher.taught == [] and s["task"]["id"] == first["id"]
+    cost = next(o for o in s["task"]["options"] if o["id"] == "cat:cost")
+    assert cost["score"] == pytest.approx(teacher.base[first["id"]]["cost"])
 
 
 def test_answers_already_in_the_queue_are_taught_at_start(tmp_path, catalog, client_for):

@@ -18,7 +18,7 @@ from extractor.errors import ExtractorError
 from extractor.review.options import label_key, labels_to_accept
 from extractor.review.ordering import priorities
 from extractor.review.queue import finite_or_none
-from extractor.types import INTERVIEWEE, Labels, Prediction, Turn
+from extractor.types import INTERVIEWEE, INTERVIEWER, Labels, Prediction, Turn, with_ids
 
 
 class Teacher(Protocol):
@@ -29,12 +29,32 @@ class Teacher(Protocol):
     def predictions(self) -> list[Prediction]: ...
 
 
-def task_turn(task: Mapping[str, Any]) -> Turn:
-    """The interviewee turn a task asks about, as the model reads it."""
+def task_turns(task: Mapping[str, Any]) -> list[Turn]:
+    """The interviewee turn a task asks about (first), then the context turns it carries."""
     meta = task.get("meta") or {}
     ctx = task.get("context") or {}
-    return Turn(interview=str(meta.get("interview") or ""), turn=int(meta.get("turn") or 0), speaker=INTERVIEWEE,
-                text=str(task.get("text") or ""), question=str(ctx.get("question") or ""), id=str(meta.get("id")))
+    interview = str(meta.get("interview") or "")
+    turn: int = meta["turn"] if isinstance(meta.get("turn"), int) else 0
+    out = [Turn(interview=interview, turn=turn, speaker=INTERVIEWEE, text=str(task.get("text") or ""),
+                question=str(ctx.get("question") or ""), id=str(meta.get("id")))]
+    for key in ("previous", "next"):
+        c = ctx.get(key)
+        if isinstance(c, dict) and isinstance(c.get("turn"), int) and isinstance(c.get("text"), str):
+            out.append(Turn(interview=interview, turn=c["turn"], speaker=str(c.get("speaker") or INTERVIEWER),
+                            text=c["text"]))
+    return out
+
+
+def session_turns(tasks: Iterable[Mapping[str, Any]]) -> list[Turn]:
+    """The turns a teach session reads: every task's turn and the turns around it, in interview
+    order (neighbours and questions are features); a task's own turn keeps the queue's id."""
+    by_pos: dict[tuple[str, int], Turn] = {}
+    for task in tasks:
+        main, *context = task_turns(task)
+        by_pos[(main.interview, main.turn)] = main
+        for t in context:
+            by_pos.setdefault((t.interview, t.turn), t)
+    return list(with_ids(sorted(by_pos.values(), key=lambda t: (t.interview, t.turn))))
 
 
 def load_teacher(model: str | Path, turns: Sequence[Turn]) -> Teacher:
@@ -65,6 +85,14 @@ class Rescorer:
         for turn_id, labels in answers:
             self.teacher.teach(turn_id, labels)
             self.taught += 1
+
+    def forget(self, turn_id: str, instead: Labels | None) -> None:
+        """An answer was undone: the answer that counts now (``instead``) is taught, or, with none
+        left, the teacher forgets the turn where it can (``forget``); else it stays taught."""
+        if instead is not None:
+            self.teacher.teach(turn_id, instead)
+        elif callable(getattr(self.teacher, "forget", None)):
+            self.teacher.forget(turn_id)  # type: ignore[attr-defined]
 
     def rescore(self, pending: Sequence[str]) -> None:
         """Re-score every turn; rank the ``pending`` ones, most likely wrong first."""

@@ -260,6 +260,6 @@ def serve(path: str | Path, annotator: str, catalog: Catalog, *, port: int = DEF
 def _teacher_for(path: str | Path, annotator: str, catalog: Catalog, model: str | Path) -> Teacher:
     from extractor.review.log import QueueLog
     from extractor.review.teaching import load_teacher
-    from extractor.review.web_state import session_turns
+    from extractor.review.web_state import teacher_turns
 
-    return load_teacher(model, session_turns(QueueLog(path, catalog, annotator).view))
+    return load_teacher(model, teacher_turns(QueueLog(path, catalog, annotator).view))

@@ -30,8 +30,8 @@ from extractor.review.session import (
     score_of,
     undo_answer,
 )
-from extractor.review.teaching import Rescorer, Teacher, task_turn
-from extractor.types import Labels
+from extractor.review.teaching import Rescorer, Teacher, session_turns
+from extractor.types import Labels, Turn
 
 CLAIM_S = 120.0  # a task shown in one tab is not handed to another for this long (tabs refresh it)
 
@@ -110,9 +110,11 @@ class ReviewState:
 
     def answers_so_far(self) -> list[tuple[str, Labels]]:
         """(turn, labels) of the answer that counts per turn (latest of anyone's), for the teacher."""
+        view = self.view()
         best: dict[str, Any] = {}
-        for (tid, _who), line in self.view().latest.items():
-            if line.answer in ("accept", "reject") and (tid not in best or line.when() >= best[tid].when()):
+        for (tid, _who), line in view.latest.items():
+            if tid in view.templates and line.answer in ("accept", "reject") \
+                    and (tid not in best or line.when() >= best[tid].when()):
                 best[tid] = line
         return [(t, accept_to_labels(line.accept) if line.answer == "accept" else Labels())
                 for t, line in sorted(best.items())]
@@ -206,6 +208,13 @@ class ReviewState:
         self.rescorer.teach([(task_id, labels)])
         self.rescorer.rescore(self.view().pending())
 
+    def _unteach(self, task_id: str) -> None:
+        if self.rescorer is None:
+            return
+        instead = dict(self.answers_so_far()).get(task_id)
+        self.rescorer.forget(task_id, instead)
+        self.rescorer.rescore(self.view().pending())
+
     def skip(self, tab: str, task_id: str) -> dict[str, Any]:
         with self.lock:
             view = self.view()
@@ -231,6 +240,7 @@ class ReviewState:
                 if not undo_answer(self.path, ev.saved, self.catalog, clock=self.clock):
                     return self.state(tab, "that answer is no longer in the queue; nothing undone")
                 self.restore[tab] = list(ev.accept)
+                self._unteach(ev.task_id)
                 what = "answer"
             else:
                 if ev.task_id in self.skipped:
@@ -246,6 +256,6 @@ class ReviewState:
                 del self.current[tab]
 
 
-def session_turns(view: QueueView) -> list:
-    """Every task of the queue as the turn a teacher scores (``review serve --model``)."""
-    return [task_turn(view.tasks[t]) for t in view.order]
+def teacher_turns(view: QueueView) -> list[Turn]:
+    """The turns a teacher over this queue reads (``review serve --model``)."""
+    return session_turns(view.tasks[t] for t in view.order)

@@ -64,10 +64,36 @@ def answer(queue: Path, answers: int) -> dict:
         t = time.perf_counter()
         task = state.answer("tab", task["id"], "accept", ["cat:drift"])["task"]
         took.append(time.perf_counter() - t)
+    tui = terminal(queue, answers)
     return {"start_s": round(start_s, 2), "answer_ms_median": round(1000 * statistics.median(took), 1),
             "answer_ms_first": round(1000 * took[0], 1), "answer_ms_max_after_first": round(1000 * max(took[1:]), 1),
-            "peak_rss_mb": round(
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "terminal_answer_ms_median": round(1000 * statistics.median(tui), 1),
+            "terminal_answer_ms_max": round(1000 * max(tui), 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def terminal(queue: Path, answers: int) -> list[float]:
+    """The terminal reviewer on the same queue: seconds from each `a` to the next prompt."""
+    import io
+
+    from extractor.catalog import load_catalog
+    from extractor.review.tui import Reviewer
+
+    reviewer = Reviewer(queue, "bench-terminal", load_catalog(), out=io.StringIO())
+    took: list[float] = []
+    marks = iter(range(answers + 1))
+
+    def read_line() -> str | None:
+        now = time.perf_counter()
+        if took or reviewer.summary.answered:
+            took[-1] = now - took[-1]
+        if next(marks) == answers:
+            return None
+        took.append(now)
+        return "a"
+
+    reviewer.run(read_line)
+    return took
 
 
 def teach(tmp: Path, n: int = 1000, answers: int = 10) -> dict:

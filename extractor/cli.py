@@ -212,10 +212,11 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
     v = rsub.add_parser("validate", help="check queue/answer files; list every problem as file:line")
     v.add_argument("files", type=Path, nargs="+")
     v.add_argument("--turns", type=Path, default=None, help="turns JSONL whose ids the tasks must refer to")
+    add_on_conflict(v)
     catalog_arg(v)
     v.set_defaults(func=_run_review_validate)
 
-    g = rsub.add_parser("agreement", help="per-label Cohen's kappa / Krippendorff's alpha between annotators")
+    g = rsub.add_parser("agreement", help="annotator-vs-annotator and per-label Cohen's kappa / Krippendorff's alpha")
     g.add_argument("files", type=Path, nargs="+")
     g.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
     g.add_argument("--force", action="store_true", help="overwrite an existing --json file")
@@ -234,6 +235,7 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
                                     "terminal sessions and other tabs may work on the same queue at once.")
     w.add_argument("file", type=Path, metavar="QUEUE", help="queue JSONL from `extractor review export`")
     w.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
+    w.add_argument("--model", metavar="DIR", help="a model folder: each answer teaches it, re-scoring and re-ordering the rest")
     w.add_argument("--annotator", default=None, help="your name (default: $QI_ANNOTATOR or the login name)")
     catalog_arg(w)
     w.set_defaults(func=_run_review_serve)
@@ -243,6 +245,13 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
     m.add_argument("-o", "--output", type=Path, required=True, help="corrections JSONL (append-only)")
     catalog_arg(m)
     m.set_defaults(func=_run_review_merge)
+
+
+def add_on_conflict(q: argparse.ArgumentParser) -> None:
+    """``--on-conflict``: the one rule for annotators' disagreements (extractor.review.answers)."""
+    q.add_argument("--on-conflict", choices=["latest", "refuse"], default="latest",
+                   help="when annotators disagree on a turn: latest (default; the most recent answer counts, "
+                        "with a warning) or refuse (an error)")
 
 
 def _run_review_export(args: argparse.Namespace) -> int:
@@ -271,7 +280,7 @@ def _run_review_export(args: argparse.Namespace) -> int:
 def _run_review_validate(args: argparse.Namespace) -> int:
     from extractor.catalog import load_catalog
     from extractor.jsonl import read_turns
-    from extractor.review import validate_files
+    from extractor.review import check_conflicts, validate_files
 
     catalog = load_catalog(args.catalog)
     turn_ids = {t.id for t in read_turns(args.turns)} if args.turns else None
@@ -282,6 +291,7 @@ def _run_review_validate(args: argparse.Namespace) -> int:
         print(f"{len(problems)} problem(s) in {len({p.path for p in problems})} file(s); nothing was changed",
               file=sys.stderr)
         return EXIT_ERROR
+    check_conflicts(args.files, catalog, args.on_conflict)
     print(f"ok: {len(args.files)} file(s)" + ("" if turn_ids is not None else " (turn ids not checked: no --turns)"),
           file=sys.stderr)
     return EXIT_OK
@@ -308,7 +318,12 @@ def _run_review_agreement(args: argparse.Namespace) -> int:
         return "   -" if x is None or math.isnan(x) else f"{x:+.2f}"
 
     print(f"annotators: {', '.join(rep['annotators'])}; turns answered by 2+: {rep['shared_turns']}; "
-          f"pooled alpha {f(rep['alpha_pooled'])}")
+          f"pooled alpha {f(rep['alpha_pooled'])}; turns where the answers that count differ: {rep['conflicts']}"
+          + (f" (first: {rep['first_conflict']})" if rep["first_conflict"] else ""))
+    print(f"{'annotator pair':34} {'turns':>5} {'same':>6} {'kappa':>6}")
+    for pr in rep["pairs"]:
+        same = "   -" if pr["same_labels"] is None else f"{pr['same_labels']:6.0%}"
+        print(f"{' vs '.join(pr['annotators']):34} {pr['turns']:>5} {same:>6} {f(pr['kappa']):>6}")
     print(f"{'label':34} {'items':>5} {'pos':>4} {'kappa':>6} {'alpha':>6}")
     for label, r in rep["per_label"].items():
         print(f"{label:34} {r['items']:>5} {r['positives']:>4} {f(r['kappa']):>6} {f(r['alpha']):>6}")
@@ -318,8 +333,8 @@ def _run_review_agreement(args: argparse.Namespace) -> int:
 def _run_review_annotate(args: argparse.Namespace) -> int:
     import getpass
 
-    from extractor.annotate_tui import annotate
     from extractor.catalog import load_catalog
+    from extractor.review.tui import annotate
 
     annotator = args.annotator or os.environ.get("QI_ANNOTATOR") or getpass.getuser()
     annotate(args.file, annotator, load_catalog(args.catalog), stdin=sys.stdin, stdout=sys.stdout)
@@ -330,12 +345,12 @@ def _run_review_serve(args: argparse.Namespace) -> int:
     import getpass
 
     from extractor.catalog import load_catalog
-    from extractor.review_server import serve
+    from extractor.review.web import serve
 
     if not 0 <= args.port <= 65535:
         raise ExtractorError(f"--port: expected a port number 0-65535, found {args.port}")
     annotator = args.annotator or os.environ.get("QI_ANNOTATOR") or getpass.getuser()
-    serve(args.file, annotator, load_catalog(args.catalog), port=args.port)
+    serve(args.file, annotator, load_catalog(args.catalog), port=args.port, model=args.model)
     return EXIT_OK
 
 
@@ -366,6 +381,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda")
     p.add_argument("--force", action="store_true", help="replace an existing model directory")
+    add_on_conflict(p)
     p.set_defaults(func=_run_train)
 
 
@@ -381,7 +397,7 @@ def _run_train(args: argparse.Namespace) -> int:
         kw["warm_steps" if args.init else "steps"] = args.steps
     clf = train_model(args.inputs, args.output, config=ModelConfig(base_model=args.base_model),
                       train_config=TrainConfig(**kw), catalog=args.catalog, init=args.init,
-                      progress=sys.stderr.isatty(), force=args.force)
+                      progress=sys.stderr.isatty(), force=args.force, on_conflict=args.on_conflict)
     tr = clf.card_["training"]
     print(f"trained on {tr['examples']} turns of {tr['interviews']} interviews in {tr['seconds']:.0f}s -> {args.output}", file=sys.stderr)
     return EXIT_OK

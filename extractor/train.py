@@ -37,16 +37,19 @@ def split_inputs(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
     return turn_files, correction_files
 
 
-def read_human_labels(paths: Sequence[str | Path], catalog: Catalog | None = None) -> dict[str, Labels]:
-    """Turn id -> the reviewers' labels, from correction files (empty for no files)."""
+def read_human_labels(paths: Sequence[str | Path], catalog: Catalog | None = None, *,
+                      on_conflict: str = "latest") -> dict[str, Labels]:
+    """Turn id -> the reviewers' labels, from correction files (empty for no files); annotators'
+    disagreements are decided by ``on_conflict`` (:func:`extractor.review.read_corrections`)."""
     if not paths:
         return {}
     from extractor.review import read_corrections
 
-    return read_corrections(list(paths), catalog)
+    return read_corrections(list(paths), catalog, on_conflict=on_conflict)
 
 
-def load_training_turns(paths: Sequence[str | Path], catalog: Catalog | None = None) -> list[Turn]:
+def load_training_turns(paths: Sequence[str | Path], catalog: Catalog | None = None, *,
+                        on_conflict: str = "latest") -> list[Turn]:
     """All turns of the turn files in ``paths`` (in file order), with the labels of the
     correction files in ``paths`` applied on top (corrections win, matched by turn id)."""
     turn_files, correction_files = split_inputs(paths)
@@ -68,7 +71,7 @@ def load_training_turns(paths: Sequence[str | Path], catalog: Catalog | None = N
                                  f"({t.interview} #{t.turn}) again", hint="pass each turns file once")
             seen.add(t.id)
             turns.append(t)
-    corrections = read_human_labels(correction_files, catalog)
+    corrections = read_human_labels(correction_files, catalog, on_conflict=on_conflict)
     if corrections:
         from extractor.review import apply_corrections
 
@@ -83,7 +86,8 @@ def load_training_turns(paths: Sequence[str | Path], catalog: Catalog | None = N
 
 def train_model(paths: Sequence[str | Path], out: str | Path, *, config: ModelConfig | None = None,
                 train_config: TrainConfig | None = None, catalog: Catalog | str | Path | None = None,
-                init: str | Path | None = None, progress: bool = False, force: bool = False) -> IssueClassifier:
+                init: str | Path | None = None, progress: bool = False, force: bool = False,
+                on_conflict: str = "latest") -> IssueClassifier:
     """Train an :class:`IssueClassifier` on ``paths`` and save it to ``out``. With ``init`` (a
     model directory) training continues from that model: its settings, catalog and adapter."""
     out = Path(out)
@@ -98,7 +102,7 @@ def train_model(paths: Sequence[str | Path], out: str | Path, *, config: ModelCo
     else:
         catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
         clf = IssueClassifier(catalog=catalog, config=config, train_config=train_config)
-    turns = load_training_turns(paths, catalog)
+    turns = load_training_turns(paths, catalog, on_conflict=on_conflict)
     if not any(t.is_interviewee and t.labels is not None for t in turns):
         raise InputError(", ".join(map(str, paths)), "labelled interviewee turns (a `labels` field)",
                          "none", hint="train on gold/turns.jsonl or on reviewed corrections")

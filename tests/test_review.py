@@ -9,16 +9,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from extractor import review
-from extractor.annotate_tui import annotate
 from extractor.catalog import load_catalog
 from extractor.cli import main
-from extractor.errors import InputError
+from extractor.errors import ExtractorError, InputError
+from extractor.review.session import numbered_options
+from extractor.review.tui import annotate
 from extractor.types import Labels, Prediction, Turn, with_ids
 
 CATALOG_YAML = """\
@@ -106,7 +107,7 @@ def test_quality_order_uses_cleanlab(catalog):
 
 
 def test_unknown_order_is_an_error(catalog):
-    with pytest.raises(review.ExtractorError, match="unknown queue order"):
+    with pytest.raises(ExtractorError, match="unknown queue order"):
         review.priorities(_preds(_turns()), catalog, "loudest")
 
 
@@ -352,7 +353,9 @@ def test_failure_mid_export_leaves_previous_queue_intact(tmp_path, catalog, monk
     _answer(q, 0, "accept", "ann", ["cat:drift"])
     old = q.read_bytes()
     calls = {"n": 0}
-    real = review._dumps
+    from extractor.review import queue as queue_module
+
+    real = queue_module.dumps
 
     def exploding(obj):
         calls["n"] += 1
@@ -360,7 +363,7 @@ def test_failure_mid_export_leaves_previous_queue_intact(tmp_path, catalog, monk
             raise RuntimeError("disk on fire")
         return real(obj)
 
-    monkeypatch.setattr(review, "_dumps", exploding)
+    monkeypatch.setattr(queue_module, "dumps", exploding)
     with pytest.raises(RuntimeError):
         review.export_queue(_preds(turns), q, catalog)
     assert q.read_bytes() == old
@@ -408,7 +411,7 @@ def test_tui_accept_toggle_reject_skip_undo_quit_and_resume(tmp_path, catalog):
     pre0 = _lines(q)[0]["accept"]
     keys = "\n".join([
         "?",            # help
-        "1",            # toggle cat:drift on task 0
+        "3",            # toggle cat:drift on task 0 (3rd likely option: cost 0.9, noisy 0.05, drift 0.0)
         "c cost",       # toggle cat:cost (pre-selected) off
         "m",            # mitigation on
         "a",            # accept task 0
@@ -424,16 +427,16 @@ def test_tui_accept_toggle_reject_skip_undo_quit_and_resume(tmp_path, catalog):
     assert "commands (then Enter)" in screen and "unknown command 'xyz'" in screen
     assert summary.answered == 2 and summary.skipped == 1 and summary.undone == 1
     rows = _lines(q)
-    assert len(rows) == 6  # answers replaced their unanswered lines
-    assert rows[0]["answer"] == "accept" and rows[0]["annotator"] == "ann"
-    assert set(rows[0]["accept"]) == (set(pre0) ^ {"cat:drift", "cat:cost"}) | {"mitigation"}
-    assert rows[1]["answer"] == "accept" and "phase:collect" in rows[1]["accept"]
-    assert rows[2]["answer"] is None
+    assert len(rows) == 8 and all(r["answer"] is None for r in rows[:6])  # answers are appended; the undone one cut
+    assert [r["meta"]["id"] for r in rows[6:]] == ids[:2]
+    assert rows[6]["answer"] == "accept" and rows[6]["annotator"] == "ann"
+    assert set(rows[6]["accept"]) == (set(pre0) ^ {"cat:drift", "cat:cost"}) | {"mitigation"}
+    assert rows[7]["answer"] == "accept" and "phase:collect" in rows[7]["accept"]
     assert review.validate_files([q], catalog) == []
     # Resume: a new session starts at the skipped task; EOF quits cleanly.
     summary2, screen2 = _run_tui(q, catalog, "a\n")
     assert "task 3/6" in screen2
-    assert _lines(q)[2]["answer"] == "accept" and summary2.answered == 1
+    assert _lines(q)[8]["meta"]["id"] == ids[2] and _lines(q)[8]["answer"] == "accept" and summary2.answered == 1
     corr = review.read_corrections([q], catalog)
     assert set(corr) == {ids[0], ids[1], ids[2]}
 
@@ -448,7 +451,7 @@ def test_tui_second_annotator_appends_and_first_answers_stay(tmp_path, catalog):
     assert summary.answered == 2
     assert q.read_bytes().startswith(before)  # alice's lines untouched, bob's appended
     rows = _lines(q)
-    assert [r["annotator"] for r in rows] == ["alice", "alice", "bob", "bob"]
+    assert [r["annotator"] for r in rows] == [None, None, "alice", "alice", "bob", "bob"]
     summary, screen = _run_tui(q, catalog, "", annotator="bob")
     assert "nothing to review" in screen
 
@@ -535,7 +538,8 @@ def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread):
         pre = set(t["accept"])
         target = {"cat:drift", "phase:model_maintenance"} if k % 2 == 0 else pre
         truth[t["meta"]["id"]] = target
-        toggles = [str(options.index(o) + 1) for o in sorted(pre ^ target)]
+        numbers = [o["id"] for o in numbered_options(t)]  # the numbers the reviewer shows
+        toggles = [str(numbers.index(o) + 1) for o in sorted(pre ^ target)]
         keys += ([" ".join(toggles)] if toggles else []) + ["a"]
     summary, _ = _run_tui(q, catalog, "\n".join(keys + ["q"]) + "\n", annotator="sim")
     assert summary.answered == 50
@@ -566,7 +570,7 @@ def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread):
 
 def test_quality_order_without_cleanlab_says_how_to_install(catalog, monkeypatch):
     monkeypatch.setitem(sys.modules, "cleanlab.multilabel_classification.rank", None)
-    with pytest.raises(review.ExtractorError, match=r"pip install 'qi-extractor\[review\]'"):
+    with pytest.raises(ExtractorError, match=r"pip install 'qi-extractor\[review\]'"):
         review.priorities(_preds(_turns()), catalog, "quality")
 
 
@@ -597,7 +601,7 @@ def test_tui_second_annotator_starts_from_model_preselection_not_first_answer(tm
 _WORKER = """
 import json, sys
 from extractor.catalog import load_catalog
-from extractor.review_session import save_answer
+from extractor.review.session import save_answer
 catalog_path, queue, annotator, start = sys.argv[1:5]
 catalog = load_catalog(catalog_path)
 tasks = [json.loads(l) for l in open(queue) if l.strip()]
@@ -641,7 +645,7 @@ def test_two_annotators_saving_at_once_lose_no_answer(tmp_path, catalog):
     assert problems == []
     got = {(r.turn_id, r.annotator) for r in recs if r.obj is not None and r.answered}
     assert got == {(t.id, a) for t in turns for a in ("a", "b")}  # 80 answers, none lost
-    assert sum(1 for r in recs if r.obj is not None and not r.answered) == 0
+    assert sum(1 for r in recs if r.obj is not None and not r.answered) == 40  # answers are appended
 
 
 def test_two_merges_into_one_file_lose_no_answer(tmp_path, catalog):
@@ -724,3 +728,165 @@ def test_duplicate_prediction_ids_are_an_error(tmp_path):
     with pytest.raises(InputError, match=r"p.jsonl:3: expected each prediction id once, found id 'x' again "
                                          r"\(also line 1\)"):
         review.read_predictions(p)
+
+
+# --- disagreements between annotators (issue 18, item 4) ----------------------------------------------
+
+
+def _two_annotators(tmp_path, catalog) -> tuple[Path, list[str]]:
+    """alice and bob answer the same three turns; they disagree on turns 0 and 2."""
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(_turns()), q, catalog, order="file")
+    base = _lines(q)
+    rows = [dict(base[0], answer="accept", annotator="alice", accept=["cat:drift"], timestamp="2026-01-01T00:00:00Z"),
+            dict(base[1], answer="reject", annotator="alice", accept=[], timestamp="2026-01-01T00:00:01Z"),
+            dict(base[2], answer="accept", annotator="alice", accept=["cat:cost"], timestamp="2026-01-01T00:00:02Z"),
+            dict(base[0], answer="accept", annotator="bob", accept=["cat:noisy"], timestamp="2026-01-02T00:00:00Z"),
+            dict(base[1], answer="reject", annotator="bob", accept=[], timestamp="2026-01-02T00:00:01Z"),
+            dict(base[2], answer="reject", annotator="bob", accept=[], timestamp="2026-01-02T00:00:02Z")]
+    with q.open("a") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    return q, [b["meta"]["id"] for b in base]
+
+
+def test_conflicts_are_counted_and_the_latest_answer_counts_with_a_warning(tmp_path, catalog, caplog):
+    q, ids = _two_annotators(tmp_path, catalog)
+    labels, conflicts = review.resolve_corrections(review.read_answers([q], catalog))
+    assert labels[ids[0]] == Labels(("noisy",)) and labels[ids[2]] == Labels() and labels[ids[1]] == Labels()
+    assert [c.turn_id for c in conflicts] == [ids[0], ids[2]]
+    assert str(conflicts[0]) == f"{q}:7 (alice) vs {q}:10 (bob)"
+    with caplog.at_level("WARNING"):
+        assert review.read_corrections([q], catalog) == labels
+    assert f"2 turn(s) answered differently by two annotators; first: {q}:7 (alice) vs {q}:10 (bob)" in caplog.text
+    assert "the most recent answer counts (--on-conflict latest" in caplog.text
+    with pytest.raises(ExtractorError, match=r"2 turn\(s\) answered differently .* pass --on-conflict latest"):
+        review.read_corrections([q], catalog, on_conflict="refuse")
+    with pytest.raises(ExtractorError, match="--on-conflict: expected one of latest, refuse, found 'first'"):
+        review.read_corrections([q], catalog, on_conflict="first")
+    # One annotator changing their mind is no conflict.
+    assert review.resolve_corrections(r for r in review.read_answers([q], catalog) if r.annotator == "alice")[1] == []
+
+
+def test_cli_validate_and_train_report_conflicts_and_refuse_on_request(tmp_path, catalog, capsys):
+    q, _ids = _two_annotators(tmp_path, catalog)
+    assert main(["review", "validate", str(q), "--catalog", catalog.path]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: 2 turn(s) answered differently by two annotators; first: {q}:7 (alice) vs {q}:10 (bob)" in err
+    assert "ok: 1 file(s)" in err
+    assert main(["review", "validate", str(q), "--catalog", catalog.path, "--on-conflict", "refuse"]) == 1
+    assert f"error: 2 turn(s) answered differently by two annotators; first: {q}:7 (alice)" in capsys.readouterr().err
+    gold = tmp_path / "turns.jsonl"
+    gold.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in _turns()))
+    out = tmp_path / "model"
+    assert main(["train", str(gold), str(q), "-o", str(out), "--catalog", catalog.path, "--fast",
+                 "--on-conflict", "refuse"]) == 1
+    assert f"error: 2 turn(s) answered differently by two annotators; first: {q}:7" in capsys.readouterr().err
+    assert not out.exists()  # refused before any training
+
+
+def test_train_reads_corrections_with_the_latest_rule_by_default(tmp_path, catalog, caplog):
+    from extractor.train import load_training_turns
+
+    q, ids = _two_annotators(tmp_path, catalog)
+    gold = tmp_path / "turns.jsonl"
+    gold.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in _turns()))
+    with caplog.at_level("WARNING"):
+        turns = {t.id: t for t in load_training_turns([gold, q], catalog)}
+    assert turns[ids[0]].labels == Labels(("noisy",)) and turns[ids[0]].label_source == "review"
+    assert "2 turn(s) answered differently by two annotators" in caplog.text
+    with pytest.raises(ExtractorError, match="answered differently"):
+        load_training_turns([gold, q], catalog, on_conflict="refuse")
+
+
+def test_agreement_reports_each_pair_of_annotators(tmp_path, catalog, capsys):
+    q, _ids = _two_annotators(tmp_path, catalog)
+    rep = review.agreement([q], catalog)
+    assert rep["conflicts"] == 2 and rep["first_conflict"] == f"{q}:7 (alice) vs {q}:10 (bob)"
+    (pair,) = rep["pairs"]
+    assert pair["annotators"] == ["alice", "bob"] and pair["turns"] == 3
+    assert pair["same_labels"] == pytest.approx(1 / 3)
+    # 3 turns x 6 options: alice drift+cost, bob noisy; they agree on 14 of 18 "no"s, never on a "yes".
+    assert pair["kappa"] == pytest.approx(review.kappa([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
+                                                       [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))
+    assert main(["review", "agreement", str(q), "--catalog", catalog.path]) == 0
+    out = capsys.readouterr().out
+    assert "alice vs bob" in out and "turns where the answers that count differ: 2" in out
+
+
+def test_kappa_comes_from_scikit_learn_and_is_none_where_undefined():
+    from sklearn.metrics import cohen_kappa_score
+
+    a, b = [1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 1]
+    assert review.kappa(a, b) == pytest.approx(cohen_kappa_score(a, b)) == pytest.approx(0.25)
+    assert review.kappa([0, 0, 0], [0, 0, 0]) is None and review.kappa([], []) is None
+
+
+# --- hostile cases (issue 20): symlinked queues, NaN scores, hash collisions --------------------------
+
+
+def test_annotate_and_merge_on_a_symlinked_queue_write_its_target_and_lock_it(tmp_path, catalog):
+    real_dir, link_dir = tmp_path / "shared", tmp_path / "mine"
+    real_dir.mkdir()
+    link_dir.mkdir()
+    target = real_dir / "q.jsonl"
+    review.export_queue(_preds(_turns()), target, catalog, order="file")
+    link = link_dir / "q.jsonl"
+    link.symlink_to(target)
+    _run_tui(link, catalog, "a\nr\nu\nq\n")
+    assert link.is_symlink() and link.resolve() == target
+    assert [r["answer"] for r in _lines(target)].count("accept") == 1  # the answer went to the target
+    assert (real_dir / ".q.jsonl.lock").exists() and not (link_dir / ".q.jsonl.lock").exists()
+    # merge into a corrections file that is a link: through it, the link stays
+    corr_target = real_dir / "corrections.jsonl"
+    corr_target.write_text("")
+    corr_link = link_dir / "corrections.jsonl"
+    corr_link.symlink_to(corr_target)
+    assert review.merge_answers([target], corr_link, catalog)["appended"] == 1
+    assert corr_link.is_symlink() and len(_lines(corr_target)) == 1
+    assert (real_dir / ".corrections.jsonl.lock").exists()
+    # export through a link: the same
+    review.export_queue(_preds(_turns()), link, catalog, order="file", refresh=True)
+    assert link.is_symlink() and len(_lines(target)) == 7
+
+
+def test_nan_scores_never_make_nan_priorities_or_invalid_json(tmp_path, catalog):
+    nan = float("nan")
+    preds = _preds(_turns(), {0: {"drift": nan, "noisy": 0.05, "cost": nan, "collect": 0.05, "deploy": 0.9,
+                                  "mitigation": float("inf")}})
+    for order in ("uncertainty", "quality", "random", "file"):
+        pri = review.priorities(preds, catalog, order)
+        assert np.isfinite(pri).all(), order
+    assert np.isfinite(review.priorities(preds, catalog, "uncertainty", thresholds={"drift": nan})).all()
+    q = tmp_path / "q.jsonl"
+    review.export_queue(preds, q, catalog)
+    text = q.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    task = next(t for t in _lines(q) if t["meta"]["turn"] == 1)
+    assert {o["id"]: o["score"] for o in task["options"]}["cat:drift"] is None
+    assert review.validate_files([q], catalog) == []
+    # A NaN score written by another tool is a problem of that line, not a crash.
+    rows = text.splitlines()
+    rows[0] = rows[0].replace('"score": 0.05', '"score": NaN', 1)
+    q.write_text("\n".join(rows) + "\n")
+    assert [p.line for p in review.validate_files([q], catalog)] == [1]
+    assert "a finite number or null for options[" in str(review.validate_files([q], catalog)[0])
+
+
+def test_two_tasks_whose_32_bit_hashes_collide_are_not_duplicates(tmp_path, catalog):
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(_turns())[:2], q, catalog, order="file")
+    rows = _lines(q)
+    rows[1]["_task_hash"] = rows[0]["_task_hash"]  # what 20,000 tasks' Prodigy-style hashes do by chance
+    q.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert review.validate_files([q], catalog) == []
+
+
+def test_validate_prints_problems_with_control_characters_escaped(tmp_path, catalog, capsys):
+    q = tmp_path / "q.jsonl"
+    review.export_queue(_preds(_turns())[:1], q, catalog)
+    row = _lines(q)[0]
+    row["accept"] = ["cat:\x1b]0;pwned\x07\x9b"]
+    q.write_text(json.dumps(row, ensure_ascii=False) + "\n")
+    assert main(["review", "validate", str(q), "--catalog", catalog.path]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out and "\\x1b]0;pwned\\x07\\x9b" in out

@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 
 from extractor import review
-from extractor.annotate_tui import annotate
 from extractor.catalog import load_catalog
 from extractor.cli import main
 from extractor.errors import ExtractorError, InputError
-from extractor.review_server import ReviewState, create_app, make_server, render_page
-from extractor.types import Prediction, Turn, with_ids
+from extractor.review.tui import annotate
+from extractor.review.web import create_app, make_server, render_page
+from extractor.review.web_state import ReviewState
+from extractor.types import Labels, Prediction, Turn, with_ids
 
 flask = pytest.importorskip("flask", reason="the web reviewer needs Flask (pip install 'qi-extractor[review]')")
 
@@ -140,14 +141,15 @@ def test_answer_writes_the_terminal_reviewers_format_and_moves_on(tmp_path, cata
     # The same answer given in the terminal reviewer writes the same line (but for the timestamp).
     annotate(q2, "ann", catalog, stdin=io.StringIO("1\nc cost\nm\na\n"), stdout=io.StringIO(),
              clock=lambda: "2026-01-01T00:00:00.000000Z")
-    web, tui = lines(q)[0], lines(q2)[0]
+    web, tui = lines(q)[-1], lines(q2)[-1]
     assert web["answer"] == "accept" and web["accept"] == ["cat:cost", "phase:deploy"] and web["annotator"] == "ann"
     assert {**web, "timestamp": None} == {**tui, "timestamp": None}
-    assert len(lines(q)) == 6 and review.validate_files([q], catalog) == []
+    assert q.read_bytes().startswith(q2.read_bytes()[:100]) and len(lines(q)) == 7  # appended
+    assert review.validate_files([q], catalog) == []
     assert review.read_corrections([q], catalog)[t["id"]].categories == ("cost",)
     r = post(c, "/api/answer", tab="t1", id=s["task"]["id"], answer="reject", accept=["cat:drift"])
     assert r.get_json()["message"].startswith("saved: reject (no option applies)")
-    assert lines(q)[1]["answer"] == "reject" and lines(q)[1]["accept"] == []
+    assert lines(q)[-1]["answer"] == "reject" and lines(q)[-1]["accept"] == []
 
 
 def test_undo_takes_the_answer_back_and_shows_that_task_again(tmp_path, catalog, client_for):
@@ -164,7 +166,7 @@ def test_undo_takes_the_answer_back_and_shows_that_task_again(tmp_path, catalog,
     # Another tab cannot undo this tab's answers.
     post(c, "/api/answer", tab="t1", id=t["id"], answer="reject", accept=[])
     assert post(c, "/api/undo", tab="t2").get_json()["message"] == "nothing to undo in this tab"
-    assert lines(q)[0]["answer"] == "reject"
+    assert lines(q)[-1]["answer"] == "reject"
 
 
 def test_skip_comes_back_after_the_others_and_can_be_undone(tmp_path, catalog, client_for):
@@ -212,7 +214,8 @@ def test_two_tabs_get_different_tasks_and_an_answer_elsewhere_moves_a_tab_on(tmp
 
 def _answer_in_tui(q: Path, catalog, task_id: str) -> bool:
     """Answer ``task_id`` in a terminal session (skipping the others)."""
-    order = [x["meta"]["id"] for x in lines(q) if x["answer"] is None]
+    answered = {x["meta"]["id"] for x in lines(q) if x["annotator"] == "ann"}
+    order = [x["meta"]["id"] for x in lines(q) if x["answer"] is None and x["meta"]["id"] not in answered]
     keys = "".join("a\n" if tid == task_id else "s\n" for tid in order)
     annotate(q, "ann", catalog, stdin=io.StringIO(keys), stdout=io.StringIO())
     return any(x["meta"]["id"] == task_id and x["answer"] == "accept" for x in lines(q))
@@ -225,7 +228,7 @@ def test_answering_twice_from_two_tabs_keeps_both_answers(tmp_path, catalog, cli
     post(c, "/api/answer", tab="A", id=t, answer="reject", accept=[])
     s = post(c, "/api/answer", tab="B", id=t, answer="accept", accept=["cat:cost"]).get_json()
     assert "answered again: the latest answer counts" in s["message"]
-    assert [x["answer"] for x in lines(q) if x["meta"]["id"] == t] == ["reject", "accept"]
+    assert [x["answer"] for x in lines(q) if x["meta"]["id"] == t] == [None, "reject", "accept"]
     assert review.read_corrections([q], catalog)[t].categories == ("cost",)
 
 
@@ -248,7 +251,7 @@ def test_concurrent_answers_from_two_tabs_and_a_terminal_lose_nothing(tmp_path, 
             errors.append(repr(e))
 
     # A terminal reviewer (another annotator, another process) answers every task meanwhile.
-    code = ("import sys; from extractor.annotate_tui import annotate; from extractor.catalog import load_catalog\n"
+    code = ("import sys; from extractor.review.tui import annotate; from extractor.catalog import load_catalog\n"
             "cat = load_catalog(sys.argv[2]); print('ready', flush=True); sys.stdin.readline()\n"
             "annotate(sys.argv[1], 'bob', cat, stdin=sys.stdin, stdout=open('/dev/null', 'w'))")
     proc = subprocess.Popen([sys.executable, "-c", code, str(q), catalog.path], stdin=subprocess.PIPE,
@@ -268,7 +271,7 @@ def test_concurrent_answers_from_two_tabs_and_a_terminal_lose_nothing(tmp_path, 
     ann = [x["meta"]["id"] for x in rows if x["annotator"] == "ann"]
     bob = [x["meta"]["id"] for x in rows if x["annotator"] == "bob"]
     assert len(set(ann)) == n and len(set(bob)) == n  # every task answered by both, nothing lost
-    assert len(rows) == len(ann) + len(bob)  # each task's unanswered line became someone's answer
+    assert len(rows) == n + len(ann) + len(bob)  # the tasks, and every answer appended once
     assert review.validate_files([q], catalog) == []
 
 
@@ -568,9 +571,9 @@ def test_chromium_answers_three_tasks_by_keyboard_and_resumes_after_reload(tmp_p
     browser.refresh()
     _wait(browser, lambda d: _text(d, "#current .text") == shown, what="the same task after reload")
     assert "task 4 of 6" in _text(browser, "#progress-text")
-    rows = lines(q)
-    assert [r["answer"] for r in rows[:4]] == ["accept", "reject", "accept", None]
-    assert rows[0]["accept"] == ["cat:drift", "cat:cost", "cat:privacy", "phase:deploy", "mitigation"]
+    answers = [r for r in lines(q) if r["answer"]]
+    assert [(r["meta"]["turn"], r["answer"]) for r in answers] == [(1, "accept"), (3, "reject"), (5, "accept")]
+    assert answers[0]["accept"] == ["cat:drift", "cat:cost", "cat:privacy", "phase:deploy", "mitigation"]
     assert review.validate_files([q], catalog) == []
 
 
@@ -594,9 +597,10 @@ def test_chromium_two_tabs_answering_at_once_lose_nothing(tmp_path, catalog, liv
         _press(browser, "a")
         browser.switch_to.window(second)
         _press(browser, "a")
-        _wait(browser, lambda d: sum(1 for r in lines(q) if r["answer"]) == 2 * (k + 1), what=f"round {k + 1}")
+        _wait(browser, lambda d, k=k: sum(1 for r in lines(q) if r["answer"]) == 2 * (k + 1), what=f"round {k + 1}")
     rows = lines(q)
-    assert len(rows) == n and {r["meta"]["id"] for r in rows if r["answer"] == "accept"} == {r["meta"]["id"] for r in rows}
+    assert len(rows) == 2 * n  # the tasks, then each answer appended once
+    assert {r["meta"]["id"] for r in rows if r["answer"] == "accept"} == {r["meta"]["id"] for r in rows}
     browser.refresh()
     _wait(browser, lambda d: d.find_element("id", "done").is_displayed(), what="the done page")
 
@@ -617,3 +621,196 @@ def test_ctrl_c_stops_the_server_even_when_sigint_was_ignored_by_the_parent(tmp_
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
+
+
+# --- one keyboard: the same numbers in both reviewers, definitions one key away (issue 18, item 5) -----
+
+
+def test_options_are_numbered_as_in_the_terminal_and_carry_their_definitions(tmp_path, catalog, client_for):
+    from extractor.review.session import numbered_options
+
+    q = make_queue(tmp_path, catalog)
+    _, c = client_for(q)
+    opts = get_state(c)["task"]["options"]
+    task = lines(q)[0]
+    assert [o["number"] for o in opts] == list(range(1, len(opts) + 1))
+    assert [o["id"] for o in opts] == [o["id"] for o in numbered_options(task)]
+    assert opts[1]["id"] == "cat:cost" and opts[1]["definition"] == "Infrastructure is expensive."
+    assert next(o for o in opts if o["id"] == "mitigation")["definition"].startswith("The turn describes how")
+
+
+def test_chromium_key_3_ticks_what_the_terminal_3_ticks_and_d_shows_definitions(tmp_path, catalog, live, browser):
+    q = make_queue(tmp_path, catalog)
+    q2 = tmp_path / "tui.jsonl"
+    q2.write_bytes(q.read_bytes())
+    browser.get(live(q))
+    _wait(browser, lambda d: "answer 0" in _text(d, "#current .text"), what="the first task")
+    assert not browser.find_elements("css selector", "#likely .definition")
+    _press(browser, "d")
+    shown = _wait(browser, lambda d: [x.text for x in d.find_elements("css selector", "#likely .definition")],
+                  what="the definitions")
+    assert shown[:3] == ["Data changes over time.", "Infrastructure is expensive.", "Pipelines take long."]
+    third = browser.find_element("css selector", '#likely li.option[data-number="3"]')
+    assert third.find_element("css selector", ".name .label").text == "Slow pipelines"
+    _press(browser, "3")
+    _wait(browser, lambda d: "ticked" in d.find_element("css selector", '#likely li[data-number="3"]')
+          .get_attribute("class"), what="option 3 ticked")
+    _press(browser, "a")
+    _wait(browser, lambda d: "1 of 6 answered" in _text(d, "#progress-text"), what="the answer")
+    annotate(q2, "ann", catalog, stdin=io.StringIO("3\na\n"), stdout=io.StringIO())
+    web, tui = lines(q)[-1], lines(q2)[-1]
+    assert web["accept"] == tui["accept"] == ["cat:drift", "cat:slow", "phase:deploy", "mitigation"]
+
+
+# --- answers teach at once: re-scoring and re-ordering the pending tasks (issue 18, item 1) ------------
+
+
+class FakeTeacher:
+    """The TeachSession contract (``teach(turn_id, labels)``, ``predictions()``), deterministic and fast:
+    a taught category raises that category's score on every other turn by 0.45."""
+
+    def __init__(self, turns, catalog):
+        self.all_turns = list(turns)
+        self.turns = [t for t in self.all_turns if t.speaker == "interviewee"]  # what TeachSession predicts
+        self.catalog = catalog
+        self.taught: list[tuple[str, object]] = []
+        self.base = {t.id: {c: 0.05 + 0.01 * (k % 7) for c in catalog.category_ids} for k, t in enumerate(self.turns)}
+        for k, t in enumerate(self.turns):
+            self.base[t.id]["drift"] = 0.9 - 0.1 * (k % 5)
+            self.base[t.id] |= {p: 0.1 for p in catalog.phase_ids} | {"mitigation": 0.1}
+
+    def teach(self, turn_id, labels) -> None:
+        self.taught.append((turn_id, labels))
+
+    def forget(self, turn_id) -> None:
+        self.taught = [(t, lab) for t, lab in self.taught if t != turn_id]
+
+    def predictions(self):
+        boost = {c for _, lab in self.taught for c in lab.categories}
+        out = []
+        for t in self.turns:
+            s = {k: min(1.0, v + (0.45 if k in boost else 0.0)) for k, v in self.base[t.id].items()}
+            out.append(Prediction(t.interview, t.turn, t.id, categories=tuple(c for c in self.catalog.category_ids
+                                                                             if s[c] >= 0.5),
+                                  phases=(), mitigation=False, scores=s, text=t.text, model="taught"))
+        return out
+
+
+def _teacher_for(q: Path, catalog) -> FakeTeacher:
+    from extractor.review.log import QueueLog
+    from extractor.review.web_state import teacher_turns
+
+    return FakeTeacher(teacher_turns(QueueLog(q, catalog, "ann").view), catalog)
+
+
+def test_each_answer_teaches_and_rescores_and_reorders_the_pending_tasks(tmp_path, catalog):
+    q = make_queue(tmp_path, catalog)
+    teacher = _teacher_for(q, catalog)
+    # The session reads the interviews in order, questions included (neighbours are features);
+    # the task turns keep the queue's ids.
+    assert [(t.turn, t.speaker) for t in teacher.all_turns][:3] == [(0, "interviewer"), (1, "interviewee"),
+                                                                    (2, "interviewer")]
+    assert [t.text for t in teacher.turns][:2] == ["answer 0 about data", "answer 1 about data"]
+    assert teacher.turns[0].question == "question 0?" and [t.id for t in teacher.turns] == \
+        [x["meta"]["id"] for x in lines(q)]
+    state = ReviewState(q, "ann", catalog, clock=ticking_clock(), teacher=teacher)
+    app = create_app(state, PORT).test_client()
+    s = get_state(app)
+    assert s["teaching"] and teacher.taught == []
+    first = s["task"]
+    # The teacher's scores, not the queue's: drift 0.9 - 0.1 * k; cost 0.05 .. 0.11, below 0.5.
+    cost = next(o for o in first["options"] if o["id"] == "cat:cost")
+    assert cost["score"] == pytest.approx(teacher.base[first["id"]]["cost"]) and "cat:cost" not in first["selection"]
+    before = q.read_bytes()
+    s = post(app, "/api/answer", tab="t1", id=first["id"], answer="accept", accept=["cat:cost"]).get_json()
+    assert teacher.taught == [(first["id"], Labels(("cost",)))]
+    # Every pending task now has cost near 0.5 -> its least certain decision: re-scored and pre-ticked.
+    nxt = s["task"]
+    cost = next(o for o in nxt["options"] if o["id"] == "cat:cost")
+    assert cost["score"] == pytest.approx(teacher.base[nxt["id"]]["cost"] + 0.45) and "cat:cost" in nxt["selection"]
+    # The order follows the new scores: the pending task whose cost is nearest the 0.5 line comes first.
+    pending = [t for t in state.view().pending()]
+    assert next(state.pending(state.view())) == nxt["id"] == min(
+        pending, key=lambda t: (abs(teacher.base[t]["cost"] + 0.45 - 0.5), t))
+    assert q.read_bytes().startswith(before) and len(lines(q)) == 7  # answered lines are never rewritten
+    assert lines(q)[-1]["accept"] == ["cat:cost"]
+    # Undo: the teacher forgets the answer, the pending tasks are re-scored without it.
+    s = post(app, "/api/undo", tab="t1").get_json()
+    assert teacher.taught == [] and s["task"]["id"] == first["id"]
+    cost = next(o for o in s["task"]["options"] if o["id"] == "cat:cost")
+    assert cost["score"] == pytest.approx(teacher.base[first["id"]]["cost"])
+
+
+def test_answers_already_in_the_queue_are_taught_at_start(tmp_path, catalog, client_for):
+    q = make_queue(tmp_path, catalog)
+    _, c = client_for(q, "bob")
+    t = get_state(c)["task"]["id"]
+    post(c, "/api/answer", tab="t1", id=t, answer="reject", accept=[])
+    teacher = _teacher_for(q, catalog)
+    ReviewState(q, "ann", catalog, teacher=teacher)
+    assert teacher.taught == [(t, Labels())]
+
+
+def test_rescoring_a_1000_task_queue_answers_within_a_second(tmp_path, catalog):
+    import time
+
+    q = make_queue(tmp_path, catalog, n=1000)
+    teacher = _teacher_for(q, catalog)
+    state = ReviewState(q, "ann", catalog, clock=ticking_clock(), teacher=teacher)
+    task = state.state("t1")["task"]
+    took = []
+    for _ in range(3):
+        start = time.perf_counter()
+        task = state.answer("t1", task["id"], "accept", ["cat:cost"])["task"]
+        took.append(time.perf_counter() - start)
+    assert len(teacher.taught) == 3 and max(took) < 1.0, took
+
+
+def test_without_the_teach_session_module_serve_model_is_a_one_line_error(tmp_path, catalog, monkeypatch):
+    from extractor.review.teaching import load_teacher
+
+    monkeypatch.setitem(sys.modules, "extractor.classify.teach", None)
+    with pytest.raises(ExtractorError, match="--model: expected extractor.classify.teach"):
+        load_teacher(tmp_path / "model", [])
+
+
+# --- hostile requests (issue 20): capped bodies, malformed and deeply nested JSON -----------------------
+
+
+@pytest.mark.parametrize("data, status, message", [
+    (b"{not json", 400, "expected a JSON object"),
+    (b"[" * 100000 + b"]" * 100000, 400, "nested at most a few hundred levels deep"),
+    (b'{"tab": ' + b"[" * 100000 + b"]" * 100000 + b"}", 400, "nested at most a few hundred levels deep"),
+    (b'{"tab": "t1", "id": "\xff\xfe"}', 400, "expected a JSON object"),
+    (b'{"tab": "t1", "pad": "' + b"x" * (1 << 21) + b'"}', 413, "request body over 1048576 bytes refused"),
+])
+def test_malformed_deep_and_oversized_bodies_are_json_errors(tmp_path, catalog, client_for, data, status, message):
+    q = make_queue(tmp_path, catalog)
+    _, c = client_for(q)
+    for path in ("/api/answer", "/api/skip", "/api/undo"):
+        r = c.post(path, data=data, content_type="application/json", headers=ORIGIN, **BASE)
+        assert r.status_code == status and r.is_json and message in r.get_json()["error"], (path, r.data[:200])
+    assert all(x["answer"] is None for x in lines(q))
+
+
+def test_an_internal_error_is_a_json_500_not_an_html_page(tmp_path, catalog, client_for, monkeypatch):
+    q = make_queue(tmp_path, catalog)
+    state, c = client_for(q)
+    monkeypatch.setattr(state, "skip", lambda *a: 1 / 0)
+    r = post(c, "/api/skip", tab="t1", id="x")
+    assert r.status_code == 500 and r.get_json() == {"error": "internal error: ZeroDivisionError"}
+    assert b"<html" not in r.data.lower()
+
+
+def test_the_real_server_refuses_a_huge_body_without_reading_it(tmp_path, catalog, live):
+    q = make_queue(tmp_path, catalog)
+    url = live(q)
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall((f"POST /api/answer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\n"
+                   "Content-Type: application/json\r\nContent-Length: 400000000\r\n\r\n{\"tab\": ").encode())
+        reply = b""  # 400 MB announced, a few bytes sent: answered at once, and closed
+        while chunk := s.recv(4096):
+            reply += chunk
+        reply = reply.decode("latin-1")
+    assert reply.startswith("HTTP/1.1 413") and "request body over 1048576 bytes refused" in reply

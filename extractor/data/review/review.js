@@ -18,6 +18,7 @@
   let state = null; // the last state the server sent
   let selection = new Set(); // ticked option ids of the task on screen
   let showAll = false;
+  let showDefs = false; // the catalog's definitions under each option (key d)
   let busy = false;
 
   async function call(method, url, body) {
@@ -59,13 +60,21 @@
     return prefix + " (" + speaker + (turn && turn.turn !== undefined && turn.turn !== null ? ", turn " + turn.turn : "") + ")";
   }
 
-  function optionRow(opt, number) {
+  // Keys 1-9 and 0 tick options 1-10; the numbers are the terminal reviewer's numbers too.
+  function keyOf(number) {
+    return number <= 9 ? String(number) : number === 10 ? "0" : "";
+  }
+
+  function optionRow(opt) {
     const li = el("li", "option" + (selection.has(opt.id) ? " ticked" : ""));
     li.dataset.id = opt.id;
+    li.dataset.number = String(opt.number);
+    if (opt.definition) li.title = opt.definition;
     const label = el("label", "option-label");
     label.style.display = "contents";
     const num = el("span", "num");
-    if (number) num.appendChild(el("kbd", null, number));
+    const key = keyOf(opt.number);
+    num.appendChild(key ? el("kbd", null, key) : el("span", "muted", String(opt.number)));
     const box = document.createElement("input");
     box.type = "checkbox";
     box.checked = selection.has(opt.id);
@@ -75,6 +84,7 @@
     name.appendChild(el("span", "label", opt.text));
     if (KIND_LABEL[opt.kind]) name.appendChild(el("span", "kind", KIND_LABEL[opt.kind]));
     if (state.task.predicted.includes(opt.id)) name.appendChild(el("span", "picked", "model's pick"));
+    if (showDefs && opt.definition) name.appendChild(el("span", "definition", opt.definition));
     const score = el("span", "score");
     const track = el("span", "track");
     const fill = el("span", "fill");
@@ -96,7 +106,7 @@
     const task = state.task;
     const likely = likelyOptions();
     const list = $("likely");
-    list.replaceChildren(...likely.map((o, k) => optionRow(o, k < 9 ? String(k + 1) : k === 9 ? "0" : "")));
+    list.replaceChildren(...likely.map((o) => optionRow(o)));
     const extra = task.options.filter((o) => !o.likely && selection.has(o.id));
     if (extra.length) {
       list.appendChild(el("li", "muted", "also ticked: " + extra.map((o) => o.text).join(", ")));
@@ -118,7 +128,7 @@
       const group = el("div", "group");
       group.appendChild(el("h3", null, title));
       const ol = el("ol", "options");
-      ol.append(...opts.map((o) => optionRow(o, "")));
+      ol.append(...opts.map((o) => optionRow(o)));
       group.appendChild(ol);
       groups.appendChild(group);
     }
@@ -201,6 +211,11 @@
   function skip() { if (state && state.task) act("api/skip", { id: state.task.id }); }
   function undo() { act("api/undo", {}); }
   function toggleAll() { showAll = !showAll; renderOptions(); }
+  function toggleDefs() {
+    showDefs = !showDefs;
+    $("defs").setAttribute("aria-pressed", String(showDefs));
+    renderOptions();
+  }
   function help(open) {
     $("help").hidden = !open;
     if (open) $("help-close").focus();
@@ -211,6 +226,7 @@
   $("skip").addEventListener("click", skip);
   $("undo").addEventListener("click", undo);
   $("more").addEventListener("click", toggleAll);
+  $("defs").addEventListener("click", toggleDefs);
   $("help-button").addEventListener("click", () => help(true));
   $("help-close").addEventListener("click", () => help(false));
   $("filter").addEventListener("input", renderOptions);
@@ -230,14 +246,14 @@
       }
       return;
     }
-    const likely = state && state.task ? likelyOptions() : [];
     if (/^[0-9]$/.test(ev.key)) {
-      const k = ev.key === "0" ? 9 : Number(ev.key) - 1;
-      if (likely[k]) { ev.preventDefault(); toggle(likely[k].id); }
+      const number = ev.key === "0" ? 10 : Number(ev.key);
+      const opt = state && state.task ? state.task.options.find((o) => o.number === number) : null;
+      if (opt) { ev.preventDefault(); toggle(opt.id); }
       return;
     }
     const actions = { a: () => answer("accept"), x: () => answer("reject"),
-                      s: skip, u: undo, o: toggleAll, "?": () => help(true),
+                      s: skip, u: undo, o: toggleAll, d: toggleDefs, "?": () => help(true),
                       "/": () => { if (!showAll) toggleAll(); $("filter").focus(); } };
     if (Object.prototype.hasOwnProperty.call(actions, ev.key)) {
       ev.preventDefault();

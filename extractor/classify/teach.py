@@ -1,0 +1,204 @@
+"""Answers teach at once: reviewers' labels re-score every other turn, with no retrain.
+
+A reviewer's answer is a labelled example. The model's label-dependent parts read labelled
+turns at prediction time, so adding the answered turns to them is enough:
+
+* the label memory (:class:`~extractor.classify.scorer.LabelMemory`): a turn that (nearly)
+  repeats an answered one takes its labels;
+* the scorer's label features: each category's centroid of labelled turns moves towards the
+  answered turns that carry it, and every answered turn with a category is an exemplar (the
+  "most similar labelled turn" feature), so a turn like an answered one scores higher for the
+  answer's categories.
+
+An answered turn's own prediction carries the reviewer's labels (``label_source: "human"``);
+its scores stay the model's (as trained, before any answer), so they still say what the model
+would have coded.
+
+:class:`TeachSession` keeps the features of a fixed set of turns (embedding is the slow part)
+and re-scores them all after each answer: this is what the web reviewer calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from extractor.classify.features import Features
+from extractor.classify.scorer import LabelMemory, label_features
+from extractor.errors import ModelError
+from extractor.types import Labels, Prediction, Turn
+
+if TYPE_CHECKING:
+    from extractor.classify.model import IssueClassifier
+
+
+def label_row(model: IssueClassifier, labels: Labels) -> np.ndarray:
+    """``labels`` as a 0/1 row over the model's labels (categories, phases, mitigation); ids
+    the model's catalog does not hold are left out (they cannot be scored)."""
+    cats, phases = model.catalog_.category_ids, model.catalog_.phase_ids
+    row = np.zeros(len(cats) + len(phases) + 1, np.float32)
+    for c in labels.categories:
+        if c in cats:
+            row[cats.index(c)] = 1.0
+    for p in labels.phases:
+        if p in phases:
+            row[len(cats) + phases.index(p)] = 1.0
+    row[-1] = float(labels.mitigation)
+    return row
+
+
+@dataclass
+class Taught:
+    """Embeddings ``E`` (t, d) and label rows ``Y`` (t, L) of the answered turns, by ``ids``."""
+
+    ids: list[str]
+    E: np.ndarray
+    Y: np.ndarray
+
+    @classmethod
+    def empty(cls, dim: int, width: int) -> Taught:
+        return cls([], np.zeros((0, dim), np.float32), np.zeros((0, width), np.float32))
+
+
+def taught_from_features(model: IssueClassifier, f: Features, ids: Sequence[str],
+                         taught: Mapping[str, Labels]) -> Taught:
+    """The answered turns among the feature rows ``f`` (``ids``: each row's turn id)."""
+    rows = [k for k, t in enumerate(ids) if t in taught]
+    width = len(model.catalog_.category_ids) + len(model.catalog_.phase_ids) + 1
+    if not rows:
+        return Taught.empty(f.E.shape[1], width)
+    Y = np.stack([label_row(model, taught[ids[k]]) for k in rows])
+    return Taught([ids[k] for k in rows], f.E[rows].astype(np.float32), Y)
+
+
+@dataclass
+class LabelParts:
+    """What the label features and the memory blend read: the model's labelled turns plus the
+    answered ones."""
+
+    centroids: np.ndarray
+    ex_E: np.ndarray
+    ex_Y: np.ndarray
+    memory: LabelMemory
+    neutral: np.ndarray  # per category: no labelled turn at all (an entry added after training)
+
+
+def label_parts(model: IssueClassifier, taught: Taught) -> LabelParts:
+    """The model's label memory, centroids and exemplars with ``taught`` added."""
+    nc = len(model.catalog_.category_ids)
+    mem = model.memory_
+    centroids = model.centroids_.copy()
+    Tc = taught.Y[:, :nc] > 0
+    for j in np.flatnonzero(Tc.any(axis=0)):
+        pos = mem.Y[:, j] > 0
+        # the stored centroid is a unit vector: its training sum is that direction times the
+        # length of the (float16) memory's sum; taught turns add to that sum
+        base = centroids[j] * float(np.linalg.norm(mem.E[pos].sum(axis=0))) if pos.any() else 0.0
+        s = base + taught.E[Tc[:, j]].sum(axis=0)
+        centroids[j] = s / max(float(np.linalg.norm(s)), 1e-9)
+    issue = mem.Y[:, :nc].any(axis=1)
+    t_issue = Tc.any(axis=1)
+    return LabelParts(
+        centroids=centroids.astype(np.float32),
+        ex_E=np.concatenate([mem.E[issue], taught.E[t_issue]]),
+        ex_Y=np.concatenate([mem.Y[issue, :nc], taught.Y[t_issue, :nc]]),
+        memory=LabelMemory(np.concatenate([mem.E, taught.E]), np.concatenate([mem.Y, taught.Y]), mem.floor)
+        if len(taught.ids) else mem,
+        neutral=np.array([c in model.untrained_ and not Tc[:, j].any()
+                          for j, c in enumerate(model.catalog_.category_ids)], dtype=bool))
+
+
+def entry_label_features(E: np.ndarray, parts: LabelParts) -> np.ndarray:
+    """:func:`label_features` of every category; an entry without labelled turns gets neutral
+    values (the turn's mean over the other entries, standardised 0) instead of a zero centroid's."""
+    if not parts.neutral.any():
+        return label_features(E, parts.centroids, parts.ex_E, parts.ex_Y)
+    on = ~parts.neutral
+    L = label_features(E, parts.centroids[on], parts.ex_E, parts.ex_Y[:, on])
+    out = np.zeros((len(E), len(on), L.shape[2]), np.float32)
+    out[:, on] = L
+    mean = L.mean(axis=1)
+    out[:, parts.neutral] = mean[:, None, :]
+    out[:, parts.neutral, 1] = 0.0  # the standardised centroid cosine
+    return out
+
+
+def score(model: IssueClassifier, f: Features, pairs: np.ndarray, heads: np.ndarray, parts: LabelParts,
+          ) -> np.ndarray:
+    """(n, categories + phases + 1) probabilities of the rows of ``f`` (the model's own
+    scoring, with the answers in the label parts); ``pairs`` and ``heads`` are the model's
+    pair features and head probabilities of ``f``, which answers do not change."""
+    npz = len(model.catalog_.phase_ids)
+    F = np.concatenate([pairs, entry_label_features(f.E, parts)], axis=2)
+    pc = model.scorer_.predict_proba(F)
+    pp = model.stacker_.predict_proba(pc, heads[:, :npz])
+    P, _ = parts.memory.blend(f.E, np.concatenate([pc, pp, heads[:, npz + 1:]], axis=1))
+    return P
+
+
+def as_human(pred: Prediction, labels: Labels, reviewer: str = "", reviewed_at: str = "") -> Prediction:
+    """``pred`` with a reviewer's labels (``label_source: "human"``); scores stay the model's,
+    evidence is kept for the categories both agree on."""
+    keep = set(labels.categories)
+    return replace(pred, categories=labels.categories, phases=labels.phases, mitigation=labels.mitigation,
+                   evidence={c: e for c, e in pred.evidence.items() if c in keep},
+                   spans={c: s for c, s in pred.spans.items() if c in keep}, label_source="human",
+                   reviewer=reviewer or pred.reviewer, reviewed_at=reviewed_at or pred.reviewed_at)
+
+
+class TeachSession:
+    """Re-score a fixed set of turns after every answer, with no retrain.
+
+    ``turns``: all turns of the interviews under review (both speakers, in order: neighbours
+    and questions are features). Their features are computed once here; :meth:`teach` records
+    an answer and :meth:`predictions` re-scores every interviewee turn with all answers so far
+    (well under a second for 1,000 turns on 2 cores: BENCHMARKS.md).
+    """
+
+    def __init__(self, model: IssueClassifier, turns: Sequence[Turn], *, evidence: bool = True):
+        if model.thresholds_ is None:
+            raise ModelError("this IssueClassifier is not fitted yet: call fit() or IssueClassifier.load()")
+        self.model = model
+        self.turns = list(turns)
+        self.evidence = evidence
+        t0 = time.perf_counter()
+        self.features = model.features(self.turns)
+        self.ie = [self.turns[i] for i in self.features.index]
+        self.ids = [t.id for t in self.ie]
+        self.pairs = model.pair_features(self.features)
+        self.heads = model.heads_.predict_proba(
+            self.features.head_input(model.cat_desc_, model.phase_desc_))
+        self.answers: dict[str, Labels] = {}
+        self.base = self.probabilities()  # the model's own scores, which answered turns keep
+        self.setup_seconds = time.perf_counter() - t0
+
+    def teach(self, turn_id: str, labels: Labels) -> None:
+        """Record a reviewer's labels for one turn of the session (a later answer replaces an
+        earlier one); a turn id the session does not hold is a :class:`ModelError`."""
+        if turn_id not in self.ids:
+            raise ModelError(f"turn {turn_id}: expected an interviewee turn of this teach session, found none")
+        self.answers[turn_id] = labels
+
+    def forget(self, turn_id: str) -> None:
+        """Withdraw the answer of ``turn_id`` (an ``ignore`` after an answer); no-op if none."""
+        self.answers.pop(turn_id, None)
+
+    def probabilities(self) -> np.ndarray:
+        """(n, categories + phases + 1) probabilities of the session's interviewee turns."""
+        taught = taught_from_features(self.model, self.features, self.ids, self.answers)
+        return score(self.model, self.features, self.pairs, self.heads, label_parts(self.model, taught))
+
+    def predictions(self) -> list[Prediction]:
+        """One prediction per interviewee turn, re-scored with every answer; answered turns
+        carry their answers (``label_source: "human"``)."""
+        P = self.probabilities()
+        out = []
+        for k, t in enumerate(self.ie):
+            lab = self.answers.get(t.id)
+            p = P[k] if lab is None else self.base[k]
+            out.append(self.model.make_prediction(t, p, self.features, k, evidence=self.evidence, human=lab))
+        return out

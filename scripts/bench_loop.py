@@ -45,7 +45,7 @@ from extractor import review  # noqa: E402
 from extractor.catalog import load_catalog  # noqa: E402
 from extractor.classify import IssueClassifier, ModelConfig, TrainConfig  # noqa: E402
 from extractor.classify.encoder import TurnEncoder  # noqa: E402
-from extractor.classify.teach import TeachSession  # noqa: E402
+from extractor.classify.teach import TeachSession, estimate_neighbour_weights  # noqa: E402
 from extractor.embed import HashingEmbedder  # noqa: E402
 from extractor.jsonl import read_turns, write_json  # noqa: E402
 from extractor.order import order_ids  # noqa: E402
@@ -174,6 +174,28 @@ def print_tables(summary: dict) -> None:
         print(f"| {name} | " + " | ".join(f"{s['curve'][g]:.3f}" for g in grid[::2]) + " |")
 
 
+def time_session(clf: IssueClassifier, turns: list[Turn], n: int, answers: int, repeat: int = 5) -> dict:
+    """Seconds of :meth:`TeachSession.predictions` on the first ``n`` interviewee turns of
+    ``turns`` (with their interviews' other turns) after ``answers`` answers: best of ``repeat``."""
+    ie = [t for t in turns if t.is_interviewee and t.labels is not None][:n]
+    keep = {t.id for t in ie}
+    ivs = {t.interview for t in ie}
+    sel = [t for t in turns if t.interview in ivs and (not t.is_interviewee or t.id in keep)]
+    out: dict = {"turns": len(ie), "answers": answers}
+    for evidence in (False, True):
+        s = TeachSession(clf, sel, evidence=evidence)
+        for t in ie[:answers]:
+            s.teach(t.id, t.labels)
+        best = float("inf")
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            s.predictions()
+            best = min(best, time.perf_counter() - t0)
+        out[f"predictions_s{'_evidence' if evidence else ''}"] = round(best, 3)
+        out["setup_s"] = round(s.setup_seconds, 1)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus")
@@ -185,8 +207,10 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "bench_loop")
     ap.add_argument("--work", type=Path, default=REPO / "out" / "bench_loop")
     ap.add_argument("--train-only", action="store_true")
+    ap.add_argument("--time", type=int, default=0, metavar="N",
+                    help="only time TeachSession.predictions() on N turns after 100 answers (fold 0's model)")
     ap.add_argument("--strategies", nargs="+",
-                    default=["none", "uncertainty", "uncertainty+rerank", "relevance+rerank", "gain+rerank",
+                    default=["none", "uncertainty", "uncertainty-noteach", "uncertainty+rerank", "gain", "gain+rerank",
                              "gain+rerank-noteach"],
                     help="ORDER[+rerank][-noteach]: none (file order, no tool), a `review export` order, or an "
                          "extractor.order order; +rerank re-orders the unread turns after each batch")
@@ -202,6 +226,10 @@ def main(argv=None) -> int:
     enc = (HashingEmbedder(dim=64) if args.encoder == "hashing"
            else TurnEncoder(args.encoder, "cpu", 256, cache_dir=args.cache))
     folds = make_folds(coded, args.folds, args.split_seed)
+    if args.time:
+        clf = fold_model(args, enc, 0, [], folds[0])
+        print(json.dumps(time_session(clf, [t for t in turns if t.interview in coded], args.time, 100)))
+        return 0
     runs = []
     t0 = time.time()
     for j, test_ivs in enumerate(folds):
@@ -210,7 +238,9 @@ def main(argv=None) -> int:
         if args.train_only:
             continue
         test = [t for t in turns if t.interview in test_ivs]
-        session = TeachSession(clf, test, evidence=False)
+        weights = estimate_neighbour_weights(train)  # from the training interviews only
+        session = TeachSession(clf, test, evidence=False, neighbour_weights=weights)
+        log.info("fold %d: neighbour weights %s (training interviews)", j, weights)
         labels = {t.id: t.labels for t in session.ie}
         gold = {i: set(lab.categories) for i, lab in labels.items()}
         for name in args.strategies:

@@ -1,12 +1,10 @@
 """extractor.classify.teach: answers re-score the other turns with no retrain (TeachSession and
-IssueClassifier.predict(taught=...)); extractor.predict: predict_file with answer files."""
+IssueClassifier.predict(taught=...)), answers speaking for neighbouring turns."""
 
 from __future__ import annotations
 
-import json
 import time
 
-import numpy as np
 import pytest
 
 from extractor.classify import IssueClassifier, ModelConfig, TrainConfig
@@ -74,9 +72,10 @@ def test_a_taught_answer_moves_a_similar_untaught_turn(real_model):
     turns = session_turns()
     gpu = [t for t in ie(turns) if t.text in GPU]
     other = [t for t in ie(turns) if t.text in OTHER]
-    before = {p.id: p.scores["explainability"] for p in real_model.predict(turns)}
-    after = {p.id: p.scores["explainability"]
-             for p in real_model.predict(turns, taught={gpu[0].id: Labels(("explainability",))})}
+    s = TeachSession(real_model, turns, neighbour_weights=())  # similarity only, not adjacency
+    before = {p.id: p.scores["explainability"] for p in s.predictions()}
+    s.teach(gpu[0].id, Labels(("explainability",)))
+    after = {p.id: p.scores["explainability"] for p in s.predictions()}
     rise_similar = after[gpu[1].id] - before[gpu[1].id]
     rise_other = max(after[t.id] - before[t.id] for t in other)
     assert rise_similar > 0.01
@@ -113,37 +112,32 @@ def test_taught_labels_outside_the_catalog_are_not_scored(hashing_model):
     assert p.categories == ("not-in-catalog",) and p.label_source == "human" and p.evidence == {}
 
 
-def test_predict_file_teaches_answers_with_reviewer_and_time(hashing_model, tmp_path):
-    from extractor.jsonl import read_predictions, write_jsonl
-    from extractor.predict import predict_file
-    from extractor.review import export_queue
-
+def test_an_answer_speaks_for_its_neighbours(hashing_model):
     turns = session_turns()
-    write_jsonl(tmp_path / "turns.jsonl", turns)
-    hashing_model.save(tmp_path / "m")
-    predict_file(tmp_path / "turns.jsonl", tmp_path / "m", tmp_path / "p0.jsonl")
-    p0 = read_predictions(tmp_path / "p0.jsonl")
-    export_queue(p0, tmp_path / "q.jsonl", hashing_model.catalog_, order="file")
-    lines = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
-    lines[0].update(answer="accept", annotator="ana", accept=["cat:drift"], timestamp="2026-01-02T03:04:05Z")
-    (tmp_path / "q.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    predict_file(tmp_path / "turns.jsonl", tmp_path / "m", tmp_path / "p1.jsonl", corrections=[tmp_path / "q.jsonl"])
-    p1 = read_predictions(tmp_path / "p1.jsonl")
-    assert (p1[0].categories, p1[0].label_source, p1[0].reviewer, p1[0].reviewed_at) == \
-        (("drift",), "human", "ana", "2026-01-02T03:04:05Z")
-    assert p1[0].scores == p0[0].scores
-    assert [p.to_dict() for p in p1[1:]] != [p.to_dict() for p in p0[1:]] or \
-        all(p.label_source == "model" and not p.reviewer for p in p1[1:])
-    # without answers the file is what it was
-    predict_file(tmp_path / "turns.jsonl", tmp_path / "m", tmp_path / "p2.jsonl")
-    assert (tmp_path / "p2.jsonl").read_bytes() == (tmp_path / "p0.jsonl").read_bytes()
+    rows = ie(turns)
+
+    def scores(weights):
+        s = TeachSession(hashing_model, turns, neighbour_weights=weights)
+        s.teach(rows[2].id, Labels(("explainability",)))
+        return {p.id: p.scores["explainability"] for p in s.predictions()}
+
+    plain, near = scores(()), scores((0.65, 0.44))
+    # the next turn gets 0.65 of the answer, two turns away 0.44; three away nothing from it
+    assert near[rows[3].id] == pytest.approx(0.35 * plain[rows[3].id] + 0.65, abs=2e-4)
+    assert near[rows[4].id] == pytest.approx(0.56 * plain[rows[4].id] + 0.44, abs=2e-4)
+    assert near[rows[5].id] == plain[rows[5].id]
+    assert near[rows[1].id] > plain[rows[1].id] + 0.3
+    # the default weights are those, and predict(taught=...) uses them
+    taught = hashing_model.predict(turns, taught={rows[2].id: Labels(("explainability",))})
+    assert taught[3].scores["explainability"] == near[rows[3].id]
 
 
-def test_apply_human_labels_keeps_reviewer(hashing_model):
-    from extractor.predict import Answer, apply_human_labels
+def test_neighbour_weights_are_measured_on_labelled_turns():
+    from extractor.classify.teach import estimate_neighbour_weights
 
-    preds = hashing_model.predict(session_turns())
-    out = apply_human_labels(preds, {preds[0].id: Answer(Labels(("drift",)), "bo", "2026-01-01T00:00:00Z")})
-    assert (out[0].reviewer, out[0].reviewed_at, out[0].label_source) == ("bo", "2026-01-01T00:00:00Z", "human")
-    assert out[1:] == preds[1:]
-    assert np.isclose(out[0].scores["drift"], preds[0].scores["drift"])
+    def turn(i, cats):
+        return Turn("I", i, "interviewee", f"t{i}", labels=Labels(cats))
+
+    ts = [turn(0, ("a",)), turn(1, ("a",)), turn(2, ("b",)), turn(3, ()), Turn("I", 4, "interviewer", "q")]
+    # distance 1: coded turns 0, 1, 2 -> next shares with 0 only: 1/3; distance 2: 0->2 no, 1->3 no
+    assert estimate_neighbour_weights(ts) == (0.333, 0.0)

@@ -306,7 +306,7 @@ class IssueClassifier:
             lo, hi = max(0, chunk[0] - w), min(len(turns), chunk[-1] + w + 1)
             window = turns[lo:hi]
             f = self._features(window)
-            P, base = (self._probs(f),) * 2 if teach is None else teach(f)
+            P, base = (self._probs(f),) * 2 if teach is None else teach(f, [window[i].id for i in f.index])
             for k, i in enumerate(f.index):
                 if chunk[0] <= lo + i <= chunk[-1]:
                     t = window[i]
@@ -329,10 +329,12 @@ class IssueClassifier:
         parts = label_parts(self, T)
         own = label_parts(self, Taught.empty(T.E.shape[1], T.Y.shape[1]))
 
-        def probs(f: Features) -> tuple[np.ndarray, np.ndarray]:
+        rows = dict(zip(T.ids, T.Y))
+
+        def probs(f: Features, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
             pairs = self._pairs(f)
             heads = self.heads_.predict_proba(f.head_input(self.cat_desc_, self.phase_desc_))
-            return score(self, f, pairs, heads, parts), score(self, f, pairs, heads, own)
+            return score(self, f, pairs, heads, parts, [rows.get(i) for i in ids]), score(self, f, pairs, heads, own)
 
         return probs
 

@@ -196,6 +196,32 @@ def time_session(clf: IssueClassifier, turns: list[Turn], n: int, answers: int, 
     return out
 
 
+def run_folds(args, enc, turns: list[Turn], coded: list[str], folds: list[list[str]]) -> list[dict]:
+    """Per fold: its model (trained on the other folds), then every strategy's curve."""
+    runs: list[dict] = []
+    t0 = time.time()
+    for j, test_ivs in enumerate(folds):
+        train = [t for t in turns if t.interview in coded and t.interview not in test_ivs]
+        clf = fold_model(args, enc, j, train, test_ivs)
+        if args.train_only:
+            continue
+        test = [t for t in turns if t.interview in test_ivs]
+        weights = estimate_neighbour_weights(train)  # from the training interviews only
+        session = TeachSession(clf, test, evidence=False, neighbour_weights=weights)
+        log.info("fold %d: neighbour weights %s (training interviews)", j, weights)
+        labels = {t.id: t.labels for t in session.ie}
+        gold = {i: set(lab.categories) for i, lab in labels.items() if lab is not None}
+        for name in args.strategies:
+            order = name.split("+")[0].split("-")[0]
+            curve = simulate(session, gold, labels, order, "+rerank" in name, args.batch,
+                             teach="-noteach" not in name and order != "none")
+            runs.append({"fold": j, "test": test_ivs, "strategy": name, "turns": len(labels), "curve": curve})
+            log.info("fold %d %s: consensus at %s, unread F1 %.3f -> %.3f (%.0fs)", j, name, first_reach(curve),
+                     curve[0]["unread_f1"], at_answers(curve, 90)["unread_f1"], time.time() - t0)
+        write_json(args.out, {"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs})
+    return runs
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus")
@@ -230,27 +256,8 @@ def main(argv=None) -> int:
         clf = fold_model(args, enc, 0, [], folds[0])
         print(json.dumps(time_session(clf, [t for t in turns if t.interview in coded], args.time, 100)))
         return 0
-    runs = []
     t0 = time.time()
-    for j, test_ivs in enumerate(folds):
-        train = [t for t in turns if t.interview in coded and t.interview not in test_ivs]
-        clf = fold_model(args, enc, j, train, test_ivs)
-        if args.train_only:
-            continue
-        test = [t for t in turns if t.interview in test_ivs]
-        weights = estimate_neighbour_weights(train)  # from the training interviews only
-        session = TeachSession(clf, test, evidence=False, neighbour_weights=weights)
-        log.info("fold %d: neighbour weights %s (training interviews)", j, weights)
-        labels = {t.id: t.labels for t in session.ie}
-        gold = {i: set(lab.categories) for i, lab in labels.items()}
-        for name in args.strategies:
-            order = name.split("+")[0].split("-")[0]
-            curve = simulate(session, gold, labels, order, "+rerank" in name, args.batch,
-                             teach="-noteach" not in name and order != "none")
-            runs.append({"fold": j, "test": test_ivs, "strategy": name, "turns": len(labels), "curve": curve})
-            log.info("fold %d %s: consensus at %s, unread F1 %.3f -> %.3f (%.0fs)", j, name, first_reach(curve),
-                     curve[0]["unread_f1"], at_answers(curve, 90)["unread_f1"], time.time() - t0)
-        write_json(args.out, {"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs})
+    runs = run_folds(args, enc, turns, coded, folds)
     if args.train_only:
         return 0
     summary = summarise(runs, args.batch)

@@ -17,14 +17,16 @@ other entries' scores slightly; the same catalog leaves every prediction unchang
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from extractor.catalog import Catalog
 from extractor.classify.features import describe
+from extractor.classify.heads import Heads
 from extractor.classify.scorer import LabelMemory, phase_map, prototype_texts
+from extractor.classify.teach import fitted
 from extractor.errors import ModelError
 
 if TYPE_CHECKING:
@@ -32,15 +34,14 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class SelectedHeads:
+class SelectedHeads(Heads):
     """The model's heads fed the columns of their training layout: the head input of an
     extended catalog has one turn-to-entry cosine column per entry, the heads know the old ones."""
 
-    inner: object
-    cols: np.ndarray
+    cols: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.inner.predict_proba(X[:, self.cols])  # type: ignore[attr-defined]
+        return super().predict_proba(X[:, self.cols])
 
 
 def head_columns(dim: int, n_new: int, n_phase: int, old_pos: list[int]) -> np.ndarray:
@@ -57,7 +58,8 @@ def extend_catalog(model: IssueClassifier, catalog: Catalog) -> IssueClassifier:
     """A copy of ``model`` that predicts the categories of ``catalog`` (same phases): trained
     entries as before, new entries from their text (listed in ``untrained_``). The same
     catalog returns ``model`` itself."""
-    old = model.catalog_
+    fit = fitted(model)
+    old = fit.catalog
     if catalog.category_ids == old.category_ids:
         return model
     if catalog.phase_ids != old.phase_ids:
@@ -72,9 +74,10 @@ def extend_catalog(model: IssueClassifier, catalog: Catalog) -> IssueClassifier:
     new = [c for c in ids if c not in pos]
     enc = model.get_embedder()
     entries = {e.id: e for e in catalog.categories}
-    new_desc = enc.encode([describe(entries[c]) for c in new]) if new else np.zeros((0, model.cat_desc_.shape[1]))
+    new_desc = enc.encode([describe(entries[c]) for c in new])
     new_protos = {c: enc.encode(prototype_texts(entries[c]) or [describe(entries[c])]) for c in new}
-    k = len(model.catalog_.category_ids)
+    k = len(old.category_ids)
+    protos = model.protos_ or []
     nc, npz = len(ids), len(old.phase_ids)
 
     def pick(A: np.ndarray, fill: float) -> np.ndarray:
@@ -87,22 +90,25 @@ def extend_catalog(model: IssueClassifier, catalog: Catalog) -> IssueClassifier:
 
     m = copy.copy(model)
     m.catalog_ = catalog
-    m.cat_desc_ = pick(model.cat_desc_, 0.0)
+    m.cat_desc_ = pick(fit.cat_desc, 0.0)
     m.cat_desc_[[ids.index(c) for c in new]] = new_desc
-    m.protos_ = [model.protos_[pos[c]] if c in pos else new_protos[c] for c in ids]
-    m.centroids_ = pick(model.centroids_, 0.0)
-    mem = model.memory_
+    m.protos_ = [protos[pos[c]] if c in pos else new_protos[c] for c in ids]
+    m.centroids_ = pick(fit.centroids, 0.0)
+    mem = fit.memory
     Yc = pick(mem.Y[:, :k].T, 0.0).T
     m.memory_ = LabelMemory(E=mem.E, Y=np.concatenate([Yc, mem.Y[:, k:]], axis=1), floor=mem.floor)
-    sc = model.scorer_
+    sc = fit.scorer
     m.scorer_ = replace(sc, log_prior=pick(sc.log_prior, float(sc.log_prior.mean())))
     A = phase_map(catalog)
-    A[[ids.index(c) for c in old.category_ids]] = model.stacker_.A
-    m.stacker_ = replace(model.stacker_, A=A)
-    th = model.thresholds_
+    A[[ids.index(c) for c in old.category_ids]] = fit.stacker.A
+    m.stacker_ = replace(fit.stacker, A=A)
+    th = np.asarray(model.thresholds_)
     m.thresholds_ = np.concatenate([pick(th[:k], float(np.median(th[:k]))), th[k:]]).astype(np.float32)
-    dim = model.cat_desc_.shape[1]
-    m.heads_ = SelectedHeads(model.heads_, head_columns(dim, nc, npz, [ids.index(c) for c in old.category_ids]))
+    h = fit.heads
+    cols = head_columns(fit.cat_desc.shape[1], nc, npz, [ids.index(c) for c in old.category_ids])
+    if isinstance(h, SelectedHeads):  # extending an extended model: compose the selections
+        cols = cols[h.cols]
+    m.heads_ = SelectedHeads(W=h.W, b=h.b, mean=h.mean, scale=h.scale, cols=cols)
     m.untrained_ = tuple(new)
     m.card_ = {**model.card_, "catalog": catalog.tag, "catalog_fingerprint": catalog.fingerprint(),
                "untrained": list(new)}

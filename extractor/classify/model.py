@@ -298,7 +298,11 @@ class IssueClassifier:
         turns = list(turns)
         w = self.config.context_window
         ie = [i for i, t in enumerate(turns) if t.is_interviewee]
-        teach = self._teach_parts(turns, taught or {}) if taught or self.untrained_ else None
+        teach = None
+        if taught or self.untrained_:
+            from extractor.classify.teach import taught_scorer
+
+            teach = taught_scorer(self, turns, taught or {})
         out: list[Prediction] = []
         bar = tqdm(total=len(ie), desc="predicting", unit="turn", disable=not progress)
         for s in range(0, len(ie), batch_size):
@@ -318,25 +322,6 @@ class IssueClassifier:
                 self.embedder.clear()  # bound memory on long inputs
         bar.close()
         return out
-
-    def _teach_parts(self, turns: Sequence[Turn], taught: Mapping[str, Labels]):
-        """A function of features -> (probabilities with the answered turns of ``turns`` taught,
-        the model's own probabilities) (:mod:`.teach`)."""
-        from extractor.classify.teach import Taught, label_parts, score, taught_from_features
-
-        sel = [t for t in turns if t.is_interviewee and t.id in taught]
-        T = taught_from_features(self, self._features(sel), [t.id for t in sel], taught)
-        parts = label_parts(self, T)
-        own = label_parts(self, Taught.empty(T.E.shape[1], T.Y.shape[1]))
-
-        rows = dict(zip(T.ids, T.Y))
-
-        def probs(f: Features, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-            pairs = self._pairs(f)
-            heads = self.heads_.predict_proba(f.head_input(self.cat_desc_, self.phase_desc_))
-            return score(self, f, pairs, heads, parts, [rows.get(i) for i in ids]), score(self, f, pairs, heads, own)
-
-        return probs
 
     def features(self, turns: Sequence[Turn], progress: bool = False) -> Features:
         """Features of the interviewee turns of ``turns`` (all turns serve as context)."""

@@ -21,19 +21,52 @@ and re-scores them all after each answer: this is what the web reviewer calls.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from extractor.catalog import Catalog
 from extractor.classify.features import Features
-from extractor.classify.scorer import LabelMemory, label_features
+from extractor.classify.heads import Heads
+from extractor.classify.scorer import LabelMemory, PairScorer, PhaseStacker, label_features
 from extractor.errors import ModelError
 from extractor.types import Labels, Prediction, Turn
 
 if TYPE_CHECKING:
     from extractor.classify.model import IssueClassifier
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The fitted parts of an :class:`IssueClassifier` that prediction reads (typed, not None)."""
+
+    catalog: Catalog
+    cat_desc: np.ndarray
+    phase_desc: np.ndarray
+    heads: Heads
+    scorer: PairScorer
+    stacker: PhaseStacker
+    centroids: np.ndarray
+    memory: LabelMemory
+    untrained: tuple[str, ...]
+
+    @property
+    def width(self) -> int:
+        """Number of label columns: categories, phases, mitigation."""
+        return len(self.catalog.category_ids) + len(self.catalog.phase_ids) + 1
+
+
+def fitted(model: IssueClassifier) -> Fitted:
+    """``model``'s fitted parts; a :class:`ModelError` if it is not fitted."""
+    m = model
+    if (m.catalog_ is None or m.cat_desc_ is None or m.phase_desc_ is None or m.heads_ is None
+            or m.scorer_ is None or m.stacker_ is None or m.centroids_ is None or m.memory_ is None
+            or m.thresholds_ is None):
+        raise ModelError("this IssueClassifier is not fitted yet: call fit() or IssueClassifier.load()")
+    return Fitted(m.catalog_, m.cat_desc_, m.phase_desc_, m.heads_, m.scorer_, m.stacker_, m.centroids_, m.memory_,
+                  m.untrained_)
 
 
 # Weight of an answer on the unanswered turn 1 and 2 interviewee turns away
@@ -48,22 +81,22 @@ def estimate_neighbour_weights(turns: Sequence[Turn], max_distance: int = 2) -> 
     """:data:`NEIGHBOUR_WEIGHTS` measured on labelled turns: per distance ``d`` (interviewee
     turns of the same interview), how often a turn shares a category with a coded turn ``d``
     before it."""
-    by: dict[str, list[Turn]] = {}
+    by: dict[str, list[set[str]]] = {}
     for t in turns:
         if t.is_interviewee and t.labels is not None:
-            by.setdefault(t.interview, []).append(t)
+            by.setdefault(t.interview, []).append(set(t.labels.categories))
     out = []
     for d in range(1, max_distance + 1):
-        pairs = [(a, b) for ts in by.values() for a, b in zip(ts, ts[d:]) if a.labels.categories]
-        shared = sum(bool(set(a.labels.categories) & set(b.labels.categories)) for a, b in pairs)
+        pairs = [(a, b) for ts in by.values() for a, b in zip(ts, ts[d:]) if a]
+        shared = sum(bool(a & b) for a, b in pairs)
         out.append(round(shared / len(pairs), 3) if pairs else 0.0)
     return tuple(out)
 
 
-def label_row(model: IssueClassifier, labels: Labels) -> np.ndarray:
+def label_row(catalog: Catalog, labels: Labels) -> np.ndarray:
     """``labels`` as a 0/1 row over the model's labels (categories, phases, mitigation); ids
     the model's catalog does not hold are left out (they cannot be scored)."""
-    cats, phases = model.catalog_.category_ids, model.catalog_.phase_ids
+    cats, phases = catalog.category_ids, catalog.phase_ids
     row = np.zeros(len(cats) + len(phases) + 1, np.float32)
     for c in labels.categories:
         if c in cats:
@@ -88,14 +121,12 @@ class Taught:
         return cls([], np.zeros((0, dim), np.float32), np.zeros((0, width), np.float32))
 
 
-def taught_from_features(model: IssueClassifier, f: Features, ids: Sequence[str],
-                         taught: Mapping[str, Labels]) -> Taught:
+def taught_from_features(fit: Fitted, f: Features, ids: Sequence[str], taught: Mapping[str, Labels]) -> Taught:
     """The answered turns among the feature rows ``f`` (``ids``: each row's turn id)."""
     rows = [k for k, t in enumerate(ids) if t in taught]
-    width = len(model.catalog_.category_ids) + len(model.catalog_.phase_ids) + 1
     if not rows:
-        return Taught.empty(f.E.shape[1], width)
-    Y = np.stack([label_row(model, taught[ids[k]]) for k in rows])
+        return Taught.empty(f.E.shape[1], fit.width)
+    Y = np.stack([label_row(fit.catalog, taught[ids[k]]) for k in rows])
     return Taught([ids[k] for k in rows], f.E[rows].astype(np.float32), Y)
 
 
@@ -111,11 +142,11 @@ class LabelParts:
     neutral: np.ndarray  # per category: no labelled turn at all (an entry added after training)
 
 
-def label_parts(model: IssueClassifier, taught: Taught) -> LabelParts:
+def label_parts(fit: Fitted, taught: Taught) -> LabelParts:
     """The model's label memory, centroids and exemplars with ``taught`` added."""
-    nc = len(model.catalog_.category_ids)
-    mem = model.memory_
-    centroids = model.centroids_.copy()
+    nc = len(fit.catalog.category_ids)
+    mem = fit.memory
+    centroids = fit.centroids.copy()
     Tc = taught.Y[:, :nc] > 0
     for j in np.flatnonzero(Tc.any(axis=0)):
         pos = mem.Y[:, j] > 0
@@ -132,8 +163,8 @@ def label_parts(model: IssueClassifier, taught: Taught) -> LabelParts:
         ex_Y=np.concatenate([mem.Y[issue, :nc], taught.Y[t_issue, :nc]]),
         memory=LabelMemory(np.concatenate([mem.E, taught.E]), np.concatenate([mem.Y, taught.Y]), mem.floor)
         if len(taught.ids) else mem,
-        neutral=np.array([c in model.untrained_ and not Tc[:, j].any()
-                          for j, c in enumerate(model.catalog_.category_ids)], dtype=bool))
+        neutral=np.array([c in fit.untrained and not Tc[:, j].any()
+                          for j, c in enumerate(fit.catalog.category_ids)], dtype=bool))
 
 
 def entry_label_features(E: np.ndarray, parts: LabelParts) -> np.ndarray:
@@ -161,25 +192,27 @@ def neighbour_blend(P: np.ndarray, f: Features, answered: Sequence[np.ndarray | 
     for k in range(len(P)):
         if answered[k] is not None:
             continue
-        ws, ys = [], []
+        ws: list[float] = []
+        ys: list[np.ndarray] = []
         for step in (f.prev, f.nxt):
             r = k
             for w in weights:
                 r = int(step[r])
                 if r < 0:
                     break
-                if answered[r] is not None:
+                y_r = answered[r]
+                if y_r is not None:
                     ws.append(w)
-                    ys.append(answered[r])
+                    ys.append(y_r)
                     break
         if ws:
             total = 1.0 - float(np.prod([1.0 - w for w in ws]))
-            y = np.average(np.stack(ys), axis=0, weights=ws)
+            y = np.average(np.stack(ys), axis=0, weights=ws)  # ys: answered rows only
             out[k, :width] = (1.0 - total) * P[k, :width] + total * y[:width]
     return out
 
 
-def score(model: IssueClassifier, f: Features, pairs: np.ndarray, heads: np.ndarray, parts: LabelParts,
+def score(fit: Fitted, f: Features, pairs: np.ndarray, heads: np.ndarray, parts: LabelParts,
           answered: Sequence[np.ndarray | None] | None = None,
           neighbour_weights: Sequence[float] = NEIGHBOUR_WEIGHTS) -> np.ndarray:
     """(n, categories + phases + 1) probabilities of the rows of ``f`` (the model's own
@@ -187,14 +220,33 @@ def score(model: IssueClassifier, f: Features, pairs: np.ndarray, heads: np.ndar
     pair features and head probabilities of ``f``, which answers do not change;
     ``answered``: per row, its answer's label row (None if unanswered), which speaks for its
     neighbours (:func:`neighbour_blend`)."""
-    npz = len(model.catalog_.phase_ids)
+    npz = len(fit.catalog.phase_ids)
     F = np.concatenate([pairs, entry_label_features(f.E, parts)], axis=2)
-    pc = model.scorer_.predict_proba(F)
-    pp = model.stacker_.predict_proba(pc, heads[:, :npz])
+    pc = fit.scorer.predict_proba(F)
+    pp = fit.stacker.predict_proba(pc, heads[:, :npz])
     P, _ = parts.memory.blend(f.E, np.concatenate([pc, pp, heads[:, npz + 1:]], axis=1))
     if answered is not None and any(a is not None for a in answered):
         P = neighbour_blend(P, f, answered, neighbour_weights)
     return P
+
+
+def taught_scorer(model: IssueClassifier, turns: Sequence[Turn], taught: Mapping[str, Labels],
+                  ) -> Callable[[Features, Sequence[str]], tuple[np.ndarray, np.ndarray]]:
+    """For :meth:`IssueClassifier.predict`: a function of (features, their turn ids) -> (the
+    probabilities with the answered turns of ``turns`` taught, the model's own probabilities)."""
+    fit = fitted(model)
+    sel = [t for t in turns if t.is_interviewee and t.id in taught]
+    T = taught_from_features(fit, model.features(sel), [t.id for t in sel], taught)
+    parts = label_parts(fit, T)
+    own = label_parts(fit, Taught.empty(T.E.shape[1], fit.width))
+    rows = dict(zip(T.ids, T.Y))
+
+    def probs(f: Features, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        pairs = model.pair_features(f)
+        heads = fit.heads.predict_proba(f.head_input(fit.cat_desc, fit.phase_desc))
+        return score(fit, f, pairs, heads, parts, [rows.get(i) for i in ids]), score(fit, f, pairs, heads, own)
+
+    return probs
 
 
 def as_human(pred: Prediction, labels: Labels, reviewer: str = "", reviewed_at: str = "") -> Prediction:
@@ -218,8 +270,7 @@ class TeachSession:
 
     def __init__(self, model: IssueClassifier, turns: Sequence[Turn], *, evidence: bool = True,
                  neighbour_weights: Sequence[float] = NEIGHBOUR_WEIGHTS):
-        if model.thresholds_ is None:
-            raise ModelError("this IssueClassifier is not fitted yet: call fit() or IssueClassifier.load()")
+        self.fit = fitted(model)
         self.model = model
         self.turns = list(turns)
         self.evidence = evidence
@@ -229,8 +280,7 @@ class TeachSession:
         self.ie = [self.turns[i] for i in self.features.index]
         self.ids = [t.id for t in self.ie]
         self.pairs = model.pair_features(self.features)
-        self.heads = model.heads_.predict_proba(
-            self.features.head_input(model.cat_desc_, model.phase_desc_))
+        self.heads = self.fit.heads.predict_proba(self.features.head_input(self.fit.cat_desc, self.fit.phase_desc))
         self.answers: dict[str, Labels] = {}
         self.base = self.probabilities()  # the model's own scores, which answered turns keep
         self.setup_seconds = time.perf_counter() - t0
@@ -248,9 +298,9 @@ class TeachSession:
 
     def probabilities(self) -> np.ndarray:
         """(n, categories + phases + 1) probabilities of the session's interviewee turns."""
-        taught = taught_from_features(self.model, self.features, self.ids, self.answers)
+        taught = taught_from_features(self.fit, self.features, self.ids, self.answers)
         rows = dict(zip(taught.ids, taught.Y))
-        return score(self.model, self.features, self.pairs, self.heads, label_parts(self.model, taught),
+        return score(self.fit, self.features, self.pairs, self.heads, label_parts(self.fit, taught),
                      [rows.get(i) for i in self.ids], self.neighbour_weights)
 
     def predictions(self) -> list[Prediction]:

@@ -1,8 +1,10 @@
 """Answers teach at once: reviewers' labels re-score every other turn, with no retrain.
 
-A reviewer's answer is a labelled example. The model's label-dependent parts read labelled
-turns at prediction time, so adding the answered turns to them is enough:
+A reviewer's answer is a labelled example. It re-scores the other turns three ways:
 
+* its neighbours (:func:`neighbour_blend`): coders code passages, so the unanswered
+  interviewee turns next to an answered one (1 and 2 turns away, same interview) are blended
+  with its labels; this is most of what teaching gains (BENCHMARKS.md, "Loop payoff");
 * the label memory (:class:`~extractor.classify.scorer.LabelMemory`): a turn that (nearly)
   repeats an answered one takes its labels;
 * the scorer's label features: each category's centroid of labelled turns moves towards the
@@ -279,6 +281,7 @@ class TeachSession:
         self.features = model.features(self.turns)
         self.ie = [self.turns[i] for i in self.features.index]
         self.ids = [t.id for t in self.ie]
+        self.known = set(self.ids)
         self.pairs = model.pair_features(self.features)
         self.heads = self.fit.heads.predict_proba(self.features.head_input(self.fit.cat_desc, self.fit.phase_desc))
         self.answers: dict[str, Labels] = {}
@@ -288,7 +291,7 @@ class TeachSession:
     def teach(self, turn_id: str, labels: Labels) -> None:
         """Record a reviewer's labels for one turn of the session (a later answer replaces an
         earlier one); a turn id the session does not hold is a :class:`ModelError`."""
-        if turn_id not in self.ids:
+        if turn_id not in self.known:
             raise ModelError(f"turn {turn_id}: expected an interviewee turn of this teach session, found none")
         self.answers[turn_id] = labels
 

@@ -141,3 +141,20 @@ def test_neighbour_weights_are_measured_on_labelled_turns():
     ts = [turn(0, ("a",)), turn(1, ("a",)), turn(2, ("b",)), turn(3, ()), Turn("I", 4, "interviewer", "q")]
     # distance 1: coded turns 0, 1, 2 -> next shares with 0 only: 1/3; distance 2: 0->2 no, 1->3 no
     assert estimate_neighbour_weights(ts) == (0.333, 0.0)
+
+
+def test_an_answer_does_not_speak_across_interviews(hashing_model):
+    from dataclasses import replace
+
+    a, b = session_turns(), [replace(t, interview="Interview M") for t in session_turns()]
+    turns = list(with_ids(a + [replace(t, id="") for t in b]))
+    last_a, first_b = ie(turns)[5], ie(turns)[6]
+    assert (last_a.interview, first_b.interview) == ("Interview N", "Interview M")
+
+    def scores(weights):
+        s = TeachSession(hashing_model, turns, neighbour_weights=weights)
+        s.teach(last_a.id, Labels(("explainability",)))
+        return {p.id: p.scores["explainability"] for p in s.predictions()}
+
+    assert scores((0.65, 0.44))[first_b.id] == scores(())[first_b.id]
+    assert scores((0.65, 0.44))[ie(turns)[4].id] > scores(())[ie(turns)[4].id]

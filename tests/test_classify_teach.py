@@ -158,3 +158,12 @@ def test_an_answer_does_not_speak_across_interviews(hashing_model):
 
     assert scores((0.65, 0.44))[first_b.id] == scores(())[first_b.id]
     assert scores((0.65, 0.44))[ie(turns)[4].id] > scores(())[ie(turns)[4].id]
+
+
+def test_answers_speak_across_predict_batches(hashing_model):
+    turns = session_turns()
+    answers = {ie(turns)[2].id: Labels(("drift",))}
+    s = TeachSession(hashing_model, turns)
+    s.teach(ie(turns)[2].id, Labels(("drift",)))
+    small = hashing_model.predict(turns, taught=answers, batch_size=1)  # neighbours in other batches
+    assert [p.scores for p in small] == [p.scores for p in s.predictions()]

@@ -184,51 +184,75 @@ def entry_label_features(E: np.ndarray, parts: LabelParts) -> np.ndarray:
     return out
 
 
-def neighbour_blend(P: np.ndarray, f: Features, answered: Sequence[np.ndarray | None],
+def neighbour_chains(turns: Sequence[Turn], depth: int) -> dict[str, tuple[list[str], list[str]]]:
+    """Per interviewee turn id: the ids of the ``depth`` interviewee turns before it and after
+    it in the same interview, nearest first."""
+    ids = [t.id for t in turns if t.is_interviewee]
+    ivs = [t.interview for t in turns if t.is_interviewee]
+    out = {}
+    for k, tid in enumerate(ids):
+        sides: list[list[str]] = []
+        for step in (-1, 1):
+            side: list[str] = []
+            r = k + step
+            while 0 <= r < len(ids) and len(side) < depth and ivs[r] == ivs[k]:
+                side.append(ids[r])
+                r += step
+            sides.append(side)
+        out[tid] = (sides[0], sides[1])
+    return out
+
+
+def neighbour_blend(P: np.ndarray, ids: Sequence[str], answered: Mapping[str, np.ndarray],
+                    chains: Mapping[str, tuple[list[str], list[str]]],
                     weights: Sequence[float] = NEIGHBOUR_WEIGHTS) -> np.ndarray:
     """Blend each unanswered row's category and phase probabilities with the labels of the
     nearest answered interviewee turn on each side (same interview, ``weights[d - 1]`` at
-    distance ``d``): coders code passages, so an answer speaks for the turns around it."""
+    distance ``d``): coders code passages, so an answer speaks for the turns around it.
+    ``ids``: each row's turn id; ``chains``: :func:`neighbour_chains`."""
     out = P.copy()
     width = P.shape[1] - 1  # not mitigation: a fix is said in one turn
-    for k in range(len(P)):
-        if answered[k] is not None:
+    for k, tid in enumerate(ids):
+        if tid in answered or tid not in chains:
             continue
         ws: list[float] = []
         ys: list[np.ndarray] = []
-        for step in (f.prev, f.nxt):
-            r = k
-            for w in weights:
-                r = int(step[r])
-                if r < 0:
-                    break
-                y_r = answered[r]
-                if y_r is not None:
+        for side in chains[tid]:
+            for w, nid in zip(weights, side):
+                if nid in answered:
                     ws.append(w)
-                    ys.append(y_r)
+                    ys.append(answered[nid])
                     break
         if ws:
             total = 1.0 - float(np.prod([1.0 - w for w in ws]))
-            y = np.average(np.stack(ys), axis=0, weights=ws)  # ys: answered rows only
+            y = np.average(np.stack(ys), axis=0, weights=ws)
             out[k, :width] = (1.0 - total) * P[k, :width] + total * y[:width]
     return out
 
 
+@dataclass
+class Answers:
+    """The answers' label rows by turn id, and the interviewee-turn chains they speak along."""
+
+    rows: Mapping[str, np.ndarray]
+    chains: Mapping[str, tuple[list[str], list[str]]]
+    weights: Sequence[float] = NEIGHBOUR_WEIGHTS
+
+
 def score(fit: Fitted, f: Features, pairs: np.ndarray, heads: np.ndarray, parts: LabelParts,
-          answered: Sequence[np.ndarray | None] | None = None,
-          neighbour_weights: Sequence[float] = NEIGHBOUR_WEIGHTS) -> np.ndarray:
+          ids: Sequence[str] = (), answers: Answers | None = None) -> np.ndarray:
     """(n, categories + phases + 1) probabilities of the rows of ``f`` (the model's own
     scoring, with the answers in the label parts); ``pairs`` and ``heads`` are the model's
-    pair features and head probabilities of ``f``, which answers do not change;
-    ``answered``: per row, its answer's label row (None if unanswered), which speaks for its
-    neighbours (:func:`neighbour_blend`)."""
+    pair features and head probabilities of ``f``, which answers do not change; with
+    ``answers`` (and ``ids``, each row's turn id), answers speak for their neighbours
+    (:func:`neighbour_blend`)."""
     npz = len(fit.catalog.phase_ids)
     F = np.concatenate([pairs, entry_label_features(f.E, parts)], axis=2)
     pc = fit.scorer.predict_proba(F)
     pp = fit.stacker.predict_proba(pc, heads[:, :npz])
     P, _ = parts.memory.blend(f.E, np.concatenate([pc, pp, heads[:, npz + 1:]], axis=1))
-    if answered is not None and any(a is not None for a in answered):
-        P = neighbour_blend(P, f, answered, neighbour_weights)
+    if answers is not None and answers.rows and answers.weights:
+        P = neighbour_blend(P, ids, answers.rows, answers.chains, answers.weights)
     return P
 
 
@@ -241,12 +265,12 @@ def taught_scorer(model: IssueClassifier, turns: Sequence[Turn], taught: Mapping
     T = taught_from_features(fit, model.features(sel), [t.id for t in sel], taught)
     parts = label_parts(fit, T)
     own = label_parts(fit, Taught.empty(T.E.shape[1], fit.width))
-    rows = dict(zip(T.ids, T.Y))
+    answers = Answers(dict(zip(T.ids, T.Y)), neighbour_chains(turns, len(NEIGHBOUR_WEIGHTS)))
 
     def probs(f: Features, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         pairs = model.pair_features(f)
         heads = fit.heads.predict_proba(f.head_input(fit.cat_desc, fit.phase_desc))
-        return score(fit, f, pairs, heads, parts, [rows.get(i) for i in ids]), score(fit, f, pairs, heads, own)
+        return score(fit, f, pairs, heads, parts, ids, answers), score(fit, f, pairs, heads, own)
 
     return probs
 
@@ -282,6 +306,7 @@ class TeachSession:
         self.ie = [self.turns[i] for i in self.features.index]
         self.ids = [t.id for t in self.ie]
         self.known = set(self.ids)
+        self.chains = neighbour_chains(self.turns, len(self.neighbour_weights))
         self.pairs = model.pair_features(self.features)
         self.heads = self.fit.heads.predict_proba(self.features.head_input(self.fit.cat_desc, self.fit.phase_desc))
         self.answers: dict[str, Labels] = {}
@@ -302,9 +327,9 @@ class TeachSession:
     def probabilities(self) -> np.ndarray:
         """(n, categories + phases + 1) probabilities of the session's interviewee turns."""
         taught = taught_from_features(self.fit, self.features, self.ids, self.answers)
-        rows = dict(zip(taught.ids, taught.Y))
-        return score(self.fit, self.features, self.pairs, self.heads, label_parts(self.fit, taught),
-                     [rows.get(i) for i in self.ids], self.neighbour_weights)
+        answers = Answers(dict(zip(taught.ids, taught.Y)), self.chains, self.neighbour_weights)
+        return score(self.fit, self.features, self.pairs, self.heads, label_parts(self.fit, taught), self.ids,
+                     answers)
 
     def predictions(self) -> list[Prediction]:
         """One prediction per interviewee turn, re-scored with every answer; answered turns

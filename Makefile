@@ -93,7 +93,7 @@ TRAINED ?= extractor/data/model
 train: $(STAMP) ## reproduce the packaged model (TRAINED) from CORPUS/gold/turns.jsonl: LoRA fine-tune, seed 42 (FAST=1: frozen encoder)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/extractor train $(CORPUS)/gold/turns.jsonl -o $(TRAINED) $(if $(FAST),--fast) --seed 42 --force
 
-.PHONY: bench-segment bench-extract bench-classify bench-review bench-discover bench-engines
+.PHONY: bench-segment bench-extract bench-classify bench-review bench-loop bench-discover bench-engines
 bench-segment: $(STAMP) ## time the segmenter on CORPUS and compare its turns with the gold turns
 	$(BIN)/python scripts/bench_segment.py --corpus $(CORPUS) --repeat 5 --big-mb 50
 
@@ -105,6 +105,9 @@ bench-classify: $(STAMP) ## the classifier on CORPUS: grouped CV, corrections st
 
 bench-review: $(STAMP) ## active-learning curves: queue order vs random corrections (frozen encoder, ~1 h on 2 cores)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} nice -n 5 $(BIN)/python scripts/bench_review.py --corpus $(CORPUS)
+
+bench-loop: $(STAMP) ## loop payoff: simulated reviewer answers the queue, answers taught between batches (~5 min on 2 cores)
+	OMP_NUM_THREADS=1 nice -n 5 $(BIN)/python scripts/bench_loop.py --corpus $(CORPUS) --out $(OUT)/bench_loop.json
 
 bench-discover: $(STAMP) ## leave-one-category-out discovery benchmark on CORPUS (10 trainings, ~30 min on 2 cores)
 	OMP_NUM_THREADS=2 nice -n 5 $(BIN)/python scripts/bench_discover.py --corpus $(CORPUS) --json $(OUT)/bench_discover.json

@@ -415,13 +415,16 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=256, help="turns per batch (default 256)")
     p.add_argument("--no-evidence", action="store_true", help="skip the evidence passages")
     p.add_argument("--corrections", nargs="+", default=[], metavar="ANSWERS.jsonl",
-                   help="review answers: their turns get the reviewers' labels (label_source \"human\")")
+                   help="review answers: they re-score the other turns at once (no retrain) and their turns get "
+                        "the reviewers' labels (label_source \"human\")")
+    p.add_argument("--catalog", default=None, metavar="YAML",
+                   help="updated catalog: entries the model was never trained on are scored from their text")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(func=_run_predict)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from extractor.train import predict_file
+    from extractor.predict import predict_file
 
     from extractor.safeio import check_output
 
@@ -433,7 +436,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     n = predict_file(args.turns, args.model or packaged_model(), args.output, device=args.device,
                      batch_size=args.batch_size, evidence=not args.no_evidence, progress=sys.stderr.isatty(),
-                     corrections=args.corrections)
+                     corrections=args.corrections, catalog=args.catalog)
     print(f"wrote {n} predictions to {args.output}", file=sys.stderr)
     return EXIT_OK
 

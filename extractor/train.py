@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from dataclasses import replace
-from typing import Mapping, Sequence
+from typing import Sequence
 
 from extractor.catalog import Catalog, load_catalog
 from extractor.classify import IssueClassifier, ModelConfig, TrainConfig
 from extractor.errors import InputError, ModelError
-from extractor.jsonl import enumerate_lines, read_turns, write_jsonl
-from extractor.types import Labels, Prediction, Turn
+from extractor.jsonl import enumerate_lines, read_turns
+from extractor.types import Labels, Turn
 
 log = logging.getLogger(__name__)
 
@@ -115,32 +114,5 @@ def train_model(paths: Sequence[str | Path], out: str | Path, *, config: ModelCo
     return clf
 
 
-def apply_human_labels(preds: Sequence[Prediction], human: Mapping[str, Labels]) -> list[Prediction]:
-    """Predictions where reviewers' labels replace the model's (``label_source="human"``); the
-    model's scores stay, evidence is kept for the categories both agree on."""
-    out = []
-    for p in preds:
-        lab = human.get(p.id)
-        if lab is not None:
-            keep = set(lab.categories)
-            p = replace(p, categories=lab.categories, phases=lab.phases, mitigation=lab.mitigation,
-                        evidence={c: e for c, e in p.evidence.items() if c in keep},
-                        spans={c: s for c, s in p.spans.items() if c in keep}, label_source="human")
-        out.append(p)
-    return out
-
-
-def predict_file(turns_path: str | Path, model: str | Path, out: str | Path, *, device: str | None = None,
-                 batch_size: int = 256, evidence: bool = True, progress: bool = False,
-                 corrections: Sequence[str | Path] = ()) -> int:
-    """Predict every interviewee turn of a turns file; write predictions JSONL atomically.
-    Turns named in ``corrections`` keep their reviewers' labels (``label_source: "human"``)."""
-    turns = read_turns(turns_path)
-    if not any(t.is_interviewee for t in turns):
-        raise InputError(turns_path, "interviewee turns", "none", hint="was the interviewer named correctly "
-                         "when segmenting (`extractor segment --interviewer`)?")
-    clf = IssueClassifier.load(model, device=device)
-    human = read_human_labels(corrections, clf.catalog_)
-    preds = clf.predict(turns, progress=progress, evidence=evidence, batch_size=batch_size)
-    return write_jsonl(out, apply_human_labels(preds, human))
-
+# moved to extractor.predict (their concept); re-exported for callers of the old place
+from extractor.predict import apply_human_labels, predict_file  # noqa: E402,F401

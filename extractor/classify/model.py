@@ -41,7 +41,7 @@ from extractor.classify.scorer import (LabelMemory, PairScorer, PhaseStacker, la
 from extractor.classify.thresholds import best_threshold, calibrate_any, group_folds, micro_f1, tune_thresholds
 from extractor.embed import Embedder, HashingEmbedder
 from extractor.errors import ModelError
-from extractor.types import MITIGATION, Prediction, Turn
+from extractor.types import MITIGATION, Labels, Prediction, Turn
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ class IssueClassifier:
         self.centroids_: np.ndarray | None = None
         self.memory_: LabelMemory | None = None
         self.thresholds_: np.ndarray | None = None  # categories, phases, mitigation
+        self.untrained_: tuple[str, ...] = ()  # categories scored from their text only (.extend)
         self.card_: dict[str, Any] = {}
 
     # -- parts --
@@ -284,17 +285,24 @@ class IssueClassifier:
         return {"categories": P[:, :nc], "phases": P[:, nc: nc + npz], "mitigation": P[:, -1]}
 
     def predict(self, turns: Sequence[Turn], progress: bool = False, evidence: bool = True,
-                batch_size: int = 256) -> list[Prediction]:
+                batch_size: int = 256, taught: Mapping[str, Labels] | None = None) -> list[Prediction]:
         """One :class:`Prediction` per interviewee turn: labels above their thresholds, every
-        label's score and, per predicted category, the passage supporting it (offsets too)."""
+        label's score and, per predicted category, the passage supporting it (offsets too).
+
+        ``taught``: reviewers' labels by turn id. Those turns are labelled examples that re-score
+        every other turn with no retrain (:mod:`.teach`); their own predictions carry the
+        reviewers' labels (``label_source: "human"``) and the model's scores."""
         from tqdm.auto import tqdm
 
         self._check_fitted()
         turns = list(turns)
-        cats, phases = self.catalog_.category_ids, self.catalog_.phase_ids
-        nc, npz = len(cats), len(phases)
-        th, tag, w = self.thresholds_, self.model_name, self.config.context_window
+        w = self.config.context_window
         ie = [i for i, t in enumerate(turns) if t.is_interviewee]
+        teach = None
+        if taught or self.untrained_:
+            from extractor.classify.teach import taught_scorer
+
+            teach = taught_scorer(self, turns, taught or {})
         out: list[Prediction] = []
         bar = tqdm(total=len(ie), desc="predicting", unit="turn", disable=not progress)
         for s in range(0, len(ie), batch_size):
@@ -302,26 +310,46 @@ class IssueClassifier:
             lo, hi = max(0, chunk[0] - w), min(len(turns), chunk[-1] + w + 1)
             window = turns[lo:hi]
             f = self._features(window)
-            P = self._probs(f)
+            P, base = (self._probs(f),) * 2 if teach is None else teach(f, [window[i].id for i in f.index])
             for k, i in enumerate(f.index):
-                if not chunk[0] <= lo + i <= chunk[-1]:
-                    continue
-                t, p = window[i], P[k]
-                got = tuple(c for j, c in enumerate(cats) if p[j] >= th[j])
-                scores = {c: round(float(v), 4) for c, v in zip(cats + phases, p[: nc + npz])}
-                scores[MITIGATION] = round(float(p[-1]), 4)
-                spans = self._evidence(t.text, f, k, got) if evidence else {}
-                out.append(Prediction(
-                    interview=t.interview, turn=t.turn, id=t.id, categories=got,
-                    phases=tuple(ph for j, ph in enumerate(phases) if p[nc + j] >= th[nc + j]),
-                    mitigation=bool(p[-1] >= th[-1]), scores=scores,
-                    evidence={c: t.text[a:z] for c, (a, z) in spans.items()}, spans=spans,
-                    text=t.text, question=t.question, model=tag))
+                if chunk[0] <= lo + i <= chunk[-1]:
+                    t = window[i]
+                    human = taught.get(t.id) if taught else None
+                    out.append(self.make_prediction(t, P[k] if human is None else base[k], f, k,
+                                                    evidence=evidence, human=human))
             bar.update(len(chunk))
             if isinstance(self.embedder, TurnEncoder):
                 self.embedder.clear()  # bound memory on long inputs
         bar.close()
         return out
+
+    def features(self, turns: Sequence[Turn], progress: bool = False) -> Features:
+        """Features of the interviewee turns of ``turns`` (all turns serve as context)."""
+        return self._features(list(turns), progress=progress)
+
+    def pair_features(self, f: Features) -> np.ndarray:
+        """The (turn, category) pair features of ``f`` from the catalog text (no labels)."""
+        return self._pairs(f)
+
+    def make_prediction(self, t: Turn, p: np.ndarray, f: Features, k: int, *, evidence: bool = True,
+                        human: Labels | None = None) -> Prediction:
+        """The prediction of turn ``t`` from its probabilities ``p`` (row ``k`` of ``f``); with
+        ``human`` labels, those are its codes (``label_source: "human"``), scores stay ``p``."""
+        cats, phases, th = self.catalog_.category_ids, self.catalog_.phase_ids, self.thresholds_
+        nc, npz = len(cats), len(phases)
+        if human is None:
+            got = tuple(c for j, c in enumerate(cats) if p[j] >= th[j])
+            ph = tuple(x for j, x in enumerate(phases) if p[nc + j] >= th[nc + j])
+            mit, source = bool(p[-1] >= th[-1]), "model"
+        else:
+            got, ph, mit, source = human.categories, human.phases, human.mitigation, "human"
+        scores = {c: round(float(v), 4) for c, v in zip(cats + phases, p[: nc + npz])}
+        scores[MITIGATION] = round(float(p[-1]), 4)
+        spans = self._evidence(t.text, f, k, [c for c in got if c in cats]) if evidence else {}
+        return Prediction(interview=t.interview, turn=t.turn, id=t.id, categories=got, phases=ph, mitigation=mit,
+                          scores=scores, evidence={c: t.text[a:z] for c, (a, z) in spans.items()}, spans=spans,
+                          text=t.text, question=t.question, model=self.model_name, label_source=source,
+                          untrained=tuple(c for c in got if c in self.untrained_))
 
     def _evidence(self, text: str, f: Features, k: int, categories: Sequence[str]) -> dict[str, tuple[int, int]]:
         ids = self.catalog_.category_ids

@@ -530,6 +530,8 @@ def _add_discover(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-cluster-size", type=int, help="smallest proposal, in turns (default 5)")
     p.add_argument("--min-interviews", type=int, help="interviews a proposal must come from (default 2)")
     p.add_argument("--score-threshold", type=float, help="classifier score that counts as a match (default 0.5)")
+    p.add_argument("--relevance-threshold", type=float,
+                   help="classifier relevance (best phase score) a turn needs to count as problem talk (default 0.3)")
     p.add_argument("--match-threshold", type=float,
                    help="cosine similarity to an entry description that counts as a match (default 0.6)")
     p.add_argument("--no-zero-shot", action="store_true", help="skip the similarity-to-catalog matching step")
@@ -560,6 +562,7 @@ def _run_discover(args: argparse.Namespace) -> int:
     config = D.config_from_kwargs(
         min_words=args.min_words, min_cluster_size=args.min_cluster_size, min_interviews=args.min_interviews,
         score_threshold=args.score_threshold, match_threshold=args.match_threshold, method=args.method,
+        relevance_threshold=args.relevance_threshold,
         cluster_ratio=args.cluster_ratio, theme_ratio=args.theme_ratio, max_proposals=args.max_proposals,
         seed=args.seed, question_weight=0.0 if args.no_question else None, small_talk=args.small_talk)
     from dataclasses import replace
@@ -575,7 +578,7 @@ def _run_discover(args: argparse.Namespace) -> int:
     from extractor.proposals import default_rejected_path, load_rejected
 
     rejected = load_rejected(args.rejected or default_rejected_path(args.output))
-    embedder = D._cli_embedder(args.encoder)
+    embedder = D.cli_embedder(args.encoder)
     log.debug("encoder %s, dimension %d (loaded before discovery starts)", embedder.name, embedder.dim)
     result = D.run_discovery(preds, None, catalog, embedder, config, rejected=rejected,
                              progress=sys.stderr.isatty())

@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from extractor.catalog import Catalog, Entry, load_catalog
 from extractor.errors import InputError
@@ -51,7 +52,7 @@ class Quote:
                 "similarity": round(float(self.similarity), 4)}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Quote":
+    def from_dict(cls, d: Mapping[str, Any]) -> Quote:
         return cls(interview=str(d["interview"]), turn=int(d["turn"]), id=str(d.get("id") or ""),
                    text=str(d.get("text") or ""), similarity=float(d.get("similarity") or 0.0))
 
@@ -85,6 +86,7 @@ class Proposal:
     level: str = "cluster"  # or "theme": a union of clusters of the same Ward tree
     parent: str = ""  # id of the theme a cluster belongs to
     kind: str = ""  # "" or what discovery set it aside as: "introductions", "small talk"
+    why_not: str = ""  # why the nearest catalog entry is not this proposal
 
     @property
     def nearest_entry(self) -> Mapping[str, Any] | None:
@@ -111,10 +113,11 @@ class Proposal:
             "level": self.level,
             "parent": self.parent,
             "kind": self.kind,
+            "why_not": self.why_not,
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Proposal":
+    def from_dict(cls, d: Mapping[str, Any]) -> Proposal:
         return cls(
             id=str(d["id"]),
             name=str(d["name"]),
@@ -135,6 +138,7 @@ class Proposal:
             level=str(d.get("level") or "cluster"),
             parent=str(d.get("parent") or ""),
             kind=str(d.get("kind") or ""),
+            why_not=str(d.get("why_not") or ""),
         )
 
 

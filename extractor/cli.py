@@ -231,6 +231,8 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
     w.add_argument("file", type=Path, metavar="QUEUE", help="queue JSONL from `extractor review export`")
     w.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
     w.add_argument("--annotator", default=None, help="your name (default: $QI_ANNOTATOR or the login name)")
+    w.add_argument("--proposals", type=Path, default=None, metavar="PROPOSALS.jsonl",
+                   help="also review discovery's proposals at /proposals (decisions saved into this file)")
     catalog_arg(w)
     w.set_defaults(func=_run_review_serve)
 
@@ -331,7 +333,7 @@ def _run_review_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise ExtractorError(f"--port: expected a port number 0-65535, found {args.port}")
     annotator = args.annotator or os.environ.get("QI_ANNOTATOR") or getpass.getuser()
-    serve(args.file, annotator, load_catalog(args.catalog), port=args.port)
+    serve(args.file, annotator, load_catalog(args.catalog), port=args.port, proposals=args.proposals)
     return EXIT_OK
 
 

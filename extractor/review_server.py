@@ -252,7 +252,7 @@ def render_page() -> tuple[str, str]:
     return html, csp
 
 
-def create_app(state: ReviewState, port: int):
+def create_app(state: ReviewState, port: int, proposals: str | Path | None = None):
     """The Flask app around ``state``; only requests to ``127.0.0.1:port`` / ``localhost:port`` pass."""
     try:
         from flask import Flask, abort, jsonify, request
@@ -263,6 +263,10 @@ def create_app(state: ReviewState, port: int):
     app = Flask(__name__, static_folder=None)
     app.config["QI_PORT"] = port
     page, csp = render_page()
+    if proposals is not None:  # the proposals view (extractor.review_proposals), at /proposals
+        from extractor.review_proposals import register
+
+        register(app, proposals, state.catalog, state.annotator)
 
     def allowed_hosts() -> set[str]:
         p = app.config["QI_PORT"]
@@ -288,7 +292,7 @@ def create_app(state: ReviewState, port: int):
         resp.headers["Referrer-Policy"] = "no-referrer"
         resp.headers["X-Frame-Options"] = "DENY"
         if resp.mimetype == "text/html":
-            resp.headers["Content-Security-Policy"] = csp
+            resp.headers.setdefault("Content-Security-Policy", csp)  # a view may set its own
         return resp
 
     @app.errorhandler(400)
@@ -356,11 +360,11 @@ def create_app(state: ReviewState, port: int):
     return app
 
 
-def make_server(state: ReviewState, port: int = DEFAULT_PORT):
+def make_server(state: ReviewState, port: int = DEFAULT_PORT, proposals: str | Path | None = None):
     """A threaded WSGI server on 127.0.0.1:port (0 picks a free port); ``.port`` is the real one."""
     import socket
 
-    app = create_app(state, port)  # first: it says so when Flask is missing
+    app = create_app(state, port, proposals)  # first: it says so when Flask is missing
     from werkzeug.serving import make_server as _make
 
     # Bound here rather than by werkzeug, which exits the process when the port is taken.
@@ -389,7 +393,7 @@ def make_server(state: ReviewState, port: int = DEFAULT_PORT):
 
 
 def serve(path: str | Path, annotator: str, catalog: Catalog | None = None, *, port: int = DEFAULT_PORT,
-          out=None) -> None:
+          out=None, proposals: str | Path | None = None) -> None:
     """Serve the reviewer until Ctrl+C; every answer is already saved when it is shown as saved."""
     import signal
     import sys
@@ -403,10 +407,12 @@ def serve(path: str | Path, annotator: str, catalog: Catalog | None = None, *, p
     out = out or sys.stderr
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     state = ReviewState(path, annotator, catalog)
-    server = make_server(state, port)
+    server = make_server(state, port, proposals)
     view = state._view()
     print(f"reviewing {path} as {annotator}: {len(view.done)} of {view.total} answered; "
-          f"open http://{HOST}:{server.port}/ (Ctrl+C stops; answers are saved as you go)", file=out, flush=True)
+          f"open http://{HOST}:{server.port}/ (Ctrl+C stops; answers are saved as you go)"
+          + (f"; proposals of {proposals} at http://{HOST}:{server.port}/proposals" if proposals else ""),
+          file=out, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -11,7 +11,7 @@ import pytest
 
 from extractor import discover as D
 from extractor import proposals as P
-from extractor.catalog import Entry, load_catalog, save_catalog
+from extractor.catalog import load_catalog, save_catalog
 from extractor.embed import HashingEmbedder
 from extractor.errors import ExtractorError
 from extractor.types import Prediction
@@ -245,7 +245,7 @@ def test_apply_decisions_from_reviewed_jsonl(tmp_path, catalog, cfg):
 def test_bad_decision_is_reported_with_line(tmp_path):
     f = tmp_path / "p.jsonl"
     f.write_text(json.dumps({"id": "p-1", "name": "x", "members": ["a"], "decision": "maybe"}) + "\n")
-    with pytest.raises(ExtractorError, match=r"p.jsonl:1: expected decision \"accept\", \"reject\" or null, found 'maybe'"):
+    with pytest.raises(ExtractorError, match=r"p.jsonl:1: expected decision \"accept\", \"reject\", \"merge\", \"subtype\" or null, found 'maybe'"):
         P.read_proposals(f)
     f.write_text(json.dumps({"interview": "Interview 1", "turn": 0}) + "\n")
     with pytest.raises(ExtractorError, match=r"p.jsonl:1: expected a proposal with a string \"id\".*extractor discover"):

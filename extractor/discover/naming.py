@@ -96,7 +96,8 @@ class Group:
 
 def candidates(group: Group, pool_df: Counter, n_pool: int, top: int = 25) -> list[tuple[str, float]]:
     """The group's ``top`` candidate phrases by how many of its members (and interviews) use
-    them and how much more than the pool does: ``(phrase, weight)``, best first."""
+    them and how much more than the pool does: ``(phrase, weight)``, best first. Phrases used
+    by two members from two interviews first; failing any, by two members, then by one."""
     per_member = [phrases_of(t) for t in group.texts]
     df: Counter = Counter(p for s in per_member for p in s)
     ivs: dict[str, set[str]] = {}
@@ -104,16 +105,16 @@ def candidates(group: Group, pool_df: Counter, n_pool: int, top: int = 25) -> li
         for p in s:
             ivs.setdefault(p, set()).add(iv)
     n = len(group.texts)
-    need = 2 if n > 1 else 1
-    need_iv = 2 if len(set(group.interviews)) > 1 else 1
-    scored = []
-    for p, k in df.items():
-        if k < need or len(ivs[p]) < need_iv:
-            continue
-        lift = (k / n) / max(pool_df[p] / max(n_pool, 1), 1e-9)
-        scored.append((p, (k / n) * math.log1p(lift) * (1 + 0.15 * p.count(" "))))
-    scored.sort(key=lambda x: (-x[1], x[0]))
-    return scored[:top]
+    for need, need_iv in ((2, 2), (2, 1), (1, 1)):
+        scored = []
+        for p, k in df.items():
+            if k >= min(need, n) and len(ivs[p]) >= min(need_iv, len(set(group.interviews))):
+                lift = (k / n) / max(pool_df[p] / max(n_pool, 1), 1e-9)
+                scored.append((p, (k / n) * math.log1p(lift) * (1 + 0.15 * p.count(" "))))
+        if scored:
+            scored.sort(key=lambda x: (-x[1], x[0]))
+            return scored[:top]
+    return []
 
 
 def pool_document_frequency(texts: Sequence[str]) -> Counter:

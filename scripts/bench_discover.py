@@ -202,8 +202,11 @@ def print_table(rows: list[dict[str, Any]], label: str) -> None:
               f"{r['random_recovered']:.1f} |")
 
 
-SWEEP = [dict(relevance_threshold=r, cluster_ratio=c, passage_sentences=s)
-         for r in (None, 0.15) for c in (5.0, 8.0) for s in (0, 3)]
+SWEEP = [dict(method="agglomerative", cluster_ratio=8.0, passage_sentences=0, relevance_threshold=None),
+         dict(method="agglomerative", cluster_ratio=5.0, passage_sentences=0, relevance_threshold=0.15),
+         dict(method="agglomerative", cluster_ratio=5.0, passage_sentences=5, relevance_threshold=None),
+         dict(method="agglomerative", cluster_ratio=6.0, passage_sentences=0, relevance_threshold=None,
+              question_weight=0.5)]
 
 
 def main(argv: list[str] | None = None) -> int:

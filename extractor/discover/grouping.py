@@ -107,7 +107,7 @@ def class_term_weights(docs: Sequence[str], labels: np.ndarray) -> tuple[np.ndar
     return np.asarray(vec.get_feature_names_out()), tf / np.maximum(sizes, 1.0) * idf, df
 
 
-def ctfidf_keywords(docs: Sequence[str], labels: Sequence[int], n: int = 8,
+def ctfidf_keywords(docs: Sequence[str], labels: Sequence[int] | np.ndarray, n: int = 8,
                     min_docs: int = 2) -> dict[int, list[tuple[str, float]]]:
     """The top ``n`` c-TF-IDF terms of each cluster label >= 0 (-1 = background, which only
     enters the IDF). A term must occur in ``min_docs`` member texts, so one long passage cannot
@@ -125,7 +125,7 @@ def ctfidf_keywords(docs: Sequence[str], labels: Sequence[int], n: int = 8,
         if c < 0:
             continue
         w = np.where(df[row] >= min(min_docs, int((labels_a == c).sum())), weights[row], 0.0)
-        order = sorted(np.flatnonzero(w > 0), key=lambda j: (-round(float(w[j]), 12), -vocab[j].count(" "), vocab[j]))
+        order = sorted(np.flatnonzero(w > 0), key=lambda j: (-round(float(w[j]), 12), -str(vocab[j]).count(" "), str(vocab[j])))
         picked: list[tuple[str, float]] = []
         for j in order:
             term = str(vocab[j])

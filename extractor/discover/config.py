@@ -26,8 +26,10 @@ class DiscoverConfig:
     - ``score_threshold``: a turn whose best category score reaches it matches the catalog;
       ``match_threshold``: cosine similarity of a passage to an entry's description that
       counts as a match (``None`` = no zero-shot step).
-    - ``passage_sentences``: the evidence kept of a turn, in sentences (the window that says
-      most about a problem and least about the speaker's background; 0 = the whole turn).
+    - ``passage_sentences``: what is clustered of a turn: 0 = the whole turn without its
+      background sentences (the default: on the dev categories it recovered more than windows),
+      N = the window of N consecutive sentences with the most problem words. Quotes and the
+      draft definition always show such a 3-sentence window.
 
     How they are grouped and described (:mod:`extractor.discover.grouping`, ``naming``):
 
@@ -52,13 +54,14 @@ class DiscoverConfig:
     min_words: int = 12
     procedure_max_words: int = 30
     question_max_words: int = 30
-    relevance_threshold: float | None = 0.3
+    relevance_threshold: float | None = 0.15
+    group_relevance: float | None = 0.25
     score_threshold: float = 0.5
     match_threshold: float | None = 0.6
-    passage_sentences: int = 3
+    passage_sentences: int = 0
     question_weight: float = 0.0
     method: str = "agglomerative"
-    cluster_ratio: float = 8.0
+    cluster_ratio: float = 5.0
     theme_ratio: float | None = None
     min_cluster_size: int = 4
     min_samples: int | None = None
@@ -88,7 +91,7 @@ class DiscoverConfig:
             "min_samples": Opt(Int(1)), "max_proposals": Opt(Int(1)),
             **dict.fromkeys(("score_threshold", "variant_threshold", "reject_overlap", "duplicate_overlap",
                              "intro_position", "name_diversity"), Num(0, 1)),
-            "relevance_threshold": Opt(Num(0, 1)),
+            "relevance_threshold": Opt(Num(0, 1)), "group_relevance": Opt(Num(0, 1)),
             "match_threshold": Opt(Num(-1, 1)), "small_talk": OneOf(("mark", "drop", "keep")),
             "method": OneOf(("agglomerative", "hdbscan")),
             "question_weight": Num(0, 2), "cluster_ratio": Num(1), "seed": Int(None),

@@ -66,7 +66,7 @@ def pick_quotes(members: Sequence[Passage], sims: np.ndarray, config: DiscoverCo
     picked.sort(key=lambda k: (-sims[k], members[k].id))
     quotes = []
     for k in picked:
-        m, text = members[k], members[k].text
+        m, text = members[k], members[k].quote
         if len(text) > config.quote_chars:
             text = text[: config.quote_chars].rsplit(" ", 1)[0] + " …"
         quotes.append(Quote(interview=m.interview, turn=m.prediction.turn, id=m.id, text=text,
@@ -103,7 +103,7 @@ def describe_group(pool: Pool, idx: np.ndarray, keywords: Sequence[str], phrase:
     quotes = tuple(pick_quotes(members, sims, config))
     member_ids = tuple(sorted(m.id for m in members))
     name = display_name(phrase, keywords)
-    central = [members[k].text for k in np.argsort(-sims, kind="stable")[:3]]
+    central = [members[k].quote for k in np.argsort(-sims, kind="stable")[:3]]
     return Proposal(
         id=proposal_id(member_ids), name=name, keywords=tuple(keywords[: config.n_keywords]), quotes=quotes,
         size=len(members), n_interviews=len(ivs), interviews=tuple(ivs), members=member_ids,

@@ -21,6 +21,7 @@ FILLER_WORDS = frozenset(
     also much many something someone somebody anything everything whatever sometimes
     usually probably definitely exactly obviously honestly course able bit little
     interesting question questions mentioned talk talking talked told tell
+    dunno kinda sorta gotta cetera etc whatnot ones stuff alright guys
     """.split()
 )
 

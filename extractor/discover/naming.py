@@ -41,12 +41,18 @@ GENERIC_WORDS = frozenset(
 NOT_A_HEAD = frozenset(
     """
     work try see look find put take give come go start keep run change happen ask call build check know think
+    maintain improve create provide include define apply manage support avoid reduce increase
+    have having has had comes coming come consider considering induce regard regarding sorry helpful instance
+    general using used based thinking basically
     want need make use get say told try tried got put seen found took gave came went ran asked called checked
     fix fixed solve handle deal collect clean train deploy understand explain happens happened
     hard easy difficult possible impossible able same other various
     quite very really even still already always never often just also too again
     """.split()
 )
+
+# Words that name nothing alone but start a good phrase ("missing values", "schema changes").
+NOT_ALONE = frozenset({"missing", "changes", "changing", "different", "new", "wrong", "manual", "lack", "bad"})
 
 # Function words allowed inside a phrase ("drift between annotators", "lack of labels").
 INNER = frozenset({"of", "between", "across", "from", "in", "for", "on", "to", "with", "and"})
@@ -64,12 +70,16 @@ def phrase_ok(words: Sequence[str]) -> bool:
     """A noun-phrase-like span: content words at both ends, function words only inside, a
     head that is not a verb or adverb, not only study-wide words."""
     first, last = words[0], words[-1]
+    if len(words) == 1 and first in NOT_ALONE:
+        return False
     if not (content_word(first) and content_word(last)):
         return False
     if last in NOT_A_HEAD or last.endswith(("ly", "ed")) or first.endswith("ly") or first in NOT_A_HEAD:
         return False
-    if any(not content_word(w) and w not in INNER for w in words[1:-1]):
+    if any(not content_word(w) and w not in INNER for w in words[1:-1]) or len(set(words)) < len(words):
         return False
+    if any(w in INNER for w in words) and (first in GENERIC_WORDS or last in GENERIC_WORDS):
+        return False  # "regard to data", "architectures of models": the linked words must both say something
     return not all(w in GENERIC_WORDS or not content_word(w) for w in words)
 
 
@@ -141,13 +151,26 @@ def choose_names(groups: Sequence[Group], pool_texts: Sequence[str], embedder: A
             continue
         best_w = cands[g][0][1] or 1.0
         idx = [row[p] for p, _ in cands[g]]
-        fit = E[idx] @ groups[g].centroid + 0.25 * np.array([w / best_w for _, w in cands[g]])
+        # a phrase names more than a word: a small bonus per extra word (at most two)
+        longer = np.array([min(p.count(" "), 2) * 0.1 for p, _ in cands[g]])
+        fit = E[idx] @ groups[g].centroid + 0.25 * np.array([w / best_w for _, w in cands[g]]) + longer
         redundancy = (E[idx] @ E[taken].T).max(axis=1) if taken else np.zeros(len(idx))
         score = diversity * fit - (1 - diversity) * redundancy
         k = int(np.argmax(score))
-        names[g] = cands[g][k][0]
+        names[g] = expand(cands[g][k][0], groups[g].texts)
         taken.append(idx[k])
     return names
+
+
+def expand(word: str, texts: Sequence[str]) -> str:
+    """A one-word name grown into the phrase its members use it in most ("missing" ->
+    "missing values"); the word itself when no member uses it in a phrase."""
+    if " " in word:
+        return word
+    uses: Counter = Counter(p for t in texts for p in phrases_of(t, 3) if " " in p and word in p.split())
+    if not uses:
+        return word
+    return min(uses, key=lambda p: (-uses[p], p.count(" "), p))
 
 
 def display_name(phrase: str, fallback: Sequence[str] = ()) -> str:

@@ -53,15 +53,17 @@ PROBLEM_CUES = re.compile(
 )
 
 SHORT_INTERVIEW = 20
+QUOTE_SENTENCES = 3
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 
 @dataclass(frozen=True)
 class Passage:
-    """One interviewee turn as discovery sees it: its evidence ``text`` (a window of its
-    sentences), the whole ``turn_text``, the interviewer's ``question``, its place in the
-    interview (0 = first turn, 1 = last) and its relevance score (``None`` = unknown)."""
+    """One interviewee turn as discovery sees it: the ``text`` clustered (the turn without its
+    background sentences, or a window of ``passage_sentences``), the whole ``turn_text``, the
+    interviewer's ``question``, its place in the interview (0 = first turn, 1 = last), its
+    relevance score (``None`` = unknown) and its ``evidence``, what quotes show."""
 
     prediction: Prediction
     text: str
@@ -69,6 +71,11 @@ class Passage:
     question: str
     position: float = 0.0
     relevance: float | None = None
+    evidence: str = ""  # the QUOTE_SENTENCES sentences of ``text`` richest in problem words
+
+    @property
+    def quote(self) -> str:
+        return self.evidence or self.text
 
     @property
     def id(self) -> str:
@@ -204,7 +211,8 @@ def select_passages(rows: Sequence[tuple[Prediction, str, str]], turns: Sequence
         reason = leave_reason(row, passage, where[p.id], rel, cat_ids, config)
         result.stage[p.id] = reason or "unmatched"
         if not reason:
-            kept.append(Passage(p, passage, text, question, where[p.id], rel))
+            kept.append(Passage(p, passage, text, question, where[p.id], rel,
+                                evidence_window(text, QUOTE_SENTENCES)))
     counts = {k: sum(v == k for v in result.stage.values())
               for k in ("short_or_procedure", "background", "not_a_problem", "classifier")}
     result.stats["substantive"] = len(rows) - counts["short_or_procedure"]

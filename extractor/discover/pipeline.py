@@ -53,15 +53,19 @@ def build_pool(passages: list[Passage], catalog: Catalog, embedder: Any, config:
 
 def kept_groups(pool: Pool, labels: np.ndarray, config: DiscoverConfig, min_interviews: int,
                 stats: dict[str, Any]) -> list[np.ndarray]:
-    """Member indices of the clusters large enough and voiced in enough interviews."""
+    """Member indices of the clusters large enough, voiced in enough interviews and, on
+    average, about a problem (``group_relevance``)."""
     out = []
-    stats["dropped_small"] = stats["dropped_few_interviews"] = 0
+    stats["dropped_small"] = stats["dropped_few_interviews"] = stats["dropped_not_problem"] = 0
     for c in range(int(labels.max()) + 1 if (labels >= 0).any() else 0):
         idx = np.flatnonzero(labels == c)
+        rel = [r for r in (pool.passages[i].relevance for i in idx) if r is not None]
         if len(idx) < config.min_cluster_size:
             stats["dropped_small"] += 1
         elif len({pool.passages[i].interview for i in idx}) < min_interviews:
             stats["dropped_few_interviews"] += 1
+        elif config.group_relevance is not None and rel and float(np.mean(rel)) < config.group_relevance:
+            stats["dropped_not_problem"] += 1
         else:
             out.append(idx)
     return out

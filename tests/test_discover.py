@@ -479,3 +479,25 @@ def test_themes_group_clusters_of_the_same_tree(catalog):
 def test_theme_ratio_must_exceed_cluster_ratio():
     with pytest.raises(ExtractorError, match=r"DiscoverConfig.theme_ratio: expected None or a number > 12, found 5"):
         D.DiscoverConfig(cluster_ratio=12, theme_ratio=5)
+
+
+def test_groups_that_are_not_about_a_problem_on_average_are_dropped(catalog, cfg):
+    phase = catalog.phase_ids[0]
+    # every turn passes the per-turn bar (0.2) but the docs turns sit just above it
+    preds = [replace(p, scores={**p.scores, phase: 0.2 if p.id.startswith("docs") else 0.9}) for p in make_preds()]
+    c = replace(cfg, relevance_threshold=0.15, group_relevance=0.25)
+    res = D.run_discovery(preds, None, catalog, HashingEmbedder(), c)
+    assert not any(m.startswith("docs") for p in res.proposals for m in p.members)
+    assert res.stats["dropped_not_problem"] >= 1
+    kept = D.run_discovery(preds, None, catalog, HashingEmbedder(), replace(c, group_relevance=None))
+    assert any(m.startswith("docs") for p in kept.proposals for m in p.members)
+
+
+def test_score_profiles_can_join_the_embedding(catalog, cfg):
+    res = D.run_discovery(make_preds(), None, catalog, HashingEmbedder(), replace(cfg, score_weight=0.5))
+    groups = [{m.split("-")[0] for m in p.members} for p in res.proposals]
+    assert sorted(g.pop() for g in groups if len(g) == 1) == ["docs", "gpu", "legal"]
+    with pytest.raises(ExtractorError, match=r"DiscoverConfig.score_weight: expected a number in \[0, 5\], found 9"):
+        D.DiscoverConfig(score_weight=9)
+    with pytest.raises(ExtractorError, match=r"DiscoverConfig.group_relevance: expected None or a number in \[0, 1\]"):
+        D.DiscoverConfig(group_relevance=2.0)

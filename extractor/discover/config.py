@@ -35,6 +35,9 @@ class DiscoverConfig:
 
     - ``question_weight``: a passage is represented by ``emb(passage) + question_weight *
       emb(question)``, renormalised.
+    - ``score_weight``: the classifier's scores of the turn (every category and phase left in
+      the catalog, L2-normalised) are appended to its embedding with this weight before
+      clustering: turns about one uncatalogued issue tend to resemble the same known ones.
     - ``method``: ``"agglomerative"`` (Ward on PCA-reduced embeddings, cut at
       ``n_passages / cluster_ratio`` clusters) or ``"hdbscan"`` (scikit-learn's).
     - ``theme_ratio``: (agglomerative only) also cut the tree at ``n / theme_ratio`` and
@@ -60,6 +63,7 @@ class DiscoverConfig:
     match_threshold: float | None = 0.6
     passage_sentences: int = 0
     question_weight: float = 0.0
+    score_weight: float = 0.0
     method: str = "agglomerative"
     cluster_ratio: float = 5.0
     theme_ratio: float | None = None
@@ -94,7 +98,7 @@ class DiscoverConfig:
             "relevance_threshold": Opt(Num(0, 1)), "group_relevance": Opt(Num(0, 1)),
             "match_threshold": Opt(Num(-1, 1)), "small_talk": OneOf(("mark", "drop", "keep")),
             "method": OneOf(("agglomerative", "hdbscan")),
-            "question_weight": Num(0, 2), "cluster_ratio": Num(1), "seed": Int(None),
+            "question_weight": Num(0, 2), "score_weight": Num(0, 5), "cluster_ratio": Num(1), "seed": Int(None),
             "theme_ratio": Opt(Num(ratio, lo_open=True)),
         })
 

@@ -28,6 +28,14 @@ def informative(term: str) -> bool:
     return bool(words) and not all(w in GENERIC_WORDS for w in words)
 
 
+def score_profiles(passages: Sequence[Passage], catalog: Catalog) -> np.ndarray:
+    """Each passage's classifier scores over the catalog's categories and phases, L2-normalised
+    (zeros where a prediction has none)."""
+    keys = [*catalog.category_ids, *catalog.phase_ids]
+    S = np.array([[float(p.prediction.scores.get(k, 0.0)) for k in keys] for p in passages], dtype=np.float32)
+    return normalize_rows(S.reshape(len(passages), len(keys)))
+
+
 def build_pool(passages: list[Passage], catalog: Catalog, embedder: Any, config: DiscoverConfig,
                result: DiscoveryResult, progress: bool = False) -> Pool:
     """Embed the passages and drop those within ``match_threshold`` of an entry's description."""
@@ -46,6 +54,8 @@ def build_pool(passages: list[Passage], catalog: Catalog, embedder: Any, config:
     X = A
     if config.question_weight > 0:
         X = embed_texts(embedder, [p.text for p in passages], [p.question for p in passages], config)
+    if config.score_weight > 0:
+        X = normalize_rows(np.hstack([X, config.score_weight * score_profiles(passages, catalog)]))
     result.stats["unmatched"] = len(passages)
     result.unmatched = [p.id for p in passages]
     return Pool(passages, X, A, entries, entry_vecs, catalog)

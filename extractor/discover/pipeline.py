@@ -15,7 +15,7 @@ from extractor.catalog import Catalog
 from extractor.discover.config import DiscoverConfig, DiscoveryResult
 from extractor.discover.describe import Pool, describe_group
 from extractor.discover.grouping import cluster, ctfidf_keywords, embed_texts, encode_unique, normalize_rows
-from extractor.discover.naming import GENERIC_WORDS, Group, choose_names
+from extractor.discover.naming import GENERIC_WORDS, NOT_A_HEAD, Group, choose_names
 from extractor.discover.passages import Passage, prediction_rows, select_passages
 from extractor.proposals import Proposal, is_rejected
 from extractor.types import Prediction, Turn, natural_key
@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 
 
 def informative(term: str) -> bool:
+    """Not only study-wide words ("data", "model"), verbs of speech or adverbs ("try", "specifically")."""
     words = term.split()
-    return bool(words) and not all(w in GENERIC_WORDS for w in words)
+    return bool(words) and not all(w in GENERIC_WORDS or w in NOT_A_HEAD or w.endswith("ly") for w in words)
 
 
 def score_profiles(passages: Sequence[Passage], catalog: Catalog) -> np.ndarray:

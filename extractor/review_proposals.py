@@ -74,9 +74,9 @@ class ProposalsState:
             return {"merge_into": "", "subtype_of": target}
         return {"merge_into": "", "subtype_of": ""}
 
-    def decide(self, pid: str, decision: str, target: Any = None) -> dict[str, Any]:
+    def decide(self, pid: str, decision: Any, target: Any = None) -> dict[str, Any]:
         """Save a decision ("" = take it back) on proposal ``pid``."""
-        if decision not in ("", *DECISIONS):
+        if not isinstance(decision, str) or decision not in ("", *DECISIONS):
             raise ValueError(f"decision: expected one of {', '.join(DECISIONS)} or \"\", found {decision!r:.40}")
         changes: dict[str, Any] = {"decision": decision or None, **self.target_of(decision, target, pid),
                                    "decided_by": self.reviewer if decision else "",
@@ -121,7 +121,7 @@ def render_proposals_page() -> tuple[str, str]:
 
 def blueprint(state: ProposalsState) -> Any:
     """The Flask blueprint: ``/proposals`` (the page) and its JSON API under ``/api/proposals``."""
-    from flask import Blueprint, abort, jsonify, request
+    from flask import Blueprint, abort, current_app, jsonify, request
 
     bp = Blueprint("proposals", __name__)
     page, csp = render_proposals_page()
@@ -142,14 +142,9 @@ def blueprint(state: ProposalsState) -> Any:
 
     @bp.get("/proposals")
     def index() -> Any:
-        resp = bp_response(page)
-        resp.headers["Content-Security-Policy"] = csp
+        resp = current_app.response_class(page, mimetype="text/html")
+        resp.headers["Content-Security-Policy"] = csp  # the reviewer's app keeps a view's own policy
         return resp
-
-    def bp_response(text: str) -> Any:
-        from flask import current_app
-
-        return current_app.response_class(text, mimetype="text/html")
 
     @bp.get("/api/proposals")
     def get_state() -> Any:
@@ -158,8 +153,7 @@ def blueprint(state: ProposalsState) -> Any:
     @bp.post("/api/proposals/decide")
     def post_decide() -> Any:
         data = body()
-        return run(state.decide, data["id"], data.get("decision") if isinstance(data.get("decision"), str) else
-                   "?", data.get("target"))
+        return run(state.decide, data["id"], data.get("decision", ""), data.get("target"))
 
     @bp.post("/api/proposals/edit")
     def post_edit() -> Any:

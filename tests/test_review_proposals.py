@@ -124,6 +124,8 @@ def test_api_and_page_headers(files):
     r = c.post("/api/proposals/decide", json={"id": ids[0], "decision": "merge", "target": "x"}, headers=ORIGIN, **BASE)
     assert r.status_code == 400 and "target: expected the id of another proposal" in r.get_json()["error"]
     assert c.post("/api/proposals/decide", json={"decision": "accept"}, headers=ORIGIN, **BASE).status_code == 400
+    r = c.post("/api/proposals/decide", json={"id": ids[1], "decision": 5}, headers=ORIGIN, **BASE)
+    assert r.status_code == 400 and r.get_json()["error"].startswith("decision: expected one of accept")
     # the reviewer's guard covers the view: no cross-origin writes
     r = c.post("/api/proposals/decide", json={"id": ids[1], "decision": "reject"},
                headers={"Origin": "http://evil.example"}, **BASE)

@@ -528,24 +528,24 @@ def _add_discover(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rejected", metavar="JSONL",
                    help="memory of rejected proposals to leave out (default rejected_proposals.jsonl beside -o)")
     p.add_argument("--encoder", metavar="DIR", help="sentence-transformers directory (default: bundled MiniLM)")
-    p.add_argument("--min-words", type=int, help="words a substantive turn needs (default 15)")
-    p.add_argument("--min-cluster-size", type=int, help="smallest proposal, in turns (default 5)")
+    p.add_argument("--min-words", type=int, help="words a substantive turn needs (default 12)")
+    p.add_argument("--min-cluster-size", type=int, help="smallest proposal, in turns (default 4)")
     p.add_argument("--min-interviews", type=int, help="interviews a proposal must come from (default 2)")
     p.add_argument("--score-threshold", type=float, help="classifier score that counts as a match (default 0.5)")
     p.add_argument("--relevance-threshold", type=float,
-                   help="classifier relevance (best phase score) a turn needs to count as problem talk (default 0.3)")
+                   help="classifier relevance (best phase score) a turn needs to count as problem talk (default 0.15)")
     p.add_argument("--match-threshold", type=float,
                    help="cosine similarity to an entry description that counts as a match (default 0.6)")
     p.add_argument("--no-zero-shot", action="store_true", help="skip the similarity-to-catalog matching step")
     p.add_argument("--method", choices=["agglomerative", "hdbscan"], help="clustering (default agglomerative)")
-    p.add_argument("--cluster-ratio", type=float, help="agglomerative: unmatched turns per cluster (default 12)")
+    p.add_argument("--cluster-ratio", type=float, help="agglomerative: unmatched turns per cluster (default 5)")
     p.add_argument("--theme-ratio", type=float,
-                   help="agglomerative: unmatched turns per broad theme grouping clusters (default 40)")
+                   help="agglomerative: also propose broad themes of about N turns grouping clusters (default: none)")
     p.add_argument("--no-themes", action="store_true", help="propose clusters only, no broad themes")
     p.add_argument("--no-question", action="store_true", help="embed turns without the interviewer's question")
     p.add_argument("--max-proposals", type=int, help="keep the strongest N proposals")
     p.add_argument("--small-talk", choices=["mark", "drop", "keep"],
-                   help="introductions and small-talk groups: mark them and list them last (default), drop, or keep")
+                   help="introductions and small-talk groups: drop them (default), mark them and list them last, or keep")
     p.add_argument("--seed", type=int, help="random seed (default 42)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(func=_run_discover)

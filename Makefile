@@ -109,8 +109,8 @@ bench-review: $(STAMP) ## active-learning curves: queue order vs random correcti
 bench-loop: $(STAMP) ## loop payoff: simulated reviewer answers the queue, answers taught between batches (~5 min on 2 cores)
 	OMP_NUM_THREADS=1 nice -n 5 $(BIN)/python scripts/bench_loop.py --corpus $(CORPUS) --out $(OUT)/bench_loop.json
 
-bench-discover: $(STAMP) ## leave-one-category-out discovery benchmark on CORPUS (10 trainings, ~30 min on 2 cores)
-	OMP_NUM_THREADS=2 nice -n 5 $(BIN)/python scripts/bench_discover.py --corpus $(CORPUS) --json $(OUT)/bench_discover.json
+bench-discover: $(STAMP) ## leave-one-category-out discovery benchmark on CORPUS (3 trainings + 14 held-out categories)
+	OMP_NUM_THREADS=2 nice -n 5 $(BIN)/python scripts/bench_discover.py --corpus $(CORPUS) --split test --json $(OUT)/bench_discover.json
 
 bench-engines: $(STAMP) ## local vs Ray engine on 100/300/1,000 synthetic transcripts (needs .[scale]; ~1 h on 2 cores)
 	$(BIN)/python -c "import ray" 2>/dev/null || { echo "error: ray: expected the scale extra, found none; run $(BIN)/pip install '.[scale]'" >&2; exit 1; }

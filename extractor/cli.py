@@ -237,6 +237,8 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
     w.add_argument("--model", metavar="DIR", help="a model folder: each answer teaches it, re-scoring and re-ordering the rest")
     w.add_argument("--annotator", default=None, help="your name (default: $QI_ANNOTATOR or the login name)")
+    w.add_argument("--proposals", type=Path, default=None, metavar="PROPOSALS.jsonl",
+                   help="also review discovery's proposals at /proposals (decisions saved into this file)")
     catalog_arg(w)
     w.set_defaults(func=_run_review_serve)
 
@@ -350,7 +352,8 @@ def _run_review_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise ExtractorError(f"--port: expected a port number 0-65535, found {args.port}")
     annotator = args.annotator or os.environ.get("QI_ANNOTATOR") or getpass.getuser()
-    serve(args.file, annotator, load_catalog(args.catalog), port=args.port, model=args.model)
+    serve(args.file, annotator, load_catalog(args.catalog), port=args.port, model=args.model,
+          proposals=args.proposals)
     return EXIT_OK
 
 
@@ -549,22 +552,24 @@ def _add_discover(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rejected", metavar="JSONL",
                    help="memory of rejected proposals to leave out (default rejected_proposals.jsonl beside -o)")
     p.add_argument("--encoder", metavar="DIR", help="sentence-transformers directory (default: bundled MiniLM)")
-    p.add_argument("--min-words", type=int, help="words a substantive turn needs (default 15)")
-    p.add_argument("--min-cluster-size", type=int, help="smallest proposal, in turns (default 5)")
+    p.add_argument("--min-words", type=int, help="words a substantive turn needs (default 12)")
+    p.add_argument("--min-cluster-size", type=int, help="smallest proposal, in turns (default 4)")
     p.add_argument("--min-interviews", type=int, help="interviews a proposal must come from (default 2)")
     p.add_argument("--score-threshold", type=float, help="classifier score that counts as a match (default 0.5)")
+    p.add_argument("--relevance-threshold", type=float,
+                   help="classifier relevance (best phase score) a turn needs to count as problem talk (default 0.15)")
     p.add_argument("--match-threshold", type=float,
                    help="cosine similarity to an entry description that counts as a match (default 0.6)")
     p.add_argument("--no-zero-shot", action="store_true", help="skip the similarity-to-catalog matching step")
     p.add_argument("--method", choices=["agglomerative", "hdbscan"], help="clustering (default agglomerative)")
-    p.add_argument("--cluster-ratio", type=float, help="agglomerative: unmatched turns per cluster (default 12)")
+    p.add_argument("--cluster-ratio", type=float, help="agglomerative: unmatched turns per cluster (default 5)")
     p.add_argument("--theme-ratio", type=float,
-                   help="agglomerative: unmatched turns per broad theme grouping clusters (default 40)")
+                   help="agglomerative: also propose broad themes of about N turns grouping clusters (default: none)")
     p.add_argument("--no-themes", action="store_true", help="propose clusters only, no broad themes")
     p.add_argument("--no-question", action="store_true", help="embed turns without the interviewer's question")
     p.add_argument("--max-proposals", type=int, help="keep the strongest N proposals")
     p.add_argument("--small-talk", choices=["mark", "drop", "keep"],
-                   help="introductions and small-talk groups: mark them and list them last (default), drop, or keep")
+                   help="introductions and small-talk groups: drop them (default), mark them and list them last, or keep")
     p.add_argument("--seed", type=int, help="random seed (default 42)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(func=_run_discover)
@@ -583,6 +588,7 @@ def _run_discover(args: argparse.Namespace) -> int:
     config = D.config_from_kwargs(
         min_words=args.min_words, min_cluster_size=args.min_cluster_size, min_interviews=args.min_interviews,
         score_threshold=args.score_threshold, match_threshold=args.match_threshold, method=args.method,
+        relevance_threshold=args.relevance_threshold,
         cluster_ratio=args.cluster_ratio, theme_ratio=args.theme_ratio, max_proposals=args.max_proposals,
         seed=args.seed, question_weight=0.0 if args.no_question else None, small_talk=args.small_talk)
     from dataclasses import replace
@@ -598,7 +604,7 @@ def _run_discover(args: argparse.Namespace) -> int:
     from extractor.proposals import default_rejected_path, load_rejected
 
     rejected = load_rejected(args.rejected or default_rejected_path(args.output))
-    embedder = D._cli_embedder(args.encoder)
+    embedder = D.cli_embedder(args.encoder)
     log.debug("encoder %s, dimension %d (loaded before discovery starts)", embedder.name, embedder.dim)
     result = D.run_discovery(preds, None, catalog, embedder, config, rejected=rejected,
                              progress=sys.stderr.isatty())

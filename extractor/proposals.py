@@ -15,14 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from extractor.catalog import Catalog, Entry, load_catalog
 from extractor.errors import InputError
 
-DECISIONS = ("accept", "reject")
+DECISIONS = ("accept", "reject", "merge", "subtype")
 REJECTED_FILE = "rejected_proposals.jsonl"
 
 
@@ -51,7 +52,7 @@ class Quote:
                 "similarity": round(float(self.similarity), 4)}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Quote":
+    def from_dict(cls, d: Mapping[str, Any]) -> Quote:
         return cls(interview=str(d["interview"]), turn=int(d["turn"]), id=str(d.get("id") or ""),
                    text=str(d.get("text") or ""), similarity=float(d.get("similarity") or 0.0))
 
@@ -85,6 +86,11 @@ class Proposal:
     level: str = "cluster"  # or "theme": a union of clusters of the same Ward tree
     parent: str = ""  # id of the theme a cluster belongs to
     kind: str = ""  # "" or what discovery set it aside as: "introductions", "small talk"
+    why_not: str = ""  # why the nearest catalog entry is not this proposal
+    merge_into: str = ""  # decision "merge": the proposal (id) this one joins
+    subtype_of: str = ""  # decision "subtype": the catalog entry (id) this one is a kind of
+    decided_by: str = ""
+    decided_at: str = ""
 
     @property
     def nearest_entry(self) -> Mapping[str, Any] | None:
@@ -111,10 +117,15 @@ class Proposal:
             "level": self.level,
             "parent": self.parent,
             "kind": self.kind,
+            "why_not": self.why_not,
+            "merge_into": self.merge_into,
+            "subtype_of": self.subtype_of,
+            "decided_by": self.decided_by,
+            "decided_at": self.decided_at,
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Proposal":
+    def from_dict(cls, d: Mapping[str, Any]) -> Proposal:
         return cls(
             id=str(d["id"]),
             name=str(d["name"]),
@@ -135,6 +146,11 @@ class Proposal:
             level=str(d.get("level") or "cluster"),
             parent=str(d.get("parent") or ""),
             kind=str(d.get("kind") or ""),
+            why_not=str(d.get("why_not") or ""),
+            merge_into=str(d.get("merge_into") or ""),
+            subtype_of=str(d.get("subtype_of") or ""),
+            decided_by=str(d.get("decided_by") or ""),
+            decided_at=str(d.get("decided_at") or ""),
         )
 
 
@@ -236,8 +252,19 @@ def add_to_catalog(path: str | Path, entry: Entry) -> Catalog:
     return add_category(path, entry)
 
 
+def check_decision(path: str | Path, n: int, obj: Mapping[str, Any]) -> None:
+    """A decision is one of :data:`DECISIONS` (or none); merge and subtype name their target."""
+    decision = obj.get("decision")
+    if decision not in (None, "", *DECISIONS):
+        raise InputError(path, 'decision "accept", "reject", "merge", "subtype" or null', repr(decision), line=n)
+    for what, key in (("merge", "merge_into"), ("subtype", "subtype_of")):
+        if decision == what and not (isinstance(obj.get(key), str) and obj.get(key)):
+            raise InputError(path, f'decision "{what}" with the id of its target in "{key}"',
+                             repr(obj.get(key))[:60], line=n)
+
+
 def read_proposals(path: str | Path) -> list[tuple[int, Proposal]]:
-    """``(line, Proposal)`` per line of a proposals JSONL file, validating the decision field."""
+    """``(line, Proposal)`` per line of a proposals JSONL file, validating the decision fields."""
     from extractor.jsonl import enumerate_lines
 
     out = []
@@ -249,39 +276,87 @@ def read_proposals(path: str | Path) -> list[tuple[int, Proposal]]:
         if not isinstance(obj.get("members"), list):
             raise InputError(path, 'a proposal with a "members" list', repr(obj.get("members"))[:60], line=n,
                              hint="is this a proposals file from `extractor discover`?")
-        decision = obj.get("decision")
-        if decision not in (None, "", *DECISIONS):
-            raise InputError(path, 'decision "accept", "reject" or null', repr(decision), line=n)
+        check_decision(path, n, obj)
         out.append((n, Proposal.from_dict(obj)))
+    ids = {p.id for _, p in out}
+    for n, p in out:
+        if p.decision == "merge" and (p.merge_into not in ids or p.merge_into == p.id):
+            raise InputError(path, "merge_into naming another proposal of the file", repr(p.merge_into), line=n)
     return out
+
+
+def merged_members(rows: Sequence[tuple[int, Proposal]]) -> dict[str, tuple[str, ...]]:
+    """Each proposal's members with those of the proposals merged into it (transitively)."""
+    by_id = {p.id: p for _, p in rows}
+
+    def root(p: Proposal) -> str:
+        seen = {p.id}
+        while p.decision == "merge" and p.merge_into in by_id and p.merge_into not in seen:
+            p = by_id[p.merge_into]
+            seen.add(p.id)
+        return p.id
+
+    members: dict[str, set[str]] = {pid: set(p.members) for pid, p in by_id.items()}
+    for p in by_id.values():
+        r = root(p)
+        if r != p.id:
+            members[r] |= set(p.members)
+    return {pid: tuple(sorted(m)) for pid, m in members.items()}
 
 
 def apply_decisions(proposals_path: str | Path, catalog_path: str | Path | None = None,
                     rejected_path: str | Path | None = None) -> dict[str, list[str]]:
-    """Apply reviewers' decisions of a proposals file: accept -> catalog entry (new version),
-    reject -> memory file (default: :func:`default_rejected_path` beside the proposals file).
-    Undecided lines are left alone. Returns ids per outcome."""
+    """Apply reviewers' decisions of a proposals file: accept -> catalog entry (new version;
+    the members of proposals merged into it count as its own), reject -> memory file (default:
+    :func:`default_rejected_path` beside the proposals file), subtype -> memory too (its turns
+    belong to an existing entry: not proposed again), merge -> follows its target. Undecided
+    lines are left alone. Returns ids per outcome."""
     rows = read_proposals(proposals_path)
+    members = merged_members(rows)
     rejected_path = Path(rejected_path) if rejected_path else default_rejected_path(proposals_path)
     rejected = load_rejected(rejected_path)
-    done: dict[str, list[str]] = {"accepted": [], "rejected": [], "undecided": [], "skipped": []}
+    done: dict[str, list[str]] = {"accepted": [], "rejected": [], "subtype": [], "merged": [], "undecided": [],
+                                  "skipped": []}
     for _, p in rows:
         if p.decision == "accept":
             try:
-                cat = accept_proposal(p, catalog_path, name=p.name, definition=p.definition or None)
+                cat = accept_proposal(replace(p, members=members[p.id]), catalog_path, name=p.name,
+                                      definition=p.definition or None)
             except InputError as e:
                 if "already entry" in e.found:
                     done["skipped"].append(p.id)
                     continue
                 raise
             done["accepted"].append(cat.categories[-1].id)
-        elif p.decision == "reject":
+        elif p.decision in ("reject", "subtype"):
             if any(r.get("id") == p.id for r in rejected):
                 done["skipped"].append(p.id)
                 continue
-            reject_proposal(p, rejected_path)
-            rejected.append({"id": p.id, "members": list(p.members)})
-            done["rejected"].append(p.id)
+            reason = f"sub-type of {p.subtype_of}" if p.decision == "subtype" else ""
+            reject_proposal(replace(p, members=members[p.id]), rejected_path, reason=reason)
+            rejected.append({"id": p.id, "members": list(members[p.id])})
+            done["rejected" if p.decision == "reject" else "subtype"].append(p.id)
+        elif p.decision == "merge":
+            done["merged"].append(p.id)
         else:
             done["undecided"].append(p.id)
     return done
+
+
+def update_proposal(path: str | Path, proposal_id: str, changes: Mapping[str, Any]) -> Proposal:
+    """Change fields of one line of a proposals file, under the file's writer lock (re-read
+    inside it, so decisions saved meanwhile by others stay) and written atomically."""
+    from extractor.jsonl import atomic_open, enumerate_lines
+    from extractor.safeio import locked
+
+    path = Path(path)
+    with locked(path):
+        rows = [dict(obj) for _, obj in enumerate_lines(path)]
+        hit = next((r for r in rows if r.get("id") == proposal_id), None)
+        if hit is None:
+            raise LookupError(f"{path}: expected a proposal {proposal_id!r}, found none")
+        hit.update(changes)
+        check_decision(path, 1 + rows.index(hit), hit)
+        with atomic_open(path) as fh:
+            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    return Proposal.from_dict(hit)

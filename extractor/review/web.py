@@ -90,7 +90,7 @@ def _install_guards(app, flask) -> None:
         resp.headers["Referrer-Policy"] = "no-referrer"
         resp.headers["X-Frame-Options"] = "DENY"
         if resp.mimetype == "text/html":
-            resp.headers["Content-Security-Policy"] = page_csp
+            resp.headers.setdefault("Content-Security-Policy", page_csp)  # a view may set its own
         return resp
 
 
@@ -178,23 +178,28 @@ def _install_routes(app, flask, state: ReviewState) -> None:
         return run(state.undo, _tab(flask, read_body(flask).get("tab")))
 
 
-def create_app(state: ReviewState, port: int):
-    """The Flask app around ``state``; only requests to ``127.0.0.1:port`` / ``localhost:port`` pass."""
+def create_app(state: ReviewState, port: int, proposals: str | Path | None = None):
+    """The Flask app around ``state``; only requests to ``127.0.0.1:port`` / ``localhost:port`` pass.
+    With ``proposals`` (a proposals JSONL) the proposals view is served at ``/proposals``."""
     flask = _flask()
     app = flask.Flask(__name__, static_folder=None)
     app.config["QI_PORT"] = port
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    if proposals is not None:
+        from extractor.review_proposals import register
+
+        register(app, proposals, state.catalog, state.annotator)
     _install_guards(app, flask)
     _install_errors(app, flask)
     _install_routes(app, flask, state)
     return app
 
 
-def make_server(state: ReviewState, port: int = DEFAULT_PORT):
+def make_server(state: ReviewState, port: int = DEFAULT_PORT, proposals: str | Path | None = None):
     """A threaded WSGI server on 127.0.0.1:port (0 picks a free port); ``.port`` is the real one."""
     import socket
 
-    app = create_app(state, port)  # first: it says so when Flask is missing
+    app = create_app(state, port, proposals)  # first: it says so when Flask is missing
     from werkzeug.serving import make_server as werkzeug_server
 
     # Bound here rather than by werkzeug, which exits the process when the port is taken.
@@ -223,7 +228,8 @@ def make_server(state: ReviewState, port: int = DEFAULT_PORT):
 
 
 def serve(path: str | Path, annotator: str, catalog: Catalog, *, port: int = DEFAULT_PORT, out=None,
-          teacher: Teacher | None = None, model: str | Path | None = None) -> None:
+          teacher: Teacher | None = None, model: str | Path | None = None,
+          proposals: str | Path | None = None) -> None:
     """Serve the reviewer until Ctrl+C; every answer is already saved when it is shown as saved.
 
     With ``teacher`` (or ``model``, a model folder a ``TeachSession`` is built from) each
@@ -242,12 +248,14 @@ def serve(path: str | Path, annotator: str, catalog: Catalog, *, port: int = DEF
     if teacher is None and model is not None:
         teacher = _teacher_for(path, annotator, catalog, model)
     state = ReviewState(path, annotator, catalog, teacher=teacher)
-    server = make_server(state, port)
+    server = make_server(state, port, proposals)
     view = state.view()
     try:  # Ctrl+C right after the line below (a test sends it then) still stops cleanly
         print(f"reviewing {path} as {annotator}: {len(view.done)} of {view.total} answered"
               f"{'; answers re-score the rest' if teacher is not None else ''}; "
-              f"open http://{HOST}:{server.port}/ (Ctrl+C stops; answers are saved as you go)", file=out, flush=True)
+              f"open http://{HOST}:{server.port}/ (Ctrl+C stops; answers are saved as you go)"
+              + (f"; proposals of {proposals} at http://{HOST}:{server.port}/proposals" if proposals else ""),
+              file=out, flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         pass

@@ -8,9 +8,9 @@ labels of the turns they name.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Mapping, Sequence
+from pathlib import Path
 
 from extractor.catalog import Catalog, load_catalog
 from extractor.classify import IssueClassifier, ModelConfig, TrainConfig
@@ -31,7 +31,8 @@ def _is_turns_file(path: Path) -> bool:
 
 def split_inputs(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
     """(turn files, correction files) of ``paths``."""
-    turn_files, correction_files = [], []
+    turn_files: list[Path] = []
+    correction_files: list[Path] = []
     for p in map(Path, paths):
         (turn_files if _is_turns_file(p) else correction_files).append(p)
     return turn_files, correction_files

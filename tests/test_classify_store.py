@@ -10,19 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
+from test_classify import make, tiny_turns
 
 from extractor.classify import IssueClassifier
 from extractor.classify.store import read_manifest
 from extractor.embed import file_sha256
 from extractor.errors import ModelError
 
-from test_classify import make, tiny_turns
-
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, request):
-    from extractor.catalog import load_catalog
     from test_classify import CATALOG_YAML
+
+    from extractor.catalog import load_catalog
 
     d = tmp_path_factory.mktemp("store")
     (d / "catalog.yaml").write_text(CATALOG_YAML)

@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from test_classify import CATALOG_YAML, FAST, HASHING, tiny_turns
 
-from extractor.classify import IssueClassifier, ModelConfig, TrainConfig
+from extractor.classify import IssueClassifier, TrainConfig
 from extractor.cli import main
 from extractor.errors import InputError, ModelError
 from extractor.jsonl import read_jsonl, write_jsonl
 from extractor.train import load_training_turns, train_model
-
-from test_classify import CATALOG_YAML, FAST, HASHING, tiny_turns
 
 
 @pytest.fixture

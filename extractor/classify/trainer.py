@@ -84,6 +84,8 @@ def check_labels(turns: Iterable[Turn], catalog: Catalog) -> None:
 class HeadsEstimator(BaseEstimator):
     """:class:`Heads` behind scikit-learn's estimator interface (for ``cross_val_predict``)."""
 
+    model_: Any
+
     def __init__(self, l2: float = 0.5, cfg: TrainConfig | None = None):
         self.l2, self.cfg = l2, cfg
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
 from extractor.catalog import Catalog, load_catalog
 from extractor.classify.config import TrainConfig
@@ -79,36 +78,6 @@ def check_labels(turns: Iterable[Turn], catalog: Catalog) -> None:
                 if x not in ok:
                     raise ModelError(f"turn {t.id or t.turn} of {t.interview}: expected a {what} id of catalog "
                                      f"{catalog.tag}, found {x!r}")
-
-
-class HeadsEstimator(BaseEstimator):
-    """:class:`Heads` behind scikit-learn's estimator interface (for ``cross_val_predict``)."""
-
-    model_: Any
-
-    def __init__(self, l2: float = 0.5, cfg: TrainConfig | None = None):
-        self.l2, self.cfg = l2, cfg
-
-    def fit(self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray) -> HeadsEstimator:
-        self.model_ = Heads.fit(X, Y.astype(np.float32), sample_weight, l2=self.l2, cfg=self.cfg or TrainConfig())
-        self.classes_ = np.arange(Y.shape[1])
-        return self
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.model_.predict_proba(X)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.predict_proba(X) >= 0.5
-
-
-class ScorerEstimator(HeadsEstimator):
-    """:class:`PairScorer` behind scikit-learn's estimator interface (``l2`` is its C)."""
-
-    def fit(self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray) -> ScorerEstimator:
-        seed = self.cfg.seed if self.cfg else 0
-        self.model_ = PairScorer.fit(X, Y.astype(np.float32), sample_weight, C=self.l2, seed=seed)
-        self.classes_ = np.arange(Y.shape[1])
-        return self
 
 
 @dataclass
@@ -236,6 +205,8 @@ class Trainer:
         def heads_score(P: np.ndarray) -> float:  # the heads are judged on what is used of them
             return (micro_f1(Yp, P[:, :npz] >= tune_thresholds(Yp, P[:, :npz], cfg.min_threshold_support))
                     + micro_f1(Ym, P[:, npz + 1:] >= best_threshold(Ym, P[:, npz + 1:])))
+
+        from extractor.classify.estimators import HeadsEstimator, ScorerEstimator
 
         l2, oof_h = self.search(lambda v: HeadsEstimator(v, cfg), cfg.l2_grid, d.Xh, d.Yh, d, heads_score, bar)
         C, oof_c = self.search(lambda v: ScorerEstimator(v, cfg), cfg.pair_c_grid, d.F, d.Yc, d,

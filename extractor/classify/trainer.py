@@ -118,7 +118,10 @@ class Trainer:
         steps = self.adapt_encoder(model, examples, catalog, warm, progress)
         model.set_catalog_vectors(CatalogVectors.embed(model.embedder, catalog))
         d = self.design(model, turns, catalog, progress)
-        metrics = self.fit_parts(model, d, progress)
+        grids = self.grids(model.card_ if warm and not steps else {})
+        metrics = self.fit_parts(model, d, grids, progress)
+        if metrics and grids != (cfg.l2_grid, cfg.pair_c_grid):
+            metrics["search"] = "l2 and C kept from the model this one refits"
         model.centroids_ = label_centroids(d.E, d.Yc)
         npz = len(catalog.phase_ids)
         # stored as float16: round now so that a loaded model predicts exactly as this one
@@ -182,24 +185,36 @@ class Trainer:
         assert best is not None
         return best[1], best[2]
 
-    def fit_parts(self, model: Any, d: Design, progress: bool) -> dict[str, Any]:
-        """Pick the heads' L2 and the scorer's C, and every threshold, on out-of-fold scores of
-        interview-grouped inner folds; then fit every part on all rows."""
+    def grids(self, parent_card: dict[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The heads' L2 and the scorer's C candidates. A refit of a fitted model on its own
+        encoder (``train --from`` without ``--fine-tune``) keeps the values that model picked:
+        they are settings of the model, and the search is most of a refit's time."""
+        m = parent_card.get("metrics") or {}
+        l2, c = m.get("l2"), m.get("pair_c")
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (l2, c)):
+            return (float(l2),), (float(c),)
+        return self.config.l2_grid, self.config.pair_c_grid
+
+    def fit_parts(self, model: Any, d: Design, grids: tuple[Sequence[float], Sequence[float]],
+                  progress: bool) -> dict[str, Any]:
+        """Pick the heads' L2 and the scorer's C among ``grids``, and every threshold, on
+        out-of-fold scores of interview-grouped inner folds; then fit every part on all rows."""
         from tqdm.auto import tqdm
 
         cfg = self.config
+        l2_grid, c_grid = grids
         nc, npz = len(model.catalog_.category_ids), len(model.catalog_.phase_ids)
         A = phase_map(model.catalog_)
         Yp, Ym = d.Yh[:, :npz], d.Yh[:, npz + 1:]
         if len(set(d.groups)) < 2:
             log.warning("one training interview only: no inner folds, thresholds default to 0.5")
-            model.heads_ = Heads.fit(d.Xh, d.Yh, d.w, l2=cfg.l2_grid[0], cfg=cfg)
-            model.scorer_ = PairScorer.fit(d.F, d.Yc, d.w, C=cfg.pair_c_grid[0], seed=cfg.seed)
+            model.heads_ = Heads.fit(d.Xh, d.Yh, d.w, l2=l2_grid[0], cfg=cfg)
+            model.scorer_ = PairScorer.fit(d.F, d.Yc, d.w, C=c_grid[0], seed=cfg.seed)
             model.stacker_ = PhaseStacker.fit(A, model.scorer_.predict_proba(d.F),
                                               model.heads_.predict_proba(d.Xh)[:, :npz], Yp, d.w, seed=cfg.seed)
             model.thresholds_ = np.full(nc + npz + 1, 0.5, np.float32)
             return {}
-        bar = tqdm(total=len(cfg.l2_grid) + len(cfg.pair_c_grid), desc="inner folds", disable=not progress,
+        bar = tqdm(total=len(l2_grid) + len(c_grid), desc="inner folds", disable=not progress,
                    leave=False)
 
         def heads_score(P: np.ndarray) -> float:  # the heads are judged on what is used of them
@@ -208,8 +223,8 @@ class Trainer:
 
         from extractor.classify.estimators import HeadsEstimator, ScorerEstimator
 
-        l2, oof_h = self.search(lambda v: HeadsEstimator(v, cfg), cfg.l2_grid, d.Xh, d.Yh, d, heads_score, bar)
-        C, oof_c = self.search(lambda v: ScorerEstimator(v, cfg), cfg.pair_c_grid, d.F, d.Yc, d,
+        l2, oof_h = self.search(lambda v: HeadsEstimator(v, cfg), l2_grid, d.Xh, d.Yh, d, heads_score, bar)
+        C, oof_c = self.search(lambda v: ScorerEstimator(v, cfg), c_grid, d.F, d.Yc, d,
                                lambda P: micro_f1(d.Yc, P >= tune_thresholds(d.Yc, P, cfg.min_threshold_support)),
                                bar)
         bar.close()

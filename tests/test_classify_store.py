@@ -164,3 +164,36 @@ def test_huge_manifest_is_refused(model):
 
 def test_manifest_names_every_required_file(model):
     assert set(read_manifest(model)["files"]) >= {"config.json", "thresholds.json", "memory.safetensors"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ("nan", "adapter.safetensors: tensor '.*': expected finite values, found NaN or infinity"),
+    ("shape", "adapter.safetensors: expected LoRA tensors that fit the base model, found"),
+    ("config", r"config.json: adapter.r: expected an integer in 1..256, found 100000"),
+])
+def test_tampered_adapter_of_the_packaged_model(tmp_path, change, message):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file as load_torch
+    from safetensors.torch import save_file as save_torch
+
+    from extractor.resources import packaged_model
+
+    d = tmp_path / "m"
+    shutil.copytree(packaged_model(), d)
+    for p in d.iterdir():
+        os.chmod(p, 0o644)
+    if change == "config":
+        edit_json(d, "config.json", lambda doc: doc["adapter"].__setitem__("r", 100000))
+    else:
+        state = load_torch(str(d / "adapter.safetensors"))
+        key = sorted(state)[0]
+        state[key] = state[key].clone()
+        if change == "nan":
+            state[key].view(-1)[0] = float("nan")
+        else:
+            state[key] = torch.zeros(state[key].shape[0] + 1, state[key].shape[1])
+        save_torch(state, str(d / "adapter.safetensors"), metadata={"format": "qi-classifier@2"})
+        reseal(d, "adapter.safetensors")
+    refused(d, message)

@@ -362,7 +362,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fine-tune", action="store_true",
                    help="with --from: also continue the encoder's LoRA fine-tune (--steps, default 60; minutes)")
     p.add_argument("--cache-dir", metavar="DIR",
-                   help="embedding cache (default: .cache/embeddings under $QI_STATE_DIR or the working "
+                   help="embedding cache (default: .cache/embeddings under --state-dir, $QI_STATE_DIR or the working "
                         "directory; 'none': no cache)")
     p.add_argument("--steps", type=int, help="adapter fine-tuning steps (default 200; 60 with --from --fine-tune)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
@@ -384,7 +384,7 @@ def _run_train(args: argparse.Namespace) -> int:
           "fine_tune": (args.fine_tune and not args.fast) if args.init else not args.fast}
     if args.steps is not None:
         kw["warm_steps" if args.init else "steps"] = args.steps
-    cache = None if args.cache_dir == "none" else (args.cache_dir or state_dir() / ".cache" / "embeddings")
+    cache = None if args.cache_dir == "none" else (args.cache_dir or state_dir(args.state_dir) / ".cache" / "embeddings")
     clf = train_model(args.inputs, args.output, config=ModelConfig(base_model=args.base_model),
                       train_config=TrainConfig(**kw), catalog=args.catalog, init=args.init,
                       progress=sys.stderr.isatty(), force=args.force, cache_dir=cache)

@@ -251,3 +251,10 @@ def test_corrections_stick_after_a_retrain(files, how):
         assert clf.card_["training"]["adapter_steps"] == 0 and "evaluation" not in clf.card_
     preds = {p.id: p for p in IssueClassifier.load(tmp / "m2").predict(six_interviews())}
     assert [preds[i].categories for i, _ in fixed] == [c for _, c in fixed]
+
+
+def test_cli_train_from_a_missing_model_names_default(files, capsys):
+    tmp, turns_path, _ = files
+    assert main(["train", str(turns_path), "-o", str(tmp / "m2"), "--from", str(tmp / "nope")]) == 1
+    assert "nope: expected a model directory or `default` (the packaged model), found nothing" in capsys.readouterr().err
+    assert not (tmp / "m2").exists()

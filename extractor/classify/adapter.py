@@ -105,7 +105,7 @@ def fine_tune(encoder: TurnEncoder, examples: Sequence[Turn], catalog: Catalog, 
 
     torch.manual_seed(cfg.seed)
     Yc, Yh, _ = build_targets(examples, catalog, cfg)
-    Yp, rel = Yh[:, : len(catalog.phase_ids)], Yc.any(axis=1)
+    Yp, rel = Yh[:, : len(catalog.phase_ids)], np.asarray(Yc.any(axis=1))
     batches = Batches(Yc, examples, cfg.batch_size, cfg.seed)
     texts = [t.text for t in examples]
     cat_text, phase_text = [describe(e) for e in catalog.categories], [describe(e) for e in catalog.phases]

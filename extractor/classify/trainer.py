@@ -194,9 +194,10 @@ class Trainer:
         encoder (``train --from`` without ``--fine-tune``) keeps the values that model picked:
         they are settings of the model, and the search is most of a refit's time."""
         m = parent_card.get("metrics") or {}
-        l2, c = m.get("l2"), m.get("pair_c")
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (l2, c)):
-            return (float(l2),), (float(c),)
+        picked = [float(v) for v in (m.get("l2"), m.get("pair_c"))
+                  if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1e6]
+        if len(picked) == 2:
+            return (picked[0],), (picked[1],)
         return self.config.l2_grid, self.config.pair_c_grid
 
     def fit_parts(self, model: Any, d: Design, grids: tuple[Sequence[float], Sequence[float]],

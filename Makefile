@@ -73,11 +73,11 @@ review: $(STAMP) ## review your extraction OUT/ in the browser at 127.0.0.1:PORT
 	$(BIN)/extractor review export $(OUT)/predictions.jsonl -o $(REVIEW_QUEUE) --turns $(OUT)/turns.jsonl --order $(REVIEW_ORDER) --limit $(REVIEW_LIMIT)
 	$(BIN)/extractor review $(if $(filter terminal tui,$(UI)),annotate,serve --port $(or $(PORT),8765)) $(REVIEW_QUEUE)
 
-RETRAIN_FROM ?= $(or $(MODEL),extractor/data/model)
+RETRAIN_FROM ?= $(or $(MODEL),default)
 RETRAIN_ANSWERS = $(wildcard $(REVIEW_QUEUE)) $(QUEUES)
-retrain: $(STAMP) ## continue RETRAIN_FROM (the packaged model) with your answers (OUT/review.jsonl, annotations/queue/) -> RETRAINED, in minutes
+retrain: $(STAMP) ## refit RETRAIN_FROM (default: the packaged model) on your answers (OUT/review.jsonl, annotations/queue/) -> RETRAINED, in seconds (FINE_TUNE=1: also the LoRA, minutes)
 	@test -n "$(strip $(RETRAIN_ANSWERS))" || { echo "error: $(REVIEW_QUEUE), annotations/queue/*.jsonl: expected review answers, found none; run make review first" >&2; exit 1; }
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/extractor train $(CORPUS)/gold/turns.jsonl $(wildcard $(OUT)/turns.jsonl) $(RETRAIN_ANSWERS) -o $(RETRAINED) --from $(RETRAIN_FROM) $(if $(FAST),--fast) --force
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/extractor train $(CORPUS)/gold/turns.jsonl $(wildcard $(OUT)/turns.jsonl) $(RETRAIN_ANSWERS) -o $(RETRAINED) --from $(RETRAIN_FROM) $(if $(FINE_TUNE),--fine-tune) --force
 
 PREDICTIONS ?= $(OUT)/predictions.jsonl
 discover: $(STAMP) ## propose new catalog entries from PREDICTIONS -> OUT/proposals.jsonl + .md

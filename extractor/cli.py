@@ -378,9 +378,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--catalog", metavar="YAML", help="catalog to train for (default: the packaged catalog)")
     p.add_argument("--base-model", metavar="PATH", help="local sentence-transformers model (default: bundled MiniLM)")
     p.add_argument("--fast", action="store_true", help="keep the encoder frozen (no LoRA fine-tune; minutes)")
-    p.add_argument("--from", dest="init", metavar="DIR",
-                   help="continue from this model (its settings, catalog and adapter): minutes, for corrections")
-    p.add_argument("--steps", type=int, help="adapter fine-tuning steps (default 200; 60 with --from)")
+    p.add_argument("--from", dest="init", metavar="MODEL",
+                   help="continue from this model directory, or `default` (the packaged model): refits what "
+                        "depends on labels on cached embeddings, in seconds; its settings, catalog and encoder stay")
+    p.add_argument("--fine-tune", action="store_true",
+                   help="with --from: also continue the encoder's LoRA fine-tune (--steps, default 60; minutes)")
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="embedding cache (default: .cache/embeddings under --state-dir, $QI_STATE_DIR or the working "
+                        "directory; 'none': no cache)")
+    p.add_argument("--steps", type=int, help="adapter fine-tuning steps (default 200; 60 with --from --fine-tune)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda")
     p.add_argument("--force", action="store_true", help="replace an existing model directory")
@@ -395,12 +401,17 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.init and (args.base_model or args.catalog):
         _err("--from: expected alone, found with --base-model/--catalog (a model keeps its encoder and catalog)")
         return EXIT_USAGE
-    kw = {"seed": args.seed, "device": args.device, "fine_tune": not args.fast}
+    from extractor.resources import state_dir
+
+    kw = {"seed": args.seed, "device": args.device,
+          "fine_tune": (args.fine_tune and not args.fast) if args.init else not args.fast}
     if args.steps is not None:
         kw["warm_steps" if args.init else "steps"] = args.steps
+    cache = None if args.cache_dir == "none" else (args.cache_dir or state_dir(args.state_dir) / ".cache" / "embeddings")
     clf = train_model(args.inputs, args.output, config=ModelConfig(base_model=args.base_model),
                       train_config=TrainConfig(**kw), catalog=args.catalog, init=args.init,
-                      progress=sys.stderr.isatty(), force=args.force, on_conflict=args.on_conflict)
+                      progress=sys.stderr.isatty(), force=args.force, cache_dir=cache,
+                      on_conflict=args.on_conflict)
     tr = clf.card_["training"]
     print(f"trained on {tr['examples']} turns of {tr['interviews']} interviews in {tr['seconds']:.0f}s -> {args.output}", file=sys.stderr)
     return EXIT_OK

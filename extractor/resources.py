@@ -4,7 +4,8 @@ Read-only data travels in the wheel under ``extractor/data/`` and is found with
 :mod:`importlib.resources`, so it resolves the same from a checkout, an editable install
 or a ``pip install``:
 
-- :func:`packaged_model` -- the default classifier (``extractor/data/model/``);
+- :func:`packaged_model` -- the default classifier (``extractor/data/model/``), also named
+  ``default`` wherever a model is named (:func:`resolve_model`);
 - :func:`packaged_catalog` -- the issue catalog (``extractor/data/catalog.yaml``);
 - :func:`example_transcript` -- the interview ``extractor demo`` runs on.
 
@@ -42,6 +43,27 @@ def packaged_model() -> Path:
     if not (path / "manifest.json").is_file():
         raise ModelError(f"{path}: expected the packaged default model, found "
                          f"{'an incomplete directory' if path.exists() else 'nothing'}; reinstall qi-extractor")
+    return path
+
+
+#: names that mean the packaged model wherever a model is named (``train --from default``)
+PACKAGED_MODEL_NAMES = ("default", "packaged")
+
+
+def resolve_model(ref: str | Path) -> Path:
+    """A model directory named by the user: ``default`` (or ``packaged``, or the checkout path
+    ``extractor/data/model`` run from elsewhere) is the packaged model, found from any working
+    directory; anything else is a path, checked to be a directory."""
+    text = str(ref)
+    if text in PACKAGED_MODEL_NAMES:
+        return packaged_model()
+    path = Path(ref)
+    if not path.exists() and path.parts[-3:] == ("extractor", "data", "model"):
+        return packaged_model()  # the README's checkout path, from outside the checkout
+    if not path.is_dir():
+        raise ModelError(f"{path}: expected a model directory or `default` (the packaged model), found "
+                         f"{'a file' if path.exists() else 'nothing'}; pass a folder written by `extractor train` "
+                         "or `--from default`")
     return path
 
 

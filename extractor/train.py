@@ -8,8 +8,9 @@ labels of the turns they name.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
 from extractor.catalog import Catalog, load_catalog
 from extractor.classify import IssueClassifier, ModelConfig, TrainConfig
@@ -30,7 +31,8 @@ def _is_turns_file(path: Path) -> bool:
 
 def split_inputs(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
     """(turn files, correction files) of ``paths``."""
-    turn_files, correction_files = [], []
+    turn_files: list[Path] = []
+    correction_files: list[Path] = []
     for p in map(Path, paths):
         (turn_files if _is_turns_file(p) else correction_files).append(p)
     return turn_files, correction_files
@@ -86,21 +88,29 @@ def load_training_turns(paths: Sequence[str | Path], catalog: Catalog | None = N
 def train_model(paths: Sequence[str | Path], out: str | Path, *, config: ModelConfig | None = None,
                 train_config: TrainConfig | None = None, catalog: Catalog | str | Path | None = None,
                 init: str | Path | None = None, progress: bool = False, force: bool = False,
-                on_conflict: str = "latest") -> IssueClassifier:
-    """Train an :class:`IssueClassifier` on ``paths`` and save it to ``out``. With ``init`` (a
-    model directory) training continues from that model: its settings, catalog and adapter."""
+                cache_dir: str | Path | None = None, on_conflict: str = "latest") -> IssueClassifier:
+    """Train an :class:`IssueClassifier` on ``paths`` and save it to ``out``.
+
+    With ``init`` (a model directory, or ``default`` for the packaged model) training continues
+    from that model: its settings, catalog and encoder. Unless ``train_config.fine_tune`` asks
+    for more adapter steps, only what depends on labels is refitted (scorer, phase stacker,
+    heads, label memory, thresholds), on embeddings from ``cache_dir`` where cached: seconds.
+    Annotators who disagree on a turn are resolved by ``on_conflict`` (``latest`` or ``refuse``).
+    """
     out = Path(out)
     if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
         raise ModelError(f"{out}: expected a new or empty output directory, found an existing "
                          f"{'directory' if out.is_dir() else 'file'}; pass --force to replace the model")
     if init is not None:
-        clf = IssueClassifier.load(init, device=train_config.device if train_config else None)
-        if train_config is not None:
-            clf.train_config = train_config
+        from extractor.resources import resolve_model
+
+        clf = IssueClassifier.load(resolve_model(init), device=train_config.device if train_config else None,
+                                   cache_dir=cache_dir)
+        clf.train_config = train_config or replace(clf.train_config, fine_tune=False)
         catalog = clf.catalog_
     else:
         catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
-        clf = IssueClassifier(catalog=catalog, config=config, train_config=train_config)
+        clf = IssueClassifier(catalog=catalog, config=config, train_config=train_config, cache_dir=cache_dir)
     turns = load_training_turns(paths, catalog, on_conflict=on_conflict)
     if not any(t.is_interviewee and t.labels is not None for t in turns):
         raise InputError(", ".join(map(str, paths)), "labelled interviewee turns (a `labels` field)",

@@ -329,3 +329,16 @@ def test_a_model_can_be_saved_where_the_packaged_model_lives(fitted, tmp_path, m
     monkeypatch.setattr(resources, "package_data_dir", lambda: tmp_path)
     d = fitted.save(tmp_path / "model")
     assert IssueClassifier.load(d).catalog_.tag == "tiny@3"
+
+
+def test_fit_never_changes_the_callers_encoder(catalog):
+    """The fine-tune trains a copy: the encoder passed in keeps no adapter and its vectors."""
+    from extractor.classify.encoder import TurnEncoder
+
+    enc = TurnEncoder(device="cpu")
+    before = enc.fingerprint
+    cfg = TrainConfig(**{**FAST, "fine_tune": True, "steps": 2, "batch_size": 4}, device="cpu")
+    clf = IssueClassifier(catalog, ModelConfig(), cfg, embedder=enc).fit(tiny_turns())
+    assert clf.card_["training"]["adapter_steps"] == 2 and clf.embedder is not enc
+    assert enc.adapter_config is None and enc.fingerprint == before
+    assert clf.embedder.adapter_config is not None and clf.embedder.fingerprint != before

@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from test_classify import CATALOG_YAML, FAST, HASHING, tiny_turns
 
-from extractor.classify import IssueClassifier, ModelConfig, TrainConfig
+from extractor.classify import IssueClassifier, TrainConfig
 from extractor.cli import main
 from extractor.errors import InputError, ModelError
 from extractor.jsonl import read_jsonl, write_jsonl
 from extractor.train import load_training_turns, train_model
-
-from test_classify import CATALOG_YAML, FAST, HASHING, tiny_turns
 
 
 @pytest.fixture
@@ -191,3 +190,71 @@ def test_apply_human_labels_keeps_scores_and_agreed_evidence():
     assert out[0].categories == ("drift", "noisy") and out[0].mitigation and out[0].label_source == "human"
     assert out[0].scores == p.scores and out[0].evidence == {"drift": "It drifted."} and out[0].spans == p.spans
     assert out[1] == q and out[1].label_source == "model"
+
+
+def test_resolve_model_names_the_packaged_model_from_anywhere(tmp_path, monkeypatch):
+    from extractor.resources import packaged_model, resolve_model
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model("default") == packaged_model() == resolve_model("extractor/data/model")
+    with pytest.raises(ModelError, match=r"nope: expected a model directory or `default` \(the packaged model\), "
+                                         r"found nothing; .*--from default"):
+        resolve_model("nope")
+
+
+WORDS = ["zebra", "yak", "quartz", "violin", "mango", "glacier", "tulip", "comet", "harbor", "saffron", "walrus",
+         "lantern", "orchid", "canyon", "pepper", "falcon", "meadow", "cobalt", "lemur", "ember"]
+
+
+def six_interviews() -> list:
+    """tiny_turns(6) whose last two interviews' turns say something of their own (the toy
+    hashing encoder cannot tell "interview 1" from "interview 4")."""
+    from dataclasses import replace
+
+    words = iter(WORDS)
+    return [replace(t, text=f"{t.text} Held out: {next(words)} {next(words)}.")
+            if t.is_interviewee and t.interview >= "Interview T4" else t for t in tiny_turns(6)]
+
+
+def held_out_answers(tmp, clf, n_train: int = 4) -> tuple[list, Path]:
+    """Answers on turns of interviews the model was not trained on, each unlike its prediction."""
+    held = [t for t in six_interviews() if t.interview >= f"Interview T{n_train}"]
+    preds = {p.id: p for p in clf.predict(held)}
+    answers, fixed = [], []
+    for t in [t for t in held if t.is_interviewee]:
+        p = preds[t.id]
+        other = next(c for c in ("explainability", "drift", "missing-data") if (c,) != p.categories)
+        answers.append(correction(t.id, [f"cat:{other}"]))
+        fixed.append((t.id, (other,)))
+    path = tmp / "answers.jsonl"
+    write_jsonl(path, answers)
+    return fixed, path
+
+
+@pytest.mark.parametrize("how", ["scratch", "from"])
+def test_corrections_stick_after_a_retrain(files, how):
+    """The 'corrections stick' bar on a tiny scale: held-out turns, corrected, retrained from
+    scratch or refitted from the model, are predicted exactly as corrected."""
+    tmp, _, cat = files
+    all_turns = tmp / "all.jsonl"
+    write_jsonl(all_turns, [t.to_dict() for t in six_interviews()])
+    train_turns = tmp / "train.jsonl"
+    write_jsonl(train_turns, [t.to_dict() for t in tiny_turns(4)])
+    base = train_model([train_turns], tmp / "m", config=HASHING, train_config=TrainConfig(**FAST), catalog=cat)
+    fixed, answers = held_out_answers(tmp, base)
+    if how == "scratch":
+        clf = train_model([all_turns, answers], tmp / "m2", config=HASHING, train_config=TrainConfig(**FAST),
+                          catalog=cat)
+    else:
+        clf = train_model([all_turns, answers], tmp / "m2", init=tmp / "m")
+        assert clf.card_["warm_start_from"] == base.card_["data_sha256"]
+        assert clf.card_["training"]["adapter_steps"] == 0 and "evaluation" not in clf.card_
+    preds = {p.id: p for p in IssueClassifier.load(tmp / "m2").predict(six_interviews())}
+    assert [preds[i].categories for i, _ in fixed] == [c for _, c in fixed]
+
+
+def test_cli_train_from_a_missing_model_names_default(files, capsys):
+    tmp, turns_path, _ = files
+    assert main(["train", str(turns_path), "-o", str(tmp / "m2"), "--from", str(tmp / "nope")]) == 1
+    assert "nope: expected a model directory or `default` (the packaged model), found nothing" in capsys.readouterr().err
+    assert not (tmp / "m2").exists()

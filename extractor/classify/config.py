@@ -7,8 +7,9 @@ run can be reproduced, never needed to predict). Both validate themselves on cre
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from extractor.config import Bool, Int, Num, Opt, Seq, Str, check_fields
 from extractor.errors import ModelError
@@ -32,6 +33,8 @@ class _Config:
             return cls(**d)
         except TypeError as e:
             raise ModelError(f"{where}: expected {cls.__name__} settings, found {e}") from None
+        except ModelError as e:  # a value out of range: say in which file
+            raise ModelError(f"{where}: {e}") from None
 
 
 @dataclass
@@ -58,9 +61,11 @@ class ModelConfig(_Config):
     def __post_init__(self) -> None:
         if self.base_model is not None and not isinstance(self.base_model, str):
             self.base_model = str(self.base_model)
-        check_fields(self, {"base_model": Opt(Str()), "max_length": Int(1), "use_question": Bool(),
-                            "use_context": Bool(), "context_window": Int(0), "max_sentences": Int(1),
-                            "lora_r": Int(1), "lora_alpha": Int(1), "lora_targets": Seq(Str()),
+        # upper bounds: what the encoder can read (512 word pieces) and what keeps one turn's
+        # features bounded; a tampered config.json is refused at load, not after minutes of work
+        check_fields(self, {"base_model": Opt(Str()), "max_length": Int(1, 512), "use_question": Bool(),
+                            "use_context": Bool(), "context_window": Int(0, 50), "max_sentences": Int(1, 1000),
+                            "lora_r": Int(1, 256), "lora_alpha": Int(1, 4096), "lora_targets": Seq(Str()),
                             "memory_floor": Num(0, 1, hi_open=True)}, error=ModelError)
         self.lora_targets = tuple(self.lora_targets)
 
@@ -95,12 +100,13 @@ class TrainConfig(_Config):
 
     def __post_init__(self) -> None:
         check_fields(self, {
-            "seed": Int(0), "device": Str(), "fine_tune": Bool(), "steps": Int(1), "warm_steps": Int(0),
-            "learning_rate": Num(0, lo_open=True), "batch_size": Int(1), "train_max_length": Int(1),
-            "lora_dropout": Num(0, 1, hi_open=True), "encode_batch_size": Int(1),
-            "pair_c_grid": Seq(Num(0, lo_open=True)), "l2_grid": Seq(Num(0)), "head_epochs": Int(1),
-            "head_lr": Num(0, lo_open=True), "max_pos_weight": Num(0), "weak_negative_weight": Num(0),
-            "coders_weight": Num(0), "threshold_folds": Int(2), "min_threshold_support": Int(1),
-            "max_share_ratio": Num(1)}, error=ModelError)
+            "seed": Int(0, 2**32 - 1), "device": Str(), "fine_tune": Bool(), "steps": Int(1, 100_000),
+            "warm_steps": Int(0, 100_000), "learning_rate": Num(0, 1, lo_open=True), "batch_size": Int(1, 4096),
+            "train_max_length": Int(1, 512), "lora_dropout": Num(0, 1, hi_open=True),
+            "encode_batch_size": Int(1, 4096), "pair_c_grid": Seq(Num(0, 1e6, lo_open=True)),
+            "l2_grid": Seq(Num(0, 1e6)), "head_epochs": Int(1, 100_000), "head_lr": Num(0, 1, lo_open=True),
+            "max_pos_weight": Num(0, 1e6), "weak_negative_weight": Num(0, 1e6), "coders_weight": Num(0, 1e6),
+            "threshold_folds": Int(2, 100), "min_threshold_support": Int(1, 1_000_000),
+            "max_share_ratio": Num(1, 1e6)}, error=ModelError)
         self.pair_c_grid = tuple(float(v) for v in self.pair_c_grid)
         self.l2_grid = tuple(float(v) for v in self.l2_grid)

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -128,9 +129,10 @@ class TurnEncoder:
         if state is not None:
             result = set_peft_model_state_dict(model, dict(state))
             unexpected = list(getattr(result, "unexpected_keys", []) or [])
-            if unexpected:
-                raise ModelError(f"adapter weights do not fit the base model: {len(unexpected)} unexpected tensors, "
-                                 f"e.g. {unexpected[0]}")
+            missing = [k for k in getattr(result, "missing_keys", []) or [] if "lora_" in k]
+            if unexpected or missing:
+                raise ModelError(f"adapter weights do not fit the base model: {len(unexpected)} unexpected and "
+                                 f"{len(missing)} missing tensors, e.g. {(unexpected or missing)[0]}")
         model.eval()
         self.adapter_config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
         self.changed()
@@ -140,6 +142,27 @@ class TurnEncoder:
         from peft import get_peft_model_state_dict
 
         return {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(self.transformer()).items()}
+
+    def clone(self) -> TurnEncoder:
+        """A new encoder of the same base, device, length and cache, with a copy of this one's
+        adapter: training the copy leaves this one as it was."""
+        other = TurnEncoder(str(self.base.path), self.base.device, self.max_length, self.cache_dir)
+        if self.adapter_config is not None:
+            other.attach_adapter(self.adapter_config, self.adapter_state())
+        return other
+
+    def declared_dim(self) -> int | None:
+        """The embedding width the base model's config.json declares (None when it does not say,
+        or when a projection layer follows the transformer): known without loading the weights."""
+        if any(self.base.path.glob("*_Dense")):
+            return None
+        try:
+            from extractor.classify.store import read_json_file
+
+            v = read_json_file(self.base.path / "config.json", 1 << 20).get("hidden_size")
+        except (ModelError, AttributeError):
+            return None
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
 
     def changed(self) -> None:
         """Forget every cached embedding (the adapter's weights changed)."""

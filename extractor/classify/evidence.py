@@ -9,7 +9,7 @@ neighbour until it holds ``min_words`` words (usually 1-3 sentences), unless the
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

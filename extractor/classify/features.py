@@ -4,14 +4,15 @@ category scorer reads (:func:`extractor.classify.scorer.pair_features`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from extractor.classify.config import ModelConfig
 from extractor.classify.encoder import Span, encode_turns
 from extractor.embed import Embedder
+from extractor.errors import ModelError
 from extractor.types import Turn
 
 # spaCy refuses texts over its max_length; the encoder reads a turn's first 256 word pieces and
@@ -110,3 +111,45 @@ def build_features(embedder: Embedder, turns: Sequence[Turn], cfg: ModelConfig, 
     n_words = np.array([len(t.split()) for t in texts], dtype=np.float32)
     return Features(index=index, spans=spans, E=E.astype(np.float32), sent_emb=sent_emb, Q=Q, C=C,
                     n_words=n_words, prev=prev, nxt=nxt)
+
+
+@dataclass
+class CatalogVectors:
+    """Embeddings of the catalog's text: one description per category and per phase, and each
+    category's prototypes (name, definition, keywords, examples). Saved as ``catalog.safetensors``."""
+
+    FILES = ("catalog.safetensors",)
+
+    cat_desc: np.ndarray  # (categories, dim)
+    phase_desc: np.ndarray  # (phases, dim)
+    protos: list[np.ndarray]  # per category (n_prototypes, dim)
+
+    @classmethod
+    def embed(cls, embedder: Embedder, catalog) -> CatalogVectors:
+        from extractor.classify.scorer import prototype_texts
+
+        return cls(cat_desc=embedder.encode([describe(e) for e in catalog.categories]),
+                   phase_desc=embedder.encode([describe(e) for e in catalog.phases]),
+                   protos=[embedder.encode(prototype_texts(e) or [describe(e)]) for e in catalog.categories])
+
+    def save(self, writer) -> None:
+        f32 = np.float32
+        writer.tensors("catalog.safetensors", {
+            "cat_desc": self.cat_desc.astype(f32), "phase_desc": self.phase_desc.astype(f32),
+            "protos": np.concatenate(self.protos).astype(f32),
+            "proto_owner": np.repeat(np.arange(len(self.protos)), [len(p) for p in self.protos]).astype(np.int32)})
+
+    @classmethod
+    def load(cls, reader) -> CatalogVectors:
+        name = "catalog.safetensors"
+        cat = reader.tensor(name, "cat_desc", ("categories", "dim"))
+        phase = reader.tensor(name, "phase_desc", ("phases", "dim"))
+        protos = reader.tensor(name, "protos", ("prototypes", "dim"))
+        raw = reader.tensor(name, "proto_owner", ("prototypes",))
+        owner = raw.astype(np.int64)
+        nc = len(cat)
+        if raw.dtype.kind not in "iu" or (owner < 0).any() or (owner >= nc).any() \
+                or len(np.unique(owner)) != nc:
+            raise ModelError(f"{reader.path / name}: expected tensor 'proto_owner' to give each of the {nc} "
+                             "categories its prototypes, found others")
+        return cls(cat_desc=cat, phase_desc=phase, protos=[protos[owner == j] for j in range(nc)])

@@ -5,13 +5,14 @@ issue at all?) and one for ``mitigation``. Categories are scored by the shared c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from extractor.catalog import Catalog
 from extractor.classify.config import TrainConfig
+from extractor.errors import ModelError
 from extractor.types import Turn
 
 
@@ -49,7 +50,9 @@ def build_targets(turns: Sequence[Turn], catalog: Catalog, cfg: TrainConfig) -> 
 
 @dataclass
 class Heads:
-    """Jointly trained linear heads over standardised features."""
+    """Jointly trained linear heads over standardised features. Saved as ``heads.safetensors``."""
+
+    FILES = ("heads.safetensors",)
 
     W: np.ndarray  # (L, d)
     b: np.ndarray  # (L,)
@@ -57,7 +60,7 @@ class Heads:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, X: np.ndarray, Y: np.ndarray, w: np.ndarray, *, l2: float, cfg: TrainConfig) -> "Heads":
+    def fit(cls, X: np.ndarray, Y: np.ndarray, w: np.ndarray, *, l2: float, cfg: TrainConfig) -> Heads:
         """Weighted, class-balanced BCE with L2 by full-batch Adam in numpy: deterministic, and
         cheap enough to run once per inner fold and per L2 candidate."""
         n, d = X.shape
@@ -89,3 +92,20 @@ class Heads:
 
     def tensors(self) -> dict[str, np.ndarray]:
         return {"W": self.W, "b": self.b, "mean": self.mean, "scale": self.scale}
+
+    def save(self, writer) -> None:
+        writer.tensors("heads.safetensors", {k: v.astype(np.float32) for k, v in self.tensors().items()})
+
+    @classmethod
+    def load(cls, reader) -> Heads:
+        """Rows: phases + relevance + mitigation; columns: the head input of
+        :meth:`~extractor.classify.features.Features.head_input`."""
+        s = reader.sizes
+        dim = reader.tensor("catalog.safetensors", "cat_desc", ("categories", "dim")).shape[1]
+        width = 3 * dim + 2 * (s.categories + s.phases) + 2
+        name = "heads.safetensors"
+        scale = reader.tensor(name, "scale", (width,))
+        if (scale <= 0).any():
+            raise ModelError(f"{reader.path / name}: tensor 'scale': expected positive values, found others")
+        return cls(W=reader.tensor(name, "W", (s.phases + 2, width)), b=reader.tensor(name, "b", (s.phases + 2,)),
+                   mean=reader.tensor(name, "mean", (width,)), scale=scale)

@@ -27,13 +27,17 @@ and 1 for the same text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
+from extractor.errors import ModelError
+
 N_PAIR_FEATURES = 25  # from the catalog text (pair_features)
 N_LABEL_FEATURES = 3  # from the labelled turns (label_features)
+SCORER_FILE = "scorer.safetensors"
+MEMORY_FILE = "memory.safetensors"
 
 
 def prototype_texts(entry) -> list[str]:
@@ -132,6 +136,8 @@ def leave_group_out_label_features(E: np.ndarray, Y: np.ndarray, groups: Sequenc
 class PairScorer:
     """Shared logistic regression over pair features plus each entry's log prior."""
 
+    FILES = (SCORER_FILE,)
+
     coef: np.ndarray  # (N_PAIR_FEATURES + N_LABEL_FEATURES + 1,)
     intercept: float
     mean: np.ndarray
@@ -144,7 +150,7 @@ class PairScorer:
         return np.concatenate([F, prior], axis=2).reshape(-1, F.shape[2] + 1)
 
     @classmethod
-    def fit(cls, F: np.ndarray, Y: np.ndarray, w: np.ndarray, *, C: float = 1.0, seed: int = 0) -> "PairScorer":
+    def fit(cls, F: np.ndarray, Y: np.ndarray, w: np.ndarray, *, C: float = 1.0, seed: int = 0) -> PairScorer:
         """``F`` pair (and label) features (n, k, f), ``Y`` labels (n, k), ``w`` per-turn weights."""
         from sklearn.linear_model import LogisticRegression
 
@@ -166,6 +172,23 @@ class PairScorer:
         z = ((self._design(F, self.log_prior) - self.mean) / self.scale) @ self.coef + self.intercept
         return (1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))).reshape(F.shape[0], F.shape[1]).astype(np.float32)
 
+    def save(self, writer) -> None:
+        f32 = np.float32
+        writer.tensors(SCORER_FILE, {"pair_coef": self.coef.astype(f32), "pair_intercept": np.array([self.intercept], f32),
+                                     "pair_mean": self.mean.astype(f32), "pair_scale": self.scale.astype(f32),
+                                     "log_prior": self.log_prior.astype(f32)})
+
+    @classmethod
+    def load(cls, reader) -> PairScorer:
+        n = N_PAIR_FEATURES + N_LABEL_FEATURES + 1
+        scale = reader.tensor(SCORER_FILE, "pair_scale", (n,))
+        if (scale <= 0).any():
+            raise ModelError(f"{reader.path / SCORER_FILE}: tensor 'pair_scale': expected positive values, found others")
+        return cls(coef=reader.tensor(SCORER_FILE, "pair_coef", (n,)),
+                   intercept=float(reader.tensor(SCORER_FILE, "pair_intercept", (1,))[0]),
+                   mean=reader.tensor(SCORER_FILE, "pair_mean", (n,)), scale=scale,
+                   log_prior=reader.tensor(SCORER_FILE, "log_prior", ("categories",)))
+
 
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-4, 1 - 1e-4)
@@ -176,6 +199,8 @@ def _logit(p: np.ndarray) -> np.ndarray:
 class PhaseStacker:
     """Per phase: logistic regression over the phase head's logit and two views of the
     phase implied by the category scores (max and noisy-or over the phase's categories)."""
+
+    FILES = (SCORER_FILE,)
 
     A: np.ndarray  # (n_categories, n_phases) 0/1: the catalog's category -> phase map
     coef: np.ndarray  # (n_phases, 3)
@@ -189,7 +214,7 @@ class PhaseStacker:
 
     @classmethod
     def fit(cls, A: np.ndarray, P_cat: np.ndarray, P_phase: np.ndarray, Y: np.ndarray, w: np.ndarray,
-            seed: int = 0) -> "PhaseStacker":
+            seed: int = 0) -> PhaseStacker:
         from sklearn.linear_model import LogisticRegression
 
         F = cls._features(A, P_cat, P_phase)
@@ -207,10 +232,47 @@ class PhaseStacker:
         z = (self._features(self.A, P_cat, P_phase) * self.coef[None]).sum(axis=2) + self.intercept
         return (1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))).astype(np.float32)
 
+    def save(self, writer) -> None:
+        f32 = np.float32
+        writer.tensors(SCORER_FILE, {"phase_map": self.A.astype(f32), "phase_coef": self.coef.astype(f32),
+                                     "phase_intercept": self.intercept.astype(f32)})
+
+    @classmethod
+    def load(cls, reader) -> PhaseStacker:
+        A = reader.tensor(SCORER_FILE, "phase_map", ("categories", "phases"))
+        check_binary(reader.path / SCORER_FILE, "phase_map", A)
+        return cls(A=A, coef=reader.tensor(SCORER_FILE, "phase_coef", ("phases", 3)),
+                   intercept=reader.tensor(SCORER_FILE, "phase_intercept", ("phases",)))
+
+
+@dataclass
+class LabelCentroids:
+    """Unit-length mean embedding of each category's labelled turns (the scorer's label
+    features read it); saved beside the scorer."""
+
+    FILES = (SCORER_FILE,)
+
+    C: np.ndarray  # (categories, dim)
+
+    def save(self, writer) -> None:
+        writer.tensors(SCORER_FILE, {"centroids": self.C.astype(np.float32)})
+
+    @classmethod
+    def load(cls, reader) -> LabelCentroids:
+        return cls(reader.tensor(SCORER_FILE, "centroids", ("categories", "dim")))
+
+
+def check_binary(where, key: str, a: np.ndarray) -> None:
+    if not np.isin(a, (0, 1)).all():
+        raise ModelError(f"{where}: tensor {key!r}: expected values 0 or 1, found others")
+
 
 @dataclass
 class LabelMemory:
-    """Embeddings and labels (categories, phases, mitigation columns) of labelled turns."""
+    """Embeddings and labels (categories, phases, mitigation columns) of labelled turns. Saved as
+    ``memory.safetensors`` (embeddings in float16)."""
+
+    FILES = (MEMORY_FILE,)
 
     E: np.ndarray  # (m, d)
     Y: np.ndarray  # (m, L) 0/1
@@ -228,6 +290,17 @@ class LabelMemory:
         # 0.999: the same text, up to the float16 the memory is stored in
         a = (np.clip((best - self.floor) / (0.999 - self.floor), 0.0, 1.0) ** 2).astype(np.float32)
         return ((1 - a)[:, None] * P + a[:, None] * T).astype(np.float32), a
+
+    def save(self, writer) -> None:
+        writer.tensors(MEMORY_FILE, {"embeddings": self.E.astype(np.float16), "labels": self.Y.astype(np.uint8)})
+
+    @classmethod
+    def load(cls, reader, *, floor: float) -> LabelMemory:
+        s = reader.sizes
+        E = reader.tensor(MEMORY_FILE, "embeddings", ("turns", "dim"))
+        Y = reader.tensor(MEMORY_FILE, "labels", ("turns", s.categories + s.phases + 1))
+        check_binary(reader.path / MEMORY_FILE, "labels", Y)
+        return cls(E=E.astype(np.float32), Y=Y.astype(np.float32), floor=floor)
 
 
 def phase_map(catalog) -> np.ndarray:

@@ -268,7 +268,7 @@ def taught_scorer(model: IssueClassifier, turns: Sequence[Turn], taught: Mapping
     answers = Answers(dict(zip(T.ids, T.Y)), neighbour_chains(turns, len(NEIGHBOUR_WEIGHTS)))
 
     def probs(f: Features, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        pairs = model.pair_features(f)
+        pairs = model.pairs(f)
         heads = fit.heads.predict_proba(f.head_input(fit.cat_desc, fit.phase_desc))
         return score(fit, f, pairs, heads, parts, ids, answers), score(fit, f, pairs, heads, own)
 
@@ -307,7 +307,7 @@ class TeachSession:
         self.ids = [t.id for t in self.ie]
         self.known = set(self.ids)
         self.chains = neighbour_chains(self.turns, len(self.neighbour_weights))
-        self.pairs = model.pair_features(self.features)
+        self.pairs = model.pairs(self.features)
         self.heads = self.fit.heads.predict_proba(self.features.head_input(self.fit.cat_desc, self.fit.phase_desc))
         self.answers: dict[str, Labels] = {}
         self.base = self.probabilities()  # the model's own scores, which answered turns keep

@@ -1,39 +1,26 @@
-"""Interview-grouped folds and per-label decision thresholds.
+"""Per-label decision thresholds, and the part that saves them (``thresholds.json``).
 
 Every threshold is picked on out-of-fold scores of folds that keep whole interviews together
-(:func:`group_folds`, the project's one splitter), so no turn is scored by a model that saw its
-interview. F1-optimal thresholds on a few dozen positives over-predict rare labels, so each is
+(:mod:`extractor.classify.folds`), so no turn is scored by a model that saw its interview. F1-optimal thresholds on a few dozen positives over-predict rare labels, so each is
 also held to a calibration band: on the out-of-fold scores it may flag at most
 ``max_ratio`` times, and at least ``1 / max_ratio`` times, as many turns as the gold has.
 """
 
 from __future__ import annotations
 
-import random
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from extractor.classify.folds import group_folds
+from extractor.errors import ModelError
+from extractor.types import MITIGATION
+
+__all__ = ["GRID", "Thresholds", "best_threshold", "calibrate_any", "group_folds", "micro_f1", "tune_thresholds"]
+
 GRID = np.round(np.arange(0.02, 0.96, 0.01), 2)
-
-
-def group_folds(groups: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
-    """Row indices of ``k`` folds; each group (interview) lies in exactly one fold, folds are
-    balanced by rows, and the assignment depends only on ``seed`` and the groups."""
-    uniq = sorted(set(groups))
-    random.Random(seed).shuffle(uniq)
-    sizes = {g: 0 for g in uniq}
-    for g in groups:
-        sizes[g] += 1
-    k = max(1, min(k, len(uniq)))
-    load = [0] * k
-    assign = {}
-    for g in sorted(uniq, key=lambda g: -sizes[g]):  # stable: ties keep the shuffled order
-        f = min(range(k), key=lambda i: load[i])
-        assign[g] = f
-        load[f] += sizes[g]
-    garr = np.array([assign[g] for g in groups])
-    return [np.flatnonzero(garr == f) for f in range(k)]
 
 
 def micro_f1(Y: np.ndarray, P: np.ndarray) -> float:
@@ -90,3 +77,40 @@ def calibrate_any(Y: np.ndarray, P: np.ndarray, th: np.ndarray, max_ratio: float
         else:
             break
     return th.astype(np.float32)
+
+
+@dataclass
+class Thresholds:
+    """One decision threshold per label: categories, phases, then ``mitigation``."""
+
+    FILES = ("thresholds.json",)
+
+    values: np.ndarray  # (categories + phases + 1,)
+    categories: Sequence[str]
+    phases: Sequence[str]
+
+    def save(self, writer) -> None:
+        th, nc = self.values, len(self.categories)
+        writer.json("thresholds.json", {
+            "categories": {c: round(float(th[j]), 4) for j, c in enumerate(self.categories)},
+            "phases": {p: round(float(th[nc + j]), 4) for j, p in enumerate(self.phases)},
+            MITIGATION: round(float(th[-1]), 4)})
+
+    @classmethod
+    def load(cls, reader, categories: Sequence[str], phases: Sequence[str]) -> Thresholds:
+        """Every label's threshold, each a finite number in [0, 1]."""
+        from extractor.classify.store import check_number
+
+        where = reader.path / "thresholds.json"
+        doc: Any = reader.json("thresholds.json")
+        values = []
+        for space, ids in (("categories", categories), ("phases", phases)):
+            got = doc.get(space) if isinstance(doc, dict) else None
+            for x in ids:
+                if not isinstance(got, dict) or x not in got:
+                    raise ModelError(f"{where}: expected a threshold for every label, found none for {x!r}")
+                values.append(check_number(f"{where}: {space}.{x}", got[x]))
+        if not isinstance(doc, dict) or MITIGATION not in doc:
+            raise ModelError(f"{where}: expected a threshold for every label, found none for {MITIGATION!r}")
+        values.append(check_number(f"{where}: {MITIGATION}", doc[MITIGATION]))
+        return cls(np.array(values, np.float32), list(categories), list(phases))

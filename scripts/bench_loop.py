@@ -8,9 +8,11 @@ Protocol (interview-grouped throughout; no interview is ever split):
    each fold a model is trained on the other folds' interviews only (frozen encoder, the
    ``train --fast`` mode, on cached embeddings); nothing is tuned on the held-out fold.
 2. On the held-out interviews the model predicts every interviewee turn; the review queue is
-   ordered as ``extractor review export`` orders it (``--orders``: ``uncertainty`` is its
-   default; ``relevance`` / ``gain`` are :mod:`extractor.order`'s alternatives; ``file`` is
-   reading the transcripts in order).
+   ordered as ``extractor review export`` orders it (``--strategies``: ``gain`` is its
+   default, ``gain`` the same
+   without anticipating teaching, ``uncertainty`` the former default; ``spreadS`` / ``coverS`` are greedy orders
+   that anticipate teaching, :func:`extractor.review.ordering.spread_priorities` with strength
+   ``S``; ``none`` is reading the transcripts in order).
 3. A simulated reviewer answers the queue in batches of ``--batch`` turns with the gold
    (moderated) labels; between batches the answers are passed as ``taught`` to
    :meth:`IssueClassifier.predict` (what ``extractor predict --corrections`` does), which
@@ -48,7 +50,7 @@ from extractor.classify.encoder import TurnEncoder  # noqa: E402
 from extractor.classify.teach import TeachSession, estimate_neighbour_weights  # noqa: E402
 from extractor.embed import HashingEmbedder  # noqa: E402
 from extractor.jsonl import read_turns, write_json  # noqa: E402
-from extractor.order import order_ids  # noqa: E402
+from extractor.review import ordering  # noqa: E402
 from extractor.types import Prediction, Turn  # noqa: E402
 
 log = logging.getLogger("bench_loop")
@@ -88,10 +90,16 @@ def fold_model(args, enc, fold: int, train_turns: list[Turn], test_ivs: list[str
 
 def queue(preds: list[Prediction], catalog, order: str) -> list[str]:
     """Turn ids in the order a reviewer meets them: ``review export``'s orders (the same
-    ranking function it writes the queue with), or :mod:`extractor.order`'s."""
+    ranking function it writes the queue with), or ``spreadS`` / ``coverS`` (greedy, teaching
+    anticipated with strength ``S``, on the expected gain)."""
     if order in review.ORDERS:
         return [preds[i].id for i in review.rank(preds, catalog, order)]
-    return order_ids(preds, catalog.category_ids, order)
+    kind = order.rstrip("0123456789.")
+    if kind not in ("spread", "cover"):  # coverS: the `coverage` order with another strength
+        raise SystemExit(f"--strategies: expected a review order, spreadS or coverS, found {order!r}")
+    value = -review.priorities(preds, catalog, "gain")
+    pri = ordering.spread_priorities(preds, value, cover=kind == "cover", strength=float(order[len(kind):] or 1))
+    return [preds[i].id for i in sorted(range(len(preds)), key=lambda i: (pri[i], preds[i].interview, preds[i].turn))]
 
 
 def simulate(session: TeachSession, gold: dict[str, set], labels: dict, order: str, rerank: bool,
@@ -237,9 +245,9 @@ def main(argv=None) -> int:
                     help="only time TeachSession.predictions() on N turns after 100 answers (fold 0's model)")
     ap.add_argument("--strategies", nargs="+",
                     default=["none", "uncertainty", "uncertainty-noteach", "uncertainty+rerank", "gain", "gain+rerank",
-                             "gain+rerank-noteach"],
+                             "coverage", "coverage+rerank", "coverage-noteach", "coverage+rerank-noteach"],
                     help="ORDER[+rerank][-noteach]: none (file order, no tool), a `review export` order, or an "
-                         "extractor.order order; +rerank re-orders the unread turns after each batch")
+                         "spreadS / coverS; +rerank re-orders the unread turns after each batch")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "bench_loop.json")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)

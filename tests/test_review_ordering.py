@@ -143,3 +143,20 @@ def test_cli_reexport_reranks_the_unanswered_tasks_answered_lines_byte_for_byte(
     _write_preds(pf, [0.4, 0.45, 0.2, 0.1])
     assert main(["review", "export", str(pf), "-o", str(q), "--keep-order", "--catalog", catalog.path]) == 0
     assert q.read_text().splitlines(keepends=True) == after
+
+
+def test_reexport_ranks_only_the_turns_left_to_read(tmp_path, catalog):
+    # An answered turn's own gain does not shade its neighbours: its answer already taught them,
+    # as in the web reviewer, which ranks the pending tasks only.
+    q = tmp_path / "q.jsonl"
+    preds = [pred(1, {"a": 0.5, "b": 0.0}), pred(3, {"a": 0.25, "b": 0.0}), pred(1, {"a": 0.225, "b": 0.0}, "", "J")]
+    review.export_queue(preds, q, catalog)
+    first = json.loads(q.read_text().splitlines()[0])
+    assert first["meta"]["id"] == "I1"
+    with q.open("a") as fh:
+        fh.write(json.dumps(first | {"answer": "reject", "annotator": "ann", "timestamp": 1}) + "\n")
+    assert ids([preds[1], preds[2]], catalog, "coverage") == ["I3", "J1"]
+    assert ids(preds, catalog, "coverage")[1:] == ["J1", "I3"]  # what ranking the answered turn too would give
+    s = review.export_queue(preds, q, catalog)
+    assert [json.loads(x)["meta"]["id"] for x in q.read_text().splitlines()] == ["I1", "I1", "I3", "J1"]
+    assert (s.skipped_answered, s.refreshed) == (1, 2)

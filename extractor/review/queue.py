@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from extractor.catalog import Catalog
 from extractor.jsonl import atomic_open
 from extractor.review.formats import Record, ReviewFileError, parse_file
@@ -160,8 +162,12 @@ def export_queue(predictions: Sequence[Prediction], out: str | Path, catalog: Ca
                 raise ReviewFileError(problems)
         summary = ExportSummary(path=str(out), order=order)
         preds = list(predictions)
-        pri = priorities(preds, catalog, order, thresholds=thresholds, seed=seed)
-        idx = sorted(range(len(preds)), key=lambda i: (pri[i], preds[i].interview, preds[i].turn))  # as rank()
+        answered = {r.turn_id for r in records if r.obj is not None and r.answered}
+        todo = [i for i, p in enumerate(preds) if p.id not in answered]  # ranked among themselves, as the
+        summary.skipped_answered = len(preds) - len(todo)  # web reviewer ranks what is left to read
+        pri = np.zeros(len(preds))
+        pri[todo] = priorities([preds[i] for i in todo], catalog, order, thresholds=thresholds, seed=seed)
+        idx = sorted(todo, key=lambda i: (pri[i], preds[i].interview, preds[i].turn))  # as rank()
         ranked, fresh = _new_tasks(preds, idx, pri, records, catalog, turns, order, limit, summary)
         if rerank:
             lines = _kept_lines(records, {}, summary, leave=set(fresh))
@@ -180,19 +186,15 @@ def export_queue(predictions: Sequence[Prediction], out: str | Path, catalog: Ca
 
 def _new_tasks(preds, idx, pri, records: list[Record], catalog: Catalog, turns, order: str, limit: int | None,
                summary: ExportSummary) -> tuple[list[tuple[str, str]], dict[str, dict[str, Any]]]:
-    """((turn id, task line) of every unanswered predicted turn in rank order: those the queue
+    """((turn id, task line) of the predicted turns ``idx`` (unanswered, in rank order): those the queue
     holds and, up to ``limit``, those it lacks; turn id -> new version of each task the queue
     holds already and nobody answered)."""
-    ctx = neighbours(preds, turns)
-    answered_turns = {r.turn_id for r in records if r.obj is not None and r.answered}
+    ctx = neighbours(preds, turns)  # context from every prediction, answered ones too
     queued_turns = {r.turn_id for r in records if r.obj is not None}
     fresh: dict[str, dict[str, Any]] = {}
     ranked: list[tuple[str, str]] = []
     for i in idx:
         p = preds[i]
-        if p.id in answered_turns:
-            summary.skipped_answered += 1
-            continue
         if p.id in fresh:  # a turn predicted twice: its first (best-ranked) task counts
             continue
         task = make_task(p, catalog, previous=ctx[i][0], next=ctx[i][1], order=order, priority=pri[i])

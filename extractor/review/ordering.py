@@ -126,7 +126,7 @@ def expected_gain(scores: np.ndarray, chosen: np.ndarray, miss_weight: float = M
 
 def priorities(preds: Sequence[Prediction], catalog: Catalog, order: str = DEFAULT_ORDER, *,
                thresholds: Mapping[str, float] | None = None, seed: int = 0) -> np.ndarray:
-    """Priority of each prediction for review: lower = more likely wrong = earlier; always finite."""
+    """Priority of each prediction for review: lower = more worth reading = earlier; always finite."""
     if order not in ORDERS:
         raise ExtractorError(f"unknown queue order {order!r}; expected one of {', '.join(ORDERS)}")
     n = len(preds)

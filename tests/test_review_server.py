@@ -768,9 +768,8 @@ def test_rescoring_a_1000_task_queue_answers_within_a_second(tmp_path, catalog):
 
 
 def test_without_the_teach_session_module_serve_model_is_a_one_line_error(tmp_path, catalog, monkeypatch):
-    from extractor.review.teaching import load_teacher
-
     import extractor.classify
+    from extractor.review.teaching import load_teacher
 
     monkeypatch.setitem(sys.modules, "extractor.classify.teach", None)
     monkeypatch.delattr(extractor.classify, "teach", raising=False)  # imported by an earlier test

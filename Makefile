@@ -64,7 +64,7 @@ predict: $(STAMP) ## classify the turns of TURNS=file.jsonl with MODEL -> OUT/pr
 
 REVIEW_TURNS ?= $(CORPUS)/gold/turns.jsonl
 QUEUES ?= $(wildcard annotations/queue/*.jsonl)
-REVIEW_ORDER ?= uncertainty
+REVIEW_ORDER ?= coverage
 REVIEW_LIMIT ?= 200
 RETRAINED ?= models/retrained
 REVIEW_QUEUE ?= $(OUT)/review.jsonl

@@ -185,6 +185,9 @@ def _run_demo(args: argparse.Namespace) -> int:
 # --- review -----------------------------------------------------------------
 
 
+REVIEW_ORDERS = ("coverage", "gain", "uncertainty", "quality", "relevance", "random", "file")  # review.ORDERS; tested
+
+
 def _add_review(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("review", help="annotation loop: export a review queue, validate, annotate, merge, agreement",
                        description="Human review of predictions. Queues are Prodigy-style JSONL tasks; "
@@ -195,16 +198,22 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
     def catalog_arg(q: argparse.ArgumentParser) -> None:
         q.add_argument("--catalog", type=Path, default=None, help="catalog YAML (default: the packaged catalog)")
 
-    e = rsub.add_parser("export", help="write/extend a review queue from predictions, most-likely-wrong first")
+    e = rsub.add_parser("export", help="write/extend a review queue from predictions, most worth reading first; "
+                                       "a re-export re-ranks the unanswered tasks")
     e.add_argument("predictions", type=Path, help="predictions JSONL from `extractor predict`")
     e.add_argument("-o", "--output", type=Path, required=True, help="queue JSONL (existing answers are kept)")
-    e.add_argument("--order", choices=["uncertainty", "quality", "random", "file"], default="uncertainty",
-                   help="queue order: uncertainty (default), quality (cleanlab label-quality), random, file")
+    e.add_argument("--order", choices=REVIEW_ORDERS, default=REVIEW_ORDERS[0],
+                   help="queue order: coverage (default: expected corrections, spread over the interviews as "
+                        "answers teach their neighbours), gain, uncertainty, quality (cleanlab), relevance, "
+                        "random, file")
     e.add_argument("--limit", type=int, default=None, help="add at most N new tasks")
     e.add_argument("--turns", type=Path, default=None,
                    help="turns JSONL the predictions came from: gives the true previous/next turns as context")
+    e.add_argument("--keep-order", dest="rerank", action="store_false",
+                   help="leave the tasks already queued where and as they are (only add turns the queue lacks); "
+                        "by default a re-export re-ranks the unanswered tasks by the new predictions")
     e.add_argument("--refresh", action="store_true",
-                   help="replace unanswered tasks already queued by their new predictions (answered ones are kept)")
+                   help="with --keep-order: replace unanswered tasks in place by their new predictions")
     e.add_argument("--seed", type=int, default=0, help="seed of --order random")
     catalog_arg(e)
     e.set_defaults(func=_run_review_export)
@@ -273,7 +282,7 @@ def _run_review_export(args: argparse.Namespace) -> int:
     if turns is None:
         _warn("no --turns given: context shows neighbouring interviewee turns only")
     s = export_queue(preds, args.output, catalog, turns=turns, order=args.order, limit=args.limit,
-                     refresh=args.refresh, seed=args.seed)
+                     rerank=args.rerank, refresh=args.refresh, seed=args.seed)
     print(f"{s.path}: {s.added} task(s) added, {s.kept_answered} answered kept, "
           f"{s.kept_unanswered} unanswered kept, {s.refreshed} refreshed (order: {s.order})", file=sys.stderr)
     return EXIT_OK

@@ -8,9 +8,11 @@ Protocol (interview-grouped throughout; no interview is ever split):
    each fold a model is trained on the other folds' interviews only (frozen encoder, the
    ``train --fast`` mode, on cached embeddings); nothing is tuned on the held-out fold.
 2. On the held-out interviews the model predicts every interviewee turn; the review queue is
-   ordered as ``extractor review export`` orders it (``--orders``: ``uncertainty`` is its
-   default; ``relevance`` / ``gain`` are :mod:`extractor.order`'s alternatives; ``file`` is
-   reading the transcripts in order).
+   ordered as ``extractor review export`` orders it (``--strategies``: ``gain`` is its
+   default, ``gain`` the same
+   without anticipating teaching, ``uncertainty`` the former default; ``spreadS`` / ``coverS`` are greedy orders
+   that anticipate teaching, :func:`extractor.review.ordering.spread_priorities` with strength
+   ``S``; ``none`` is reading the transcripts in order).
 3. A simulated reviewer answers the queue in batches of ``--batch`` turns with the gold
    (moderated) labels; between batches the answers are passed as ``taught`` to
    :meth:`IssueClassifier.predict` (what ``extractor predict --corrections`` does), which
@@ -48,7 +50,8 @@ from extractor.classify.encoder import TurnEncoder  # noqa: E402
 from extractor.classify.teach import TeachSession, estimate_neighbour_weights  # noqa: E402
 from extractor.embed import HashingEmbedder  # noqa: E402
 from extractor.jsonl import read_turns, write_json  # noqa: E402
-from extractor.order import order_ids  # noqa: E402
+from extractor.review import ordering  # noqa: E402
+from extractor.review.log import QueueLog  # noqa: E402
 from extractor.types import Prediction, Turn  # noqa: E402
 
 log = logging.getLogger("bench_loop")
@@ -88,22 +91,56 @@ def fold_model(args, enc, fold: int, train_turns: list[Turn], test_ivs: list[str
 
 def queue(preds: list[Prediction], catalog, order: str) -> list[str]:
     """Turn ids in the order a reviewer meets them: ``review export``'s orders (the same
-    ranking function it writes the queue with), or :mod:`extractor.order`'s."""
+    ranking function it writes the queue with), or ``spreadS`` / ``coverS`` (greedy, teaching
+    anticipated with strength ``S``, on the expected gain)."""
     if order in review.ORDERS:
         return [preds[i].id for i in review.rank(preds, catalog, order)]
-    return order_ids(preds, catalog.category_ids, order)
+    kind = order.rstrip("0123456789.")
+    if kind not in ("spread", "cover"):  # coverS: the `coverage` order with another strength
+        raise SystemExit(f"--strategies: expected a review order, spreadS or coverS, found {order!r}")
+    value = -review.priorities(preds, catalog, "gain")
+    pri = ordering.spread_priorities(preds, value, cover=kind == "cover", strength=float(order[len(kind):] or 1))
+    return [preds[i].id for i in sorted(range(len(preds)), key=lambda i: (pri[i], preds[i].interview, preds[i].turn))]
+
+
+class QueueFile:
+    """The reviewer's side through a real queue file: ``review export`` writes it, the reviewer
+    answers the first pending tasks (appended lines, as both reviewers write them), and a
+    re-export after teaching (``predict --corrections``, then ``review export`` again) re-ranks
+    what is left."""
+
+    def __init__(self, path: Path, catalog, turns: Sequence[Turn], order: str):
+        self.path, self.catalog, self.turns, self.order = path, catalog, list(turns), order
+        path.unlink(missing_ok=True)
+
+    def export(self, preds: list[Prediction]) -> None:
+        review.export_queue(preds, self.path, self.catalog, turns=self.turns, order=self.order)
+
+    def answer_next(self, batch: int, labels: dict) -> list[str]:
+        view = QueueLog(self.path, self.catalog, "simulated").view
+        step = view.pending()[:batch]
+        with self.path.open("a", encoding="utf-8") as fh:
+            for tid in step:
+                task = dict(view.tasks[tid], answer="accept", annotator="simulated", timestamp=1,
+                            accept=review.labels_to_accept(labels[tid]))
+                fh.write(json.dumps(task, ensure_ascii=False) + "\n")
+        return step
 
 
 def simulate(session: TeachSession, gold: dict[str, set], labels: dict, order: str, rerank: bool,
-             batch: int, teach: bool = True) -> list[dict]:
+             batch: int, teach: bool = True, qfile: QueueFile | None = None) -> list[dict]:
     """Answer the queue ``batch`` turns at a time with the gold labels; after each batch the
-    answers are taught (unless ``teach`` is off) and the curve point is measured."""
+    answers are taught (unless ``teach`` is off) and the curve point is measured. With
+    ``qfile`` the queue is a real ``review export`` file, re-exported after each batch when
+    ``rerank``."""
     catalog = session.model.catalog_
     session.answers.clear()
     preds = session.predictions()
     base = {p.id: set(p.categories) for p in preds}
     ids = [p.id for p in preds]
     todo = ids if order == "none" else queue(preds, catalog, order)
+    if qfile is not None:
+        qfile.export(preds)
     read: list[str] = []
     curve = []
     while True:
@@ -117,13 +154,15 @@ def simulate(session: TeachSession, gold: dict[str, set], labels: dict, order: s
                       "unread_f1_untaught": round(micro_f1([gold[i] for i in unread], [base[i] for i in unread]), 4)})
         if len(read) == len(ids):
             return curve
-        step = [i for i in todo if i not in done][:batch]
+        step = qfile.answer_next(batch, labels) if qfile else [i for i in todo if i not in done][:batch]
         read += step
         if teach:
             for i in step:
                 session.teach(i, labels[i])
             preds = session.predictions()
-        if rerank and order != "none":
+        if rerank and qfile is not None:
+            qfile.export(preds)
+        elif rerank and order != "none":
             done = set(read)
             rest = [p for p in preds if p.id not in done]
             todo = read + queue(rest, catalog, order)
@@ -212,9 +251,11 @@ def run_folds(args, enc, turns: list[Turn], coded: list[str], folds: list[list[s
         labels = {t.id: t.labels for t in session.ie}
         gold = {i: set(lab.categories) for i, lab in labels.items() if lab is not None}
         for name in args.strategies:
-            order = name.split("+")[0].split("-")[0]
-            curve = simulate(session, gold, labels, order, "+rerank" in name, args.batch,
-                             teach="-noteach" not in name and order != "none")
+            order = name.split("+")[0].split("-")[0].split("@")[0]
+            qfile = QueueFile(args.work / "queue.jsonl", clf.catalog_, test, order) if (
+                "@queue" in name or "+reexport" in name) else None
+            curve = simulate(session, gold, labels, order, "+rerank" in name or "+reexport" in name, args.batch,
+                             teach="-noteach" not in name and order != "none", qfile=qfile)
             runs.append({"fold": j, "test": test_ivs, "strategy": name, "turns": len(labels), "curve": curve})
             log.info("fold %d %s: consensus at %s, unread F1 %.3f -> %.3f (%.0fs)", j, name, first_reach(curve),
                      curve[0]["unread_f1"], at_answers(curve, 90)["unread_f1"], time.time() - t0)
@@ -237,9 +278,10 @@ def main(argv=None) -> int:
                     help="only time TeachSession.predictions() on N turns after 100 answers (fold 0's model)")
     ap.add_argument("--strategies", nargs="+",
                     default=["none", "uncertainty", "uncertainty-noteach", "uncertainty+rerank", "gain", "gain+rerank",
-                             "gain+rerank-noteach"],
-                    help="ORDER[+rerank][-noteach]: none (file order, no tool), a `review export` order, or an "
-                         "extractor.order order; +rerank re-orders the unread turns after each batch")
+                             "coverage", "coverage+rerank", "coverage-noteach", "coverage+rerank-noteach"],
+                    help="ORDER[+rerank|+reexport|@queue][-noteach]: none (file order, no tool), a `review export` "
+                         "order, or spreadS / coverS; +rerank re-orders the unread turns after each batch; "
+                         "@queue reads a real `review export` queue file, +reexport re-exports it after each batch")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "bench_loop.json")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)

@@ -135,7 +135,7 @@ def test_export_writes_prodigy_style_tasks(tmp_path, catalog):
     assert review.validate_files([q], catalog) == []
 
 
-def test_reexport_keeps_answered_tasks_byte_for_byte_and_adds_only_new(tmp_path, catalog):
+def test_reexport_with_keep_order_keeps_every_line_and_adds_only_new(tmp_path, catalog):
     turns = _turns()
     preds = _preds(turns)
     q = tmp_path / "queue.jsonl"
@@ -143,17 +143,62 @@ def test_reexport_keeps_answered_tasks_byte_for_byte_and_adds_only_new(tmp_path,
     _answer(q, 0, "accept", "ann", ["cat:drift"])
     before = q.read_text().splitlines(keepends=True)
     newer = [Prediction(**{**p.__dict__, "model": "m@2", "scores": {**p.scores, "drift": 0.99}}) for p in preds]
-    s = review.export_queue(newer, q, catalog, turns=turns, order="file")
+    s = review.export_queue(newer, q, catalog, turns=turns, order="file", rerank=False)
     after = q.read_text().splitlines(keepends=True)
     assert after[:3] == before  # nothing existing touched
     assert (s.added, s.kept_answered, s.kept_unanswered) == (3, 1, 2)
     assert len(after) == 6
-    # --refresh updates the unanswered tasks only
-    s = review.export_queue(newer, q, catalog, turns=turns, order="file", refresh=True)
+    # --keep-order --refresh updates the unanswered tasks in place
+    s = review.export_queue(newer, q, catalog, turns=turns, order="file", rerank=False, refresh=True)
     final = q.read_text().splitlines(keepends=True)
     assert final[0] == before[0]
     assert s.refreshed == 5 and s.added == 0
     assert json.loads(final[1])["meta"]["model"] == "m@2"
+    assert [json.loads(x)["meta"]["turn"] for x in final] == [1, 3, 5, 7, 9, 11]
+
+
+def _gain_preds(turns, cost_by_k) -> list[Prediction]:
+    """Predictions whose expected gain grows with the cost score (uncoded: gain = 2 p)."""
+    return _preds(turns, {k: {"drift": 0.0, "noisy": 0.0, "cost": c, "collect": 0.0, "deploy": 0.0,
+                              "mitigation": 0.0} for k, c in enumerate(cost_by_k)})
+
+
+def test_reexport_reranks_the_unanswered_tasks_and_keeps_answered_lines_byte_for_byte(tmp_path, catalog):
+    turns = _turns()
+    q = tmp_path / "queue.jsonl"
+    review.export_queue(_gain_preds(turns, [0.45, 0.4, 0.3, 0.2, 0.1, 0.05]), q, catalog, turns=turns, order="gain")
+    assert [t["meta"]["turn"] for t in _lines(q)] == [1, 3, 5, 7, 9, 11]
+    _answer(q, 1, "reject", "ann")  # turn 3, answered in place by hand
+    with q.open("a") as fh:  # and turn 1 answered the way the reviewers do: an appended line
+        fh.write(json.dumps({**_lines(q)[0], "answer": "accept", "annotator": "bob", "accept": ["cat:cost"],
+                             "timestamp": 1}) + "\n")
+    before = q.read_text().splitlines(keepends=True)
+    # after `predict --corrections` the last turns look most worth reading
+    s = review.export_queue(_gain_preds(turns, [0.45, 0.4, 0.1, 0.2, 0.3, 0.4]), q, catalog, turns=turns,
+                            order="gain")
+    after = q.read_text().splitlines(keepends=True)
+    assert after[:3] == [before[0], before[1], before[6]]  # answered turns' lines: byte for byte, in order
+    pending = [json.loads(x) for x in after[3:]]
+    assert [t["meta"]["turn"] for t in pending] == [11, 9, 7, 5]  # the new order
+    assert pending[0]["options"][2]["score"] == 0.4 and pending[0]["answer"] is None
+    assert (s.refreshed, s.added, s.kept_answered, s.kept_unanswered) == (4, 0, 2, 1)
+    assert review.validate_files([q], catalog) == []
+    # the same predictions again: the same bytes
+    review.export_queue(_gain_preds(turns, [0.45, 0.4, 0.1, 0.2, 0.3, 0.4]), q, catalog, turns=turns, order="gain")
+    assert q.read_text().splitlines(keepends=True) == after
+
+
+def test_reexport_ranks_new_turns_with_the_queued_ones_and_keeps_tasks_it_cannot_rank(tmp_path, catalog):
+    turns = _turns()
+    q = tmp_path / "queue.jsonl"
+    preds = _gain_preds(turns, [0.1, 0.2, 0.3, 0.4, 0.45, 0.05])
+    review.export_queue(preds[:2], q, catalog, turns=turns, order="gain")
+    first = q.read_text().splitlines(keepends=True)
+    s = review.export_queue(preds[1:], q, catalog, turns=turns, order="gain", limit=2)
+    after = q.read_text().splitlines(keepends=True)
+    assert after[0] == first[1]  # turn 1 is not in these predictions: kept as it was, where it was
+    assert [json.loads(x)["meta"]["turn"] for x in after] == [1, 9, 7, 3]  # turn 3 ranked with the 2 new ones
+    assert (s.added, s.refreshed, s.kept_unanswered) == (2, 1, 1)
 
 
 def test_export_limit_and_refuses_malformed_queue(tmp_path, catalog):

@@ -728,10 +728,11 @@ def test_each_answer_teaches_and_rescores_and_reorders_the_pending_tasks(tmp_pat
     nxt = s["task"]
     cost = next(o for o in nxt["options"] if o["id"] == "cat:cost")
     assert cost["score"] == pytest.approx(teacher.base[nxt["id"]]["cost"] + 0.45) and "cat:cost" in nxt["selection"]
-    # The order follows the new scores: the pending task whose cost is nearest the 0.5 line comes first.
-    pending = [t for t in state.view().pending()]
-    assert next(state.pending(state.view())) == nxt["id"] == min(
-        pending, key=lambda t: (abs(teacher.base[t]["cost"] + 0.45 - 0.5), t))
+    # The order follows the new scores, in `review export`'s default order (coverage).
+    pending = set(state.view().pending())
+    fresh = [p for p in teacher.predictions() if p.id in pending]
+    assert next(state.pending(state.view())) == nxt["id"] == fresh[review.rank(fresh, catalog)[0]].id
+    assert state.rescorer.order == review.DEFAULT_ORDER == "coverage"
     assert q.read_bytes().startswith(before) and len(lines(q)) == 7  # answered lines are never rewritten
     assert lines(q)[-1]["accept"] == ["cat:cost"]
     # Undo: the teacher forgets the answer, the pending tasks are re-scored without it.
@@ -767,9 +768,11 @@ def test_rescoring_a_1000_task_queue_answers_within_a_second(tmp_path, catalog):
 
 
 def test_without_the_teach_session_module_serve_model_is_a_one_line_error(tmp_path, catalog, monkeypatch):
+    import extractor.classify
     from extractor.review.teaching import load_teacher
 
     monkeypatch.setitem(sys.modules, "extractor.classify.teach", None)
+    monkeypatch.delattr(extractor.classify, "teach", raising=False)  # imported by an earlier test
     with pytest.raises(ExtractorError, match="--model: expected extractor.classify.teach"):
         load_teacher(tmp_path / "model", [])
 

@@ -4,7 +4,7 @@ One module per job:
 
 - :mod:`~extractor.review.options`: option ids (``cat:<id>``, ``phase:<id>``, ``mitigation``), hashes;
 - :mod:`~extractor.review.formats`: reading queues, Prodigy answers and doccano exports line by line;
-- :mod:`~extractor.review.ordering`: queue order (uncertainty, cleanlab quality, random, file);
+- :mod:`~extractor.review.ordering`: queue order (coverage, gain, uncertainty, cleanlab quality, relevance, random, file);
 - :mod:`~extractor.review.queue`: tasks and ``review export``;
 - :mod:`~extractor.review.answers`: which answer counts; conflicts between annotators;
 - :mod:`~extractor.review.merge`, :mod:`~extractor.review.agreement`: ``review merge`` / ``agreement``;
@@ -42,13 +42,22 @@ from extractor.review.options import (
     option_ids,
     task_hash,
 )
-from extractor.review.ordering import ORDERS, estimate_thresholds, priorities, quality_scores, rank, uncertainty_scores
+from extractor.review.ordering import (
+    DEFAULT_ORDER,
+    ORDERS,
+    estimate_thresholds,
+    expected_gain,
+    priorities,
+    quality_scores,
+    rank,
+    uncertainty_scores,
+)
 from extractor.review.queue import ExportSummary, export_queue, make_task
 
-__all__ = ["ANSWERS", "CAT", "ON_CONFLICT", "ORDERS", "PHASE", "Conflict", "ExportSummary", "Problem", "Record",
+__all__ = ["ANSWERS", "CAT", "DEFAULT_ORDER", "ON_CONFLICT", "ORDERS", "PHASE", "Conflict", "ExportSummary", "Problem", "Record",
            "ReviewFileError", "accept_to_labels", "agreement", "apply_corrections", "check_conflicts",
            "corrections_card",
-           "estimate_thresholds", "export_queue", "input_hash", "kappa", "krippendorff_alpha_nominal", "label_key",
+           "estimate_thresholds", "expected_gain", "export_queue", "input_hash", "kappa", "krippendorff_alpha_nominal", "label_key",
            "labels_to_accept", "latest_answers", "make_task", "merge_answers", "now_iso", "option_ids", "parse_file",
            "priorities", "quality_scores", "rank", "read_answers", "read_corrections", "read_predictions",
            "resolve_corrections", "task_hash", "uncertainty_scores", "validate_files"]

@@ -1,9 +1,21 @@
-"""The order of a review queue: most likely wrong first.
+"""The order of a review queue: the turns whose reading fixes most of the coding first.
 
-``uncertainty`` ranks by the least confident label decision, ``quality`` by cleanlab's
-multi-label label-quality score of the model's own labels, ``random`` by a seeded shuffle,
-``file`` keeps the predictions' order. Scores that are missing or not finite count as the
-model's decision, so no priority is ever NaN.
+``coverage`` (the default) is ``gain`` with teaching anticipated: an answer is taught to the
+interviewee turns one and two places away in the same interview (docs/teach.md), so a turn is
+worth its own expected gain plus the share of its neighbours' that its answer brings, and once
+it is queued its neighbours' gain shrinks by that share (:func:`spread_priorities`). Early
+reads spread over the interviews' coded passages instead of piling up in one.
+``gain`` ranks by the expected number of category errors a reading fixes: per
+category, a code the model gave that is wrong (``1 - p``) or one it missed (``p``), a missed
+code counted ``MISS_WEIGHT`` times (micro-F1 gains a true positive and loses a false negative
+where a removed false positive only shrinks the denominator). Most turns carry no code, and a
+turn the model is unsure about among 36 labels is often one with nothing to code, so the
+older ``uncertainty`` order (the least confident label decision first) makes a reviewer read
+many turns that change nothing (BENCHMARKS.md, "Loop payoff"). ``relevance`` puts the turns
+most likely to carry a code first (the sum of the category scores), ``quality`` ranks by
+cleanlab's multi-label label-quality score of the model's own labels, ``random`` by a seeded
+shuffle, ``file`` keeps the predictions' order. Scores that are missing or not finite count
+as the model's decision, so no priority is ever NaN; ties keep interview/turn order.
 """
 
 from __future__ import annotations
@@ -14,10 +26,12 @@ import numpy as np
 
 from extractor.catalog import Catalog
 from extractor.errors import ExtractorError
-from extractor.review.options import label_key, labels_to_accept, option_ids
+from extractor.review.options import CAT, label_key, labels_to_accept, option_ids
 from extractor.types import Labels, Prediction
 
-ORDERS = ("uncertainty", "quality", "random", "file")
+ORDERS = ("coverage", "gain", "uncertainty", "quality", "relevance", "random", "file")
+DEFAULT_ORDER = "coverage"
+MISS_WEIGHT = 2.0
 
 
 def score_matrix(preds: Sequence[Prediction], catalog: Catalog) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -99,9 +113,20 @@ def quality_scores(scores: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     return np.asarray(get_label_quality_scores(labels, probs), dtype=np.float64)
 
 
-def priorities(preds: Sequence[Prediction], catalog: Catalog, order: str = "uncertainty", *,
+def category_columns(opts: Sequence[str]) -> np.ndarray:
+    """Indices of the category options among ``opts`` (gain and relevance count categories only)."""
+    return np.array([j for j, o in enumerate(opts) if o.startswith(CAT)], dtype=int)
+
+
+def expected_gain(scores: np.ndarray, chosen: np.ndarray, miss_weight: float = MISS_WEIGHT) -> np.ndarray:
+    """Per row, the expected (weighted) number of errors its reading fixes: ``1 - p`` for each
+    label the model picked, ``miss_weight * p`` for each it left out."""
+    return np.where(chosen, 1.0 - scores, miss_weight * scores).sum(axis=1)
+
+
+def priorities(preds: Sequence[Prediction], catalog: Catalog, order: str = DEFAULT_ORDER, *,
                thresholds: Mapping[str, float] | None = None, seed: int = 0) -> np.ndarray:
-    """Priority of each prediction for review: lower = more likely wrong = earlier; always finite."""
+    """Priority of each prediction for review: lower = more worth reading = earlier; always finite."""
     if order not in ORDERS:
         raise ExtractorError(f"unknown queue order {order!r}; expected one of {', '.join(ORDERS)}")
     n = len(preds)
@@ -112,6 +137,12 @@ def priorities(preds: Sequence[Prediction], catalog: Catalog, order: str = "unce
     if order == "random":
         return np.random.default_rng(seed).random(n)
     scores, chosen, opts = score_matrix(preds, catalog)
+    if order in ("coverage", "gain", "relevance"):
+        cats = category_columns(opts)
+        if order == "relevance":
+            return -scores[:, cats].sum(axis=1)
+        gain = expected_gain(scores[:, cats], chosen[:, cats])
+        return spread_priorities(preds, gain, cover=True) if order == "coverage" else -gain
     if order == "quality":
         pri = quality_scores(scores, chosen)
     else:
@@ -123,7 +154,61 @@ def priorities(preds: Sequence[Prediction], catalog: Catalog, order: str = "unce
     return np.where(np.isfinite(pri), pri, 0.0)  # unknown = unsure: reviewed early
 
 
-def rank(preds: Sequence[Prediction], catalog: Catalog, order: str = "uncertainty", **kw) -> list[int]:
+def rank(preds: Sequence[Prediction], catalog: Catalog, order: str = DEFAULT_ORDER, **kw) -> list[int]:
     """Indices of ``preds`` in queue order (stable: ties keep interview/turn order)."""
     pri = priorities(preds, catalog, order, **kw)
     return sorted(range(len(preds)), key=lambda i: (pri[i], preds[i].interview, preds[i].turn))
+
+
+NEIGHBOUR_WEIGHTS = (0.65, 0.44)  # how much an answer speaks for the interviewee turns 1 and 2 away (docs/teach.md)
+
+
+def interview_chains(preds: Sequence[Prediction]) -> list[list[int]]:
+    """Indices of ``preds`` per interview, in turn order: the chains an answer teaches along."""
+    by_iv: dict[str, list[int]] = {}
+    for i, p in enumerate(preds):
+        by_iv.setdefault(p.interview, []).append(i)
+    return [sorted(ix, key=lambda i: preds[i].turn) for _, ix in sorted(by_iv.items())]
+
+
+def spread_priorities(preds: Sequence[Prediction], value: np.ndarray, *, cover: bool = False,
+                      weights: Sequence[float] = NEIGHBOUR_WEIGHTS, strength: float = 1.0) -> np.ndarray:
+    """Priorities (lower = earlier) of a greedy order that anticipates teaching.
+
+    Once a turn is read, its answer is taught to the turns ``d`` places away in the same
+    interview with weight ``weights[d - 1]``, so part of their expected gain is gone: it is
+    scaled by ``1 - strength * w``. With ``cover`` a turn's value also counts the gain its
+    answer is expected to bring its neighbours (``w`` times their remaining gain). Lazy
+    greedy: values only fall, so the priority is minus the value at the time of picking.
+    """
+    import heapq
+
+    n = len(preds)
+    left = np.asarray(value, dtype=np.float64).copy()
+    near: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+    for chain in interview_chains(preds):
+        for k, i in enumerate(chain):
+            for d, w in enumerate(weights, start=1):
+                for kk in (k - d, k + d):
+                    if 0 <= kk < len(chain):
+                        near[i].append((chain[kk], min(1.0, strength * w)))
+
+    def worth(i: int) -> float:
+        return float(left[i] + (sum(w * left[j] for j, w in near[i]) if cover else 0.0))
+
+    heap = [(-worth(i), preds[i].interview, preds[i].turn, i) for i in range(n)]
+    heapq.heapify(heap)
+    out = np.zeros(n)
+    picked = np.zeros(n, dtype=bool)
+    while heap:
+        neg, iv, turn, i = heapq.heappop(heap)
+        if picked[i]:
+            continue
+        now = worth(i)
+        if now < -neg - 1e-12:  # stale: its neighbours were read meanwhile
+            heapq.heappush(heap, (-now, iv, turn, i))
+            continue
+        picked[i], out[i], left[i] = True, -now, 0.0
+        for j, w in near[i]:
+            left[j] *= 1.0 - w
+    return out

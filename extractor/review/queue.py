@@ -22,16 +22,18 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from extractor.catalog import Catalog
 from extractor.jsonl import atomic_open
 from extractor.review.formats import Record, ReviewFileError, parse_file
 from extractor.review.options import input_hash, label_key, labels_to_accept, option_ids, option_names, task_hash
-from extractor.review.ordering import priorities
+from extractor.review.ordering import DEFAULT_ORDER, priorities
 from extractor.safeio import locked
 from extractor.types import Labels, Prediction, Turn
 
@@ -136,15 +138,20 @@ def neighbours(preds: Sequence[Prediction], turns: Sequence[Turn] | None) -> lis
 
 
 def export_queue(predictions: Sequence[Prediction], out: str | Path, catalog: Catalog, *,
-                 turns: Sequence[Turn] | None = None, order: str = "uncertainty", limit: int | None = None,
-                 refresh: bool = False, seed: int = 0,
+                 turns: Sequence[Turn] | None = None, order: str = DEFAULT_ORDER, limit: int | None = None,
+                 rerank: bool = True, refresh: bool = False, seed: int = 0,
                  thresholds: Mapping[str, float] | None = None) -> ExportSummary:
-    """Write (or extend) the review queue ``out`` from predictions, most-likely-wrong first.
+    """Write (or extend) the review queue ``out`` from predictions, most worth reading first.
 
-    An existing queue is merged, never clobbered: every existing line is kept byte for byte
-    (``refresh`` replaces only *unanswered* tasks of unanswered turns by their new version),
-    tasks are added only for turns the queue does not hold yet, up to ``limit`` new tasks.
-    A malformed existing queue raises before anything is written.
+    An existing queue is merged, never clobbered: answered lines (and every line of a turn
+    someone answered, and tasks of turns the predictions do not cover) are kept byte for byte,
+    in their order. With ``rerank`` (the default) the unanswered tasks of the predicted turns
+    are written anew from ``predictions`` and come after them, with the turns the queue lacks
+    (up to ``limit`` new tasks), in ``order``'s ranking of the new predictions: re-exporting
+    after ``predict --corrections`` re-ranks what is left to read. Without ``rerank``
+    unanswered tasks stay where they are (``refresh`` replaces them there by their new
+    version) and new tasks are appended. A malformed existing queue raises before anything is
+    written.
     """
     target = write_target(out)
     with locked(target):  # re-read and rewrite as one step: answers saved meanwhile are not lost
@@ -155,10 +162,20 @@ def export_queue(predictions: Sequence[Prediction], out: str | Path, catalog: Ca
                 raise ReviewFileError(problems)
         summary = ExportSummary(path=str(out), order=order)
         preds = list(predictions)
-        pri = priorities(preds, catalog, order, thresholds=thresholds, seed=seed)
-        idx = sorted(range(len(preds)), key=lambda i: (pri[i], preds[i].interview, preds[i].turn))  # as rank()
-        new_lines, fresh = _new_tasks(preds, idx, pri, records, catalog, turns, order, limit, summary)
-        lines = _kept_lines(records, fresh if refresh else {}, summary)
+        answered = {r.turn_id for r in records if r.obj is not None and r.answered}
+        todo = [i for i, p in enumerate(preds) if p.id not in answered]  # ranked among themselves, as the
+        summary.skipped_answered = len(preds) - len(todo)  # web reviewer ranks what is left to read
+        pri = np.zeros(len(preds))
+        pri[todo] = priorities([preds[i] for i in todo], catalog, order, thresholds=thresholds, seed=seed)
+        idx = sorted(todo, key=lambda i: (pri[i], preds[i].interview, preds[i].turn))  # as rank()
+        ranked, fresh = _new_tasks(preds, idx, pri, records, catalog, turns, order, limit, summary)
+        if rerank:
+            lines = _kept_lines(records, {}, summary, leave=set(fresh))
+            new_lines = [dumps(fresh[t]) if t in fresh else line for t, line in ranked]
+            summary.refreshed = len(fresh)
+        else:
+            lines = _kept_lines(records, fresh if refresh else {}, summary)
+            new_lines = [line for t, line in ranked if t not in fresh]
         with atomic_open(target) as fh:
             fh.writelines(lines)
             fh.writelines(new_lines)
@@ -168,29 +185,33 @@ def export_queue(predictions: Sequence[Prediction], out: str | Path, catalog: Ca
 
 
 def _new_tasks(preds, idx, pri, records: list[Record], catalog: Catalog, turns, order: str, limit: int | None,
-               summary: ExportSummary) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    """(lines of tasks to add, turn id -> new version of each task the queue holds already)."""
-    ctx = neighbours(preds, turns)
-    answered_turns = {r.turn_id for r in records if r.obj is not None and r.answered}
+               summary: ExportSummary) -> tuple[list[tuple[str, str]], dict[str, dict[str, Any]]]:
+    """((turn id, task line) of the predicted turns ``idx`` (unanswered, in rank order): those the queue
+    holds and, up to ``limit``, those it lacks; turn id -> new version of each task the queue
+    holds already and nobody answered)."""
+    ctx = neighbours(preds, turns)  # context from every prediction, answered ones too
     queued_turns = {r.turn_id for r in records if r.obj is not None}
     fresh: dict[str, dict[str, Any]] = {}
-    new_lines: list[str] = []
+    ranked: list[tuple[str, str]] = []
     for i in idx:
         p = preds[i]
-        if p.id in answered_turns:
-            summary.skipped_answered += 1
+        if p.id in fresh:  # a turn predicted twice: its first (best-ranked) task counts
             continue
         task = make_task(p, catalog, previous=ctx[i][0], next=ctx[i][1], order=order, priority=pri[i])
         if p.id in queued_turns:
             fresh[p.id] = task
+            ranked.append((p.id, ""))
         elif limit is None or summary.added < limit:
-            new_lines.append(dumps(task))
+            ranked.append((p.id, dumps(task)))
             summary.added += 1
             queued_turns.add(p.id)
-    return new_lines, fresh
+    return ranked, fresh
 
 
-def _kept_lines(records: list[Record], fresh: dict[str, dict[str, Any]], summary: ExportSummary) -> list[str]:
+def _kept_lines(records: list[Record], fresh: dict[str, dict[str, Any]], summary: ExportSummary,
+                leave: Collection[str] = ()) -> list[str]:
+    """The existing lines that stay, in order; unanswered tasks of turns in ``leave`` are dropped
+    (re-ranked elsewhere), those in ``fresh`` replaced in place."""
     lines: list[str] = []
     for r in records:
         raw = r.raw if r.raw.endswith("\n") else r.raw + "\n"
@@ -199,6 +220,8 @@ def _kept_lines(records: list[Record], fresh: dict[str, dict[str, Any]], summary
         elif r.answered:
             summary.kept_answered += 1
             lines.append(raw)
+        elif r.turn_id in leave:
+            continue
         elif r.turn_id in fresh:
             lines.append(dumps(fresh.pop(r.turn_id)))
             summary.refreshed += 1

@@ -4,7 +4,7 @@ As Prodigy's teach recipes do: every answer is a labelled example for a
 ``TeachSession``-shaped *teacher* (``extractor.classify.teach.TeachSession(model, turns)``:
 ``.teach(turn_id, labels)``, ``.predictions()``), which re-scores every turn of the session
 without a retrain. The pending tasks then show the new scores and pre-selection and come in
-the new order (most likely wrong first); answered tasks never change.
+the new order (``review export``'s default, most worth reading first); answered tasks never change.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from extractor.catalog import Catalog
 from extractor.errors import ExtractorError
 from extractor.review.options import label_key, labels_to_accept
-from extractor.review.ordering import priorities
+from extractor.review.ordering import DEFAULT_ORDER, priorities
 from extractor.review.queue import finite_or_none
 from extractor.types import INTERVIEWEE, INTERVIEWER, Labels, Prediction, Turn, with_ids
 
@@ -72,7 +72,7 @@ def load_teacher(model: str | Path, turns: Sequence[Turn]) -> Teacher:
 class Rescorer:
     """The teacher's latest scores and the order they give the pending tasks."""
 
-    def __init__(self, teacher: Teacher, catalog: Catalog, *, order: str = "uncertainty"):
+    def __init__(self, teacher: Teacher, catalog: Catalog, *, order: str = DEFAULT_ORDER):
         self.teacher = teacher
         self.catalog = catalog
         self.order = order
@@ -95,7 +95,7 @@ class Rescorer:
             self.teacher.forget(turn_id)  # type: ignore[attr-defined]
 
     def rescore(self, pending: Sequence[str]) -> None:
-        """Re-score every turn; rank the ``pending`` ones, most likely wrong first."""
+        """Re-score every turn; rank the ``pending`` ones, most worth reading first (``order``)."""
         self.preds = {p.id: p for p in self.teacher.predictions()}
         todo = [self.preds[t] for t in pending if t in self.preds]
         pri = priorities(todo, self.catalog, self.order)

@@ -40,7 +40,7 @@ def test_wheel_holds_catalog_model_and_examples(wheel):
     model = {p.relative_to(REPO).as_posix() for p in (REPO / "extractor" / "data" / "model").iterdir()}
     assert model >= {"extractor/data/model/manifest.json", "extractor/data/model/heads.safetensors"}
     expected = model | {"extractor/data/catalog.yaml", "extractor/data/examples/interview_example.txt",
-                        "extractor/cli.py", "extractor/resources.py"}
+                        "extractor/cli/__init__.py", "extractor/resources.py"}
     assert expected <= names, sorted(expected - names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "extractor = extractor.cli:main" in wheel.read(entry_points).decode()

@@ -1,0 +1,182 @@
+"""``extractor review ...``: export, validate, agreement, annotate, serve, merge."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from extractor.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Subparsers, err, warn
+from extractor.errors import ExtractorError
+
+log = logging.getLogger("extractor")
+
+
+def add_review(sub: Subparsers) -> None:
+    p = sub.add_parser("review", help="annotation loop: export a review queue, validate, annotate, merge, agreement",
+                       description="Human review of predictions. Queues are Prodigy-style JSONL tasks; "
+                                   "answered lines are never rewritten. See README 'Review loop'.")
+    rsub = p.add_subparsers(title="review commands", dest="review_command", metavar="ACTION")
+
+    def bare(args: argparse.Namespace) -> int:
+        p.print_help()
+        return EXIT_USAGE
+
+    p.set_defaults(func=bare)
+
+    def catalog_arg(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--catalog", type=Path, default=None, help="catalog YAML (default: the packaged catalog)")
+
+    e = rsub.add_parser("export", help="write/extend a review queue from predictions, most-likely-wrong first")
+    e.add_argument("predictions", type=Path, help="predictions JSONL from `extractor predict`")
+    e.add_argument("-o", "--output", type=Path, required=True, help="queue JSONL (existing answers are kept)")
+    e.add_argument("--order", choices=["uncertainty", "quality", "random", "file"], default="uncertainty",
+                   help="queue order: uncertainty (default), quality (cleanlab label-quality), random, file")
+    e.add_argument("--limit", type=int, default=None, help="add at most N new tasks")
+    e.add_argument("--turns", type=Path, default=None,
+                   help="turns JSONL the predictions came from: gives the true previous/next turns as context")
+    e.add_argument("--refresh", action="store_true",
+                   help="replace unanswered tasks already queued by their new predictions (answered ones are kept)")
+    e.add_argument("--seed", type=int, default=0, help="seed of --order random")
+    catalog_arg(e)
+    e.set_defaults(func=run_review_export)
+
+    v = rsub.add_parser("validate", help="check queue/answer files; list every problem as file:line")
+    v.add_argument("files", type=Path, nargs="+")
+    v.add_argument("--turns", type=Path, default=None, help="turns JSONL whose ids the tasks must refer to")
+    catalog_arg(v)
+    v.set_defaults(func=run_review_validate)
+
+    g = rsub.add_parser("agreement", help="per-label Cohen's kappa / Krippendorff's alpha between annotators")
+    g.add_argument("files", type=Path, nargs="+")
+    g.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    g.add_argument("--force", action="store_true", help="overwrite an existing --json file")
+    catalog_arg(g)
+    g.set_defaults(func=run_review_agreement)
+
+    a = rsub.add_parser("annotate", help="terminal reviewer: one task at a time, saved after every answer")
+    a.add_argument("file", type=Path, help="queue JSONL from `extractor review export`")
+    a.add_argument("--annotator", default=None, help="your name (default: $QI_ANNOTATOR or the login name)")
+    catalog_arg(a)
+    a.set_defaults(func=run_review_annotate)
+
+    w = rsub.add_parser("serve", help="web reviewer on http://127.0.0.1:PORT/: one task at a time, keyboard-driven",
+                        description="Serve the web reviewer for QUEUE on the loopback address only (never on the "
+                                    "network). Answers are saved as you go, in the queue format `annotate` writes; "
+                                    "terminal sessions and other tabs may work on the same queue at once.")
+    w.add_argument("file", type=Path, metavar="QUEUE", help="queue JSONL from `extractor review export`")
+    w.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
+    w.add_argument("--annotator", default=None, help="your name (default: $QI_ANNOTATOR or the login name)")
+    catalog_arg(w)
+    w.set_defaults(func=run_review_serve)
+
+    m = rsub.add_parser("merge", help="append answers from queues / Prodigy / doccano exports to a corrections file")
+    m.add_argument("files", type=Path, nargs="+")
+    m.add_argument("-o", "--output", type=Path, required=True, help="corrections JSONL (append-only)")
+    catalog_arg(m)
+    m.set_defaults(func=run_review_merge)
+
+
+def run_review_export(args: argparse.Namespace) -> int:
+    from extractor.catalog import load_catalog
+    from extractor.jsonl import read_predictions, read_turns
+    from extractor.review import export_queue
+
+    if args.limit is not None and args.limit < 0:
+        raise ExtractorError(f"--limit: expected a count >= 0, found {args.limit}")
+    catalog = load_catalog(args.catalog)
+    preds = read_predictions(args.predictions)
+    if not preds:
+        err(f"{args.predictions}: no predictions to review")
+        return EXIT_ERROR
+    turns = read_turns(args.turns) if args.turns else None
+    if turns is None:
+        warn("no --turns given: context shows neighbouring interviewee turns only")
+    s = export_queue(preds, args.output, catalog, turns=turns, order=args.order, limit=args.limit,
+                     refresh=args.refresh, seed=args.seed)
+    print(f"{s.path}: {s.added} task(s) added, {s.kept_answered} answered kept, "
+          f"{s.kept_unanswered} unanswered kept, {s.refreshed} refreshed (order: {s.order})", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_review_validate(args: argparse.Namespace) -> int:
+    from extractor.catalog import load_catalog
+    from extractor.jsonl import read_turns
+    from extractor.review import validate_files
+
+    catalog = load_catalog(args.catalog)
+    turn_ids = {t.id for t in read_turns(args.turns)} if args.turns else None
+    problems = validate_files(args.files, catalog, turn_ids=turn_ids)
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"{len(problems)} problem(s) in {len({p.path for p in problems})} file(s); nothing was changed",
+              file=sys.stderr)
+        return EXIT_ERROR
+    print(f"ok: {len(args.files)} file(s)" + ("" if turn_ids is not None else " (turn ids not checked: no --turns)"),
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def run_review_agreement(args: argparse.Namespace) -> int:
+    import math
+
+    from extractor.catalog import load_catalog
+    from extractor.jsonl import write_json
+    from extractor.review import agreement
+    from extractor.safeio import check_output
+
+    check_output(args.json, force=args.force, inputs=args.files, what="JSON report")
+    rep = agreement(args.files, load_catalog(args.catalog))
+    if args.json:
+        write_json(args.json, rep)
+    if rep["shared_turns"] == 0:
+        err(f"no turn was answered by two annotators ({len(rep['annotators'])} annotator(s), "
+             f"{rep['turns']} turn(s)); nothing to compare")
+        return EXIT_ERROR
+
+    def f(x: float | None) -> str:
+        return "   -" if x is None or math.isnan(x) else f"{x:+.2f}"
+
+    print(f"annotators: {', '.join(rep['annotators'])}; turns answered by 2+: {rep['shared_turns']}; "
+          f"pooled alpha {f(rep['alpha_pooled'])}")
+    print(f"{'label':34} {'items':>5} {'pos':>4} {'kappa':>6} {'alpha':>6}")
+    for label, r in rep["per_label"].items():
+        print(f"{label:34} {r['items']:>5} {r['positives']:>4} {f(r['kappa']):>6} {f(r['alpha']):>6}")
+    return EXIT_OK
+
+
+def run_review_annotate(args: argparse.Namespace) -> int:
+    import getpass
+
+    from extractor.annotate_tui import annotate
+    from extractor.catalog import load_catalog
+
+    annotator = args.annotator or os.environ.get("QI_ANNOTATOR") or getpass.getuser()
+    annotate(args.file, annotator, load_catalog(args.catalog), stdin=sys.stdin, stdout=sys.stdout)
+    return EXIT_OK
+
+
+def run_review_serve(args: argparse.Namespace) -> int:
+    import getpass
+
+    from extractor.catalog import load_catalog
+    from extractor.review_server import serve
+
+    if not 0 <= args.port <= 65535:
+        raise ExtractorError(f"--port: expected a port number 0-65535, found {args.port}")
+    annotator = args.annotator or os.environ.get("QI_ANNOTATOR") or getpass.getuser()
+    serve(args.file, annotator, load_catalog(args.catalog), port=args.port)
+    return EXIT_OK
+
+
+def run_review_merge(args: argparse.Namespace) -> int:
+    from extractor.catalog import load_catalog
+    from extractor.review import merge_answers
+
+    r = merge_answers(args.files, args.output, load_catalog(args.catalog))
+    print(f"{args.output}: {r['appended']} answer(s) appended ({r['read']} read, "
+          f"{r['existing']} line(s) kept as they were)", file=sys.stderr)
+    return EXIT_OK

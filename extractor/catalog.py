@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from extractor.errors import InputError
-
 
 
 @dataclass(frozen=True)
@@ -288,3 +288,16 @@ def add_entries(path: str | Path, entries: Iterable[Entry], *, kind: str = "cate
         with atomic_open(path) as fh:
             fh.write(text)
     return load_catalog(path)
+
+
+def resolve_catalog(named: Catalog | str | Path | None = None, model: Catalog | None = None) -> Catalog:
+    """The catalog a command uses: the one the user named, else the model's, else the packaged one.
+
+    The one resolver of every command (``catalog or load_catalog()`` scattered at call sites
+    once made ``review export`` build tasks from the packaged catalog, not the model's).
+    """
+    if isinstance(named, Catalog):
+        return named
+    if named:
+        return load_catalog(named)
+    return model if model is not None else load_catalog()

@@ -16,6 +16,10 @@ One rule each, used everywhere (see docs/safety.md):
 - :func:`check_output`: nothing is overwritten without ``--force``, an output is never
   one of the inputs, and a bad ``-o`` (a directory, a parent that is a file) is a
   one-line error before any work is done.
+- :func:`check_output_dir` / :func:`claim_output_dir`: an output *folder* is ours only
+  when our marker (or our own manifest, with our format marker) is in it; ``--force``
+  writes beside other people's files but never over them, nor over a foreign manifest.
+- :func:`write_target`: writers replace the file a link points to, never the link.
 - :func:`clean_stale_temps`: hidden temp files of our own writers that were killed are
   removed on the next run (they may hold transcript text).
 """
@@ -23,13 +27,14 @@ One rule each, used everywhere (see docs/safety.md):
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import stat
 import zipfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
 
 from extractor.errors import ExtractorError, InputError
 
@@ -42,6 +47,8 @@ _RATIO_FLOOR = 1 * MiB  # tiny members may compress extremely well (runs of spac
 _CHUNK = 1 * MiB
 LOCK_TIMEOUT_S = 60.0
 TEMP_TAG = "qi"  # temp files are .{name}.qi{pid}.{random}.tmp
+OUTPUT_FORMAT = "qi-extractor/extract@1"  # the "format" of an extract output folder's manifest.json
+OWNER_MARK = ".qi-extractor"  # written into an output folder when a run claims it
 
 
 # --- names from input ------------------------------------------------------------------
@@ -386,3 +393,87 @@ def clean_stale_temps_once(directory: str | Path) -> None:
         return
     _cleaned_dirs.add(key)
     clean_stale_temps(directory)
+
+
+# --- output folders --------------------------------------------------------------------
+
+
+def write_target(path: str | Path) -> Path:
+    """The file a writer replaces: the target of a symlink (resolved), else ``path`` itself.
+
+    Renaming over a link would replace the link with a private copy while readers and locks
+    still follow the link's target."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _small_json(path: Path) -> object:
+    try:
+        return json.loads(read_capped(path, MiB, what="a manifest"))
+    except (InputError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def is_our_output_dir(out: str | Path) -> bool:
+    """True when ``out`` holds our claim marker or an extract manifest of ours.
+
+    Ours: ``manifest.json`` whose ``format`` is :data:`OUTPUT_FORMAT` (or, from before the
+    marker, whose ``tool`` is ``qi-extractor ...`` beside ``inputs`` and ``counts``).
+    A model folder's manifest (format ``qi-classifier@...``) or a web app's is not ours.
+    """
+    out = Path(out)
+    mark = _small_json(out / OWNER_MARK) if is_regular(out / OWNER_MARK) else None
+    if isinstance(mark, dict) and mark.get("format") == OUTPUT_FORMAT:
+        return True
+    m = _small_json(out / "manifest.json") if is_regular(out / "manifest.json") else None
+    if not isinstance(m, dict):
+        return False
+    legacy = str(m.get("tool", "")).startswith("qi-extractor ") and "inputs" in m and "counts" in m
+    return m.get("format") == OUTPUT_FORMAT or ("format" not in m and legacy)
+
+
+def check_output_dir(out: str | Path, *, force: bool = False, names: Iterable[str] = (),
+                     inputs: Iterable[str | Path] = ()) -> None:
+    """The overwrite rule for an output folder, checked before any work.
+
+    Refused: a file in the way, a folder that is (or holds, or lies in) an input file, a
+    non-empty folder that is not ours (:func:`is_our_output_dir`) without ``force``, and
+    even with ``force`` a foreign folder where one of the ``names`` we write already exists
+    (``manifest.json`` included): ``--force`` writes beside other files, never over them.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "an output directory", "a file")
+    real = out.resolve()
+    for inp in inputs:
+        r = Path(inp).resolve()
+        if r == real or (Path(inp).is_file() and real in r.parents):
+            raise InputError(out, "an output directory other than the inputs", f"the input {inp}",
+                             hint="pick another -o directory")
+    if not out.is_dir() or is_our_output_dir(out):
+        return
+    others = sorted(p.name for p in out.iterdir() if p.name != ".cache")
+    if others and not force:
+        raise InputError(out, "an empty directory or the output of an earlier `extractor extract`",
+                         f"{len(others)} other entries (e.g. {others[0]!r})",
+                         hint="pick another -o directory or pass --force to write beside them")
+    clash = sorted(set(others) & set(names))
+    if clash:
+        raise InputError(out, "a directory without files of the names extract writes, or an earlier extract "
+                         "output", f"{clash[0]!r} written by someone else",
+                         hint="--force never overwrites them; pick another -o directory")
+
+
+def claim_output_dir(out: str | Path) -> None:
+    """Create ``out`` and mark it ours, so that a run killed before its manifest was written
+    does not make the plain rerun refuse the folder."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise output_error(out, e) from None
+    mark = out / OWNER_MARK
+    if not is_regular(mark):
+        from extractor.jsonl import write_json
+
+        write_json(mark, {"format": OUTPUT_FORMAT})

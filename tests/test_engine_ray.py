@@ -255,12 +255,12 @@ def test_a_model_the_actors_cannot_load_is_a_one_line_error(ray_mod, model, tmp_
     """E.g. the model directory is not on the worker nodes' storage."""
     from functools import partial
 
-    from extractor.engine_ray import _load_model, run_extract_ray
+    from extractor.engine_ray import load_model, run_extract_ray
 
     clf, info = model
     with pytest.raises(ExtractorError) as ei:
         run_extract_ray([_inputs(tmp_path / "t")], tmp_path / "out", classifier=clf, model_info=info, num_cpus=2,
-                        classifier_factory=partial(_load_model, str(tmp_path / "no-model"), "cpu"),
+                        classifier_factory=partial(load_model, str(tmp_path / "no-model"), "cpu"),
                         embedder=_hashing())
     msg = str(ei.value)
     assert len(msg.splitlines()) == 1, msg

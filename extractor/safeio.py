@@ -321,14 +321,7 @@ def check_output(path: str | Path | None, *, force: bool = False, inputs: Iterab
         return
     p = Path(path)
     a = "an" if what[:1] in "aeiou" else "a"
-    for inp in inputs:
-        try:
-            same = Path(inp).exists() and p.exists() and os.path.samefile(p, inp)
-        except OSError:
-            same = False
-        if same:
-            raise ExtractorError(f"{p}: expected {a} {what} other than the input, found the input itself; "
-                                 "write to another file")
+    check_not_input(p, inputs, what=what)
     if p.is_dir():
         raise ExtractorError(f"{p}: expected {a} {what}, found a directory")
     check_writable_kind(p)
@@ -339,6 +332,27 @@ def check_output(path: str | Path | None, *, force: bool = False, inputs: Iterab
             break
     if (p.exists() or p.is_symlink()) and not force:
         raise ExtractorError(f"{p}: expected a new {what}, found an existing one; pass --force to overwrite it")
+
+
+def same_path(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file or folder: links resolved, hard links compared by inode."""
+    try:
+        if Path(a).resolve() == Path(b).resolve():
+            return True
+        return Path(a).exists() and Path(b).exists() and os.path.samefile(a, b)
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+        return False
+
+
+def check_not_input(path: str | Path, inputs: Iterable[str | Path | None], *, what: str = "output file") -> None:
+    """Refuse (even with ``--force``) an output that is one of the command's inputs, through links too:
+    corrections, a rejected-proposals memory, a catalog or a model are people's work."""
+    a = "an" if what[:1] in "aeiou" else "a"
+    for inp in inputs:
+        if inp is not None and str(inp) not in ("", "-") and same_path(path, inp):
+            shown = "" if str(path) == str(inp) else f" ({inp})"
+            raise ExtractorError(f"{path}: expected {a} {what} other than the input, found the input itself{shown}; "
+                                 "write to another file")
 
 
 def temp_prefix(path: Path) -> str:

@@ -22,6 +22,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from extractor import __version__
 from extractor.errors import ExtractorError
@@ -65,8 +66,15 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
 ]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="extractor",
         description="qi-extractor: find quality issues of ML systems in interview transcripts.",
     )
@@ -104,13 +112,20 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from extractor.config import SettingError
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SettingError as e:
+        err(str(e))
+        return EXIT_USAGE
     _configure_logging(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
     try:
+        guard_outputs(args)
         return int(args.func(args) or EXIT_OK)
     except ExtractorError as e:
         err(str(e))
@@ -140,6 +155,25 @@ def main(argv: Sequence[str] | None = None) -> int:
              + " (run with -v for the traceback; please report it)")
         _traceback(args)
         return EXIT_ERROR
+
+
+OUTPUT_ARGS = ("output", "json", "save_predictions", "report", "codebook")
+
+
+def guard_outputs(args: argparse.Namespace) -> None:
+    """The overwrite rule's first half for every command, before any work: no output (``-o``,
+    ``--json``, ...; a command's ``writes``) is one of its inputs (any other path it was given:
+    corrections, rejected-proposals memory, catalogs, models), links resolved, ``--force`` or not."""
+    from extractor.safeio import check_not_input
+
+    writes = getattr(args, "writes", OUTPUT_ARGS)
+    skip = {*writes, "func", "writes", "command", "state_dir"}
+    inputs = [x for k, v in vars(args).items() if k not in skip
+              for x in (v if isinstance(v, (list, tuple)) else [v]) if isinstance(x, (str, Path))]
+    for name in writes:
+        out = getattr(args, name, None)
+        if isinstance(out, (str, Path)) and str(out) != "-":
+            check_not_input(out, inputs, what="output")
 
 
 def _traceback(args: argparse.Namespace) -> None:

@@ -7,7 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from extractor.cli.common import EXIT_ERROR, EXIT_OK, Subparsers, err, warn
+from extractor.cli.common import EXIT_OK, Subparsers, catalog_for, warn
+from extractor.cli.settings import SETTINGS
 
 log = logging.getLogger("extractor")
 
@@ -21,37 +22,35 @@ def add_discover(sub: Subparsers) -> None:
     p.add_argument("--rejected", metavar="JSONL",
                    help="memory of rejected proposals to leave out (default rejected_proposals.jsonl beside -o)")
     p.add_argument("--encoder", metavar="DIR", help="sentence-transformers directory (default: bundled MiniLM)")
-    p.add_argument("--min-words", type=int, help="words a substantive turn needs (default 15)")
-    p.add_argument("--min-cluster-size", type=int, help="smallest proposal, in turns (default 5)")
-    p.add_argument("--min-interviews", type=int, help="interviews a proposal must come from (default 2)")
-    p.add_argument("--score-threshold", type=float, help="classifier score that counts as a match (default 0.5)")
-    p.add_argument("--match-threshold", type=float,
-                   help="cosine similarity to an entry description that counts as a match (default 0.6)")
+    SETTINGS["discover:min_words"].add_to(p)
+    SETTINGS["discover:min_cluster_size"].add_to(p)
+    SETTINGS["discover:min_interviews"].add_to(p)
+    SETTINGS["discover:score_threshold"].add_to(p)
+    SETTINGS["discover:match_threshold"].add_to(p)
     p.add_argument("--no-zero-shot", action="store_true", help="skip the similarity-to-catalog matching step")
     p.add_argument("--method", choices=["agglomerative", "hdbscan"], help="clustering (default agglomerative)")
-    p.add_argument("--cluster-ratio", type=float, help="agglomerative: unmatched turns per cluster (default 12)")
-    p.add_argument("--theme-ratio", type=float,
-                   help="agglomerative: unmatched turns per broad theme grouping clusters (default 40)")
+    SETTINGS["discover:cluster_ratio"].add_to(p)
+    SETTINGS["discover:theme_ratio"].add_to(p)
     p.add_argument("--no-themes", action="store_true", help="propose clusters only, no broad themes")
     p.add_argument("--no-question", action="store_true", help="embed turns without the interviewer's question")
-    p.add_argument("--max-proposals", type=int, help="keep the strongest N proposals")
+    SETTINGS["discover:max_proposals"].add_to(p)
     p.add_argument("--small-talk", choices=["mark", "drop", "keep"],
                    help="introductions and small-talk groups: mark them and list them last (default), drop, or keep")
-    p.add_argument("--seed", type=int, help="random seed (default 42)")
+    SETTINGS["discover:seed"].add_to(p)
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(func=run_discover)
 
 
 def run_discover(args: argparse.Namespace) -> int:
     from extractor import discover as D
-    from extractor.catalog import load_catalog
     from extractor.jsonl import atomic_open, write_jsonl
+    from extractor.proposals import default_rejected_path, load_rejected
+    from extractor.safeio import check_output
 
-    for out in (args.output, args.report):
-        if out and Path(out).exists() and not args.force:
-            err(f"{out}: expected a new output file, found an existing one (it may hold review decisions); "
-                 "pass --force to overwrite it")
-            return EXIT_ERROR
+    rejected_path = args.rejected or default_rejected_path(args.output)
+    inputs = [args.predictions, rejected_path, *([args.catalog] if args.catalog else [])]
+    check_output(args.output, force=args.force, inputs=inputs, what="proposals file")
+    check_output(args.report, force=args.force, inputs=[*inputs, args.output], what="report file")
     config = D.config_from_kwargs(
         min_words=args.min_words, min_cluster_size=args.min_cluster_size, min_interviews=args.min_interviews,
         score_threshold=args.score_threshold, match_threshold=args.match_threshold, method=args.method,
@@ -66,10 +65,8 @@ def run_discover(args: argparse.Namespace) -> int:
     from extractor.jsonl import read_predictions
 
     preds = read_predictions(args.predictions)
-    catalog = load_catalog(args.catalog)
-    from extractor.proposals import default_rejected_path, load_rejected
-
-    rejected = load_rejected(args.rejected or default_rejected_path(args.output))
+    catalog = catalog_for(args.catalog, predictions=args.predictions)
+    rejected = load_rejected(rejected_path)
     embedder = D._cli_embedder(args.encoder)
     log.debug("encoder %s, dimension %d (loaded before discovery starts)", embedder.name, embedder.dim)
     result = D.run_discovery(preds, None, catalog, embedder, config, rejected=rejected,
@@ -99,7 +96,8 @@ def add_discover_review(sub: Subparsers) -> None:
     p.add_argument("--rejected", metavar="JSONL",
                    help="memory of rejected proposals, appended to (default rejected_proposals.jsonl beside the "
                         "proposals file)")
-    p.set_defaults(func=run_discover_review)
+    # both are written (appended to): neither may be the proposals file
+    p.set_defaults(func=run_discover_review, writes=("catalog", "rejected"))
 
 
 def run_discover_review(args: argparse.Namespace) -> int:

@@ -6,7 +6,8 @@ import argparse
 import logging
 import sys
 
-from extractor.cli.common import EXIT_OK, EXIT_USAGE, Subparsers, err, warn
+from extractor.cli.common import EXIT_OK, EXIT_USAGE, Subparsers, catalog_for, err, warn
+from extractor.cli.settings import SETTINGS
 
 log = logging.getLogger("extractor")
 
@@ -18,10 +19,9 @@ def add_evaluate(sub: Subparsers) -> None:
     src.add_argument("--model", metavar="DIR",
                      help="model directory to predict the gold turns with (default: the packaged model)")
     src.add_argument("--predictions", metavar="PRED.jsonl", help="existing predictions (`extractor predict`) instead")
-    src.add_argument("--cv", type=int, metavar="K",
-                     help="train and score K models, each holding out a group of whole interviews")
+    SETTINGS["evaluate:cv"].add_to(src)
     p.add_argument("--fast", action="store_true", help="with --cv: frozen encoder + linear heads only")
-    p.add_argument("--seed", type=int, default=42, help="with --cv: seed of the folds and models (default 42)")
+    SETTINGS["evaluate:seed"].add_to(p)
     p.add_argument("--save-predictions", metavar="PRED.jsonl", help="with --cv: also write the out-of-fold predictions")
     p.add_argument("--json", metavar="OUT", help="write the full report as JSON (atomically)")
     p.add_argument("--moderated-only", action="store_true",
@@ -45,9 +45,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.cv is None and (args.fast or args.save_predictions):
         err("--fast and --save-predictions: expected together with --cv K, found without it")
         return EXIT_USAGE
-    if args.cv is not None and args.cv < 2:
-        err(f"--cv: expected at least 2 folds, found {args.cv}")
-        return EXIT_USAGE
     interviews = [s.strip() for s in args.interviews.split(",") if s.strip()] if args.interviews else None
     if not (args.model or args.predictions or args.cv is not None):
         from extractor.resources import packaged_model
@@ -59,10 +56,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     elif args.cv is not None:
         preds, catalog, source = _cv_predictions(args, turns)
     else:
-        from extractor.catalog import load_catalog
         from extractor.jsonl import read_predictions
 
-        preds, catalog = read_predictions(args.predictions), load_catalog(args.catalog)
+        preds, catalog = read_predictions(args.predictions), catalog_for(args.catalog, predictions=args.predictions)
         source = {"predictions": args.predictions}
     result = evaluate(turns, preds, catalog, moderated_only=args.moderated_only, interviews=interviews,
                       gold_path=args.gold)
@@ -79,11 +75,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def _model_predictions(args: argparse.Namespace, turns: list, interviews: list[str] | None) -> tuple:
     """Predictions of ``--model`` on the interviews to be scored, its catalog, the report's source."""
-    from extractor.catalog import load_catalog
+    from extractor.catalog import resolve_catalog
     from extractor.classify import IssueClassifier, data_hash
 
     clf = IssueClassifier.load(args.model, device=args.device)
-    catalog = load_catalog(args.catalog) if args.catalog else clf.catalog_
+    catalog = resolve_catalog(args.catalog, clf.catalog_)
     if clf.card_.get("data_sha256") == data_hash(turns):
         warn(f"{args.model} was trained on {args.gold}: these are training-set figures, not an estimate "
              "of accuracy on new interviews; use --cv K for held-out figures")
@@ -95,11 +91,10 @@ def _model_predictions(args: argparse.Namespace, turns: list, interviews: list[s
 
 def _cv_predictions(args: argparse.Namespace, turns: list) -> tuple:
     """Out-of-fold predictions of ``--cv K`` models (written with ``--save-predictions``)."""
-    from extractor.catalog import load_catalog
     from extractor.classify import TrainConfig
     from extractor.evaluate import cross_validate
 
-    catalog = load_catalog(args.catalog)
+    catalog = catalog_for(args.catalog)
     config = TrainConfig(seed=args.seed, device=args.device or "auto", fine_tune=not args.fast)
     preds, folds = cross_validate(turns, folds=args.cv, catalog=catalog, config=config,
                                   progress=sys.stderr.isatty())

@@ -34,8 +34,12 @@ def add_extract(sub: Subparsers) -> None:
     p.add_argument("--no-privacy", action="store_true", help="skip the personal-data check")
     p.add_argument("--no-qdpx", action="store_true", help="skip the REFI-QDA export")
     p.add_argument("--corrections", nargs="+", default=[], metavar="ANSWERS.jsonl",
-                   help="review answers: their turns get the reviewers' labels (label_source \"human\")")
-    p.add_argument("--force", action="store_true", help="write into a non-empty OUT that holds other files")
+                   help="review answers, taught to the classifier: their turns get the reviewers' labels "
+                        "(label_source \"human\") and the other turns are re-scored with them")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty OUT beside other files (never over a file extract did not write)")
+    p.add_argument("--follow-links", action="store_true",
+                   help="read files in an input folder that are links to files outside it (default: skip them)")
     p.add_argument("--device", default=None, help="torch device for the classifier (default: auto)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local (default): this process; ray: segment and predict on a Ray cluster "
@@ -47,9 +51,13 @@ def add_extract(sub: Subparsers) -> None:
 
 def run_extract(args: argparse.Namespace) -> int:
     from extractor.embed import make_embedder
-    from extractor.extract import load_classifier, make_segmenter, run_extract
+    from extractor.extract import OUTPUTS, load_classifier, make_segmenter, run_extract
+    from extractor.safeio import check_output_dir
     from extractor.train import read_human_labels
 
+    # the output folder before anything slow (loading a model, starting Ray)
+    check_output_dir(args.output, force=args.force, names=(*OUTPUTS, "figures"),
+                     inputs=[*args.paths, *args.corrections, *([args.model] if args.model else [])])
     run, extra = run_extract, {}
     if args.engine == "ray":
         from extractor.engine_ray import import_ray, run_extract_ray
@@ -64,7 +72,7 @@ def run_extract(args: argparse.Namespace) -> int:
               segmenter=make_segmenter(args.interviewer), cache_dir=args.cache,
               embedder=make_embedder(args.embedder, device=args.device),
               discover=not args.no_discover, privacy=not args.no_privacy, qdpx=not args.no_qdpx,
-              progress=sys.stderr.isatty(), force=args.force, **extra)
+              progress=sys.stderr.isatty(), force=args.force, follow_links=args.follow_links, **extra)
     c, m = res.manifest["counts"], res.manifest
     for s in m["skipped"]:
         warn(f"skipped {s['error']}")

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from extractor.cli.common import EXIT_ERROR, EXIT_OK, Subparsers, err, warn
+from extractor.cli.common import EXIT_ERROR, EXIT_OK, Subparsers, catalog_for, err, warn
 from extractor.errors import ExtractorError
 
 log = logging.getLogger("extractor")
@@ -40,7 +40,6 @@ def add_qdpx(sub: Subparsers) -> None:
 
 
 def run_qdpx_export(args: argparse.Namespace) -> int:
-    from extractor.catalog import load_catalog
     from extractor.jsonl import read_predictions, read_turns
     from extractor.qdpx import export_qdc, export_qdpx
     from extractor.safeio import check_output
@@ -50,7 +49,7 @@ def run_qdpx_export(args: argparse.Namespace) -> int:
     check_output(args.codebook, force=args.force, inputs=inputs, what="codebook file")
     if args.codebook and Path(args.codebook).resolve() == Path(args.output).resolve():
         raise ExtractorError(f"{args.codebook}: expected a codebook file other than -o, found the same path")
-    catalog = load_catalog(args.catalog)
+    catalog = catalog_for(args.catalog, predictions=args.predictions)
     turns = read_turns(args.turns)
     preds = read_predictions(args.predictions)
     stats = export_qdpx(args.output, turns, preds, catalog)
@@ -62,14 +61,13 @@ def run_qdpx_export(args: argparse.Namespace) -> int:
 
 
 def run_qdpx_import(args: argparse.Namespace) -> int:
-    from extractor.catalog import load_catalog
     from extractor.jsonl import read_turns, write_jsonl
     from extractor.qdpx import import_labels, labelled_turns
     from extractor.safeio import check_output
 
     check_output(args.output, force=args.force, inputs=[args.project, *([args.turns] if args.turns else [])],
                  what="labelled turns file")
-    catalog = load_catalog(args.catalog)
+    catalog = catalog_for(args.catalog)
     turns = read_turns(args.turns) if args.turns else None
     labels, source_turns, unmatched = import_labels(args.project, catalog, turns, negatives=not args.no_negatives)
     if unmatched:

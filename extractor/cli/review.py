@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from extractor.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Subparsers, err, warn
-from extractor.errors import ExtractorError
+from extractor.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Subparsers, catalog_for, err, warn
+from extractor.cli.settings import SETTINGS
 
 log = logging.getLogger("extractor")
 
@@ -27,19 +27,21 @@ def add_review(sub: Subparsers) -> None:
     p.set_defaults(func=bare)
 
     def catalog_arg(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--catalog", type=Path, default=None, help="catalog YAML (default: the packaged catalog)")
+        q.add_argument("--catalog", type=Path, default=None,
+                       help="catalog YAML (default: the catalog of the model that predicted, where known, else the "
+                            "packaged catalog)")
 
     e = rsub.add_parser("export", help="write/extend a review queue from predictions, most-likely-wrong first")
     e.add_argument("predictions", type=Path, help="predictions JSONL from `extractor predict`")
     e.add_argument("-o", "--output", type=Path, required=True, help="queue JSONL (existing answers are kept)")
     e.add_argument("--order", choices=["uncertainty", "quality", "random", "file"], default="uncertainty",
                    help="queue order: uncertainty (default), quality (cleanlab label-quality), random, file")
-    e.add_argument("--limit", type=int, default=None, help="add at most N new tasks")
+    SETTINGS["review export:limit"].add_to(e)
     e.add_argument("--turns", type=Path, default=None,
                    help="turns JSONL the predictions came from: gives the true previous/next turns as context")
     e.add_argument("--refresh", action="store_true",
                    help="replace unanswered tasks already queued by their new predictions (answered ones are kept)")
-    e.add_argument("--seed", type=int, default=0, help="seed of --order random")
+    SETTINGS["review export:seed"].add_to(e)
     catalog_arg(e)
     e.set_defaults(func=run_review_export)
 
@@ -67,7 +69,7 @@ def add_review(sub: Subparsers) -> None:
                                     "network). Answers are saved as you go, in the queue format `annotate` writes; "
                                     "terminal sessions and other tabs may work on the same queue at once.")
     w.add_argument("file", type=Path, metavar="QUEUE", help="queue JSONL from `extractor review export`")
-    w.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
+    SETTINGS["review serve:port"].add_to(w)
     w.add_argument("--annotator", default=None, help="your name (default: $QI_ANNOTATOR or the login name)")
     catalog_arg(w)
     w.set_defaults(func=run_review_serve)
@@ -80,13 +82,10 @@ def add_review(sub: Subparsers) -> None:
 
 
 def run_review_export(args: argparse.Namespace) -> int:
-    from extractor.catalog import load_catalog
     from extractor.jsonl import read_predictions, read_turns
     from extractor.review import export_queue
 
-    if args.limit is not None and args.limit < 0:
-        raise ExtractorError(f"--limit: expected a count >= 0, found {args.limit}")
-    catalog = load_catalog(args.catalog)
+    catalog = catalog_for(args.catalog, predictions=args.predictions)
     preds = read_predictions(args.predictions)
     if not preds:
         err(f"{args.predictions}: no predictions to review")
@@ -102,11 +101,10 @@ def run_review_export(args: argparse.Namespace) -> int:
 
 
 def run_review_validate(args: argparse.Namespace) -> int:
-    from extractor.catalog import load_catalog
     from extractor.jsonl import read_turns
     from extractor.review import validate_files
 
-    catalog = load_catalog(args.catalog)
+    catalog = catalog_for(args.catalog)
     turn_ids = {t.id for t in read_turns(args.turns)} if args.turns else None
     problems = validate_files(args.files, catalog, turn_ids=turn_ids)
     for p in problems:
@@ -123,13 +121,12 @@ def run_review_validate(args: argparse.Namespace) -> int:
 def run_review_agreement(args: argparse.Namespace) -> int:
     import math
 
-    from extractor.catalog import load_catalog
     from extractor.jsonl import write_json
     from extractor.review import agreement
     from extractor.safeio import check_output
 
     check_output(args.json, force=args.force, inputs=args.files, what="JSON report")
-    rep = agreement(args.files, load_catalog(args.catalog))
+    rep = agreement(args.files, catalog_for(args.catalog))
     if args.json:
         write_json(args.json, rep)
     if rep["shared_turns"] == 0:
@@ -152,31 +149,26 @@ def run_review_annotate(args: argparse.Namespace) -> int:
     import getpass
 
     from extractor.annotate_tui import annotate
-    from extractor.catalog import load_catalog
 
     annotator = args.annotator or os.environ.get("QI_ANNOTATOR") or getpass.getuser()
-    annotate(args.file, annotator, load_catalog(args.catalog), stdin=sys.stdin, stdout=sys.stdout)
+    annotate(args.file, annotator, catalog_for(args.catalog), stdin=sys.stdin, stdout=sys.stdout)
     return EXIT_OK
 
 
 def run_review_serve(args: argparse.Namespace) -> int:
     import getpass
 
-    from extractor.catalog import load_catalog
     from extractor.review_server import serve
 
-    if not 0 <= args.port <= 65535:
-        raise ExtractorError(f"--port: expected a port number 0-65535, found {args.port}")
     annotator = args.annotator or os.environ.get("QI_ANNOTATOR") or getpass.getuser()
-    serve(args.file, annotator, load_catalog(args.catalog), port=args.port)
+    serve(args.file, annotator, catalog_for(args.catalog), port=args.port)
     return EXIT_OK
 
 
 def run_review_merge(args: argparse.Namespace) -> int:
-    from extractor.catalog import load_catalog
     from extractor.review import merge_answers
 
-    r = merge_answers(args.files, args.output, load_catalog(args.catalog))
+    r = merge_answers(args.files, args.output, catalog_for(args.catalog))
     print(f"{args.output}: {r['appended']} answer(s) appended ({r['read']} read, "
           f"{r['existing']} line(s) kept as they were)", file=sys.stderr)
     return EXIT_OK

@@ -6,7 +6,8 @@ import argparse
 import logging
 import sys
 
-from extractor.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Subparsers, err, warn
+from extractor.cli.common import EXIT_ERROR, EXIT_OK, Subparsers, err, warn
+from extractor.cli.settings import SETTINGS
 
 log = logging.getLogger("extractor")
 
@@ -41,8 +42,7 @@ def add_segment(sub: Subparsers) -> None:
                    help='comma-separated speaker names that are interviewers, e.g. "Alice,Bob" (repeatable)')
     p.add_argument("--interviewee", action="append", default=[], metavar="NAMES",
                    help="comma-separated speaker names that are interviewees (repeatable)")
-    p.add_argument("--max-mb", type=float, default=64.0, metavar="MB",
-                   help="refuse files larger than this many MiB (default 64; 0 = no limit)")
+    SETTINGS["segment:max_mb"].add_to(p)
     p.add_argument("--strict", action="store_true", help="exit with status 1 if any file had to be skipped")
     p.add_argument("--force", action="store_true", help="overwrite an existing -o file (never one of the inputs)")
     p.set_defaults(func=run_segment)
@@ -53,9 +53,6 @@ def run_segment(args: argparse.Namespace) -> int:
     from extractor.safeio import check_output
     from extractor.segment import BatchReport, expand_paths, segment_paths
 
-    if args.max_mb < 0:
-        err(f"--max-mb: expected a size in MiB >= 0, found {args.max_mb:g}")
-        return EXIT_USAGE
     check_output(args.output, force=args.force, inputs=expand_paths(args.paths), what="turns file")
     names = lambda values: [n.strip() for v in values for n in v.split(",") if n.strip()]  # noqa: E731
     report = BatchReport()

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from extractor.cli.common import EXIT_OK, EXIT_USAGE, MODEL_HELP, Subparsers, err
+from extractor.cli.settings import SETTINGS
 
 log = logging.getLogger("extractor")
 
@@ -21,8 +22,8 @@ def add_train(sub: Subparsers) -> None:
     p.add_argument("--fast", action="store_true", help="keep the encoder frozen (no LoRA fine-tune; minutes)")
     p.add_argument("--from", dest="init", metavar="DIR",
                    help="continue from this model (its settings, catalog and adapter): minutes, for corrections")
-    p.add_argument("--steps", type=int, help="adapter fine-tuning steps (default 200; 60 with --from)")
-    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    SETTINGS["train:steps"].add_to(p)
+    SETTINGS["train:seed"].add_to(p)
     p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda")
     p.add_argument("--force", action="store_true", help="replace an existing model directory")
     p.set_defaults(func=run_train)
@@ -35,7 +36,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.init and (args.base_model or args.catalog):
         err("--from: expected alone, found with --base-model/--catalog (a model keeps its encoder and catalog)")
         return EXIT_USAGE
-    kw = {"seed": args.seed, "device": args.device, "fine_tune": not args.fast}
+    kw = {"device": args.device, "fine_tune": not args.fast, **({"seed": args.seed} if args.seed is not None else {})}
     if args.steps is not None:
         kw["warm_steps" if args.init else "steps"] = args.steps
     clf = train_model(args.inputs, args.output, config=ModelConfig(base_model=args.base_model),
@@ -55,7 +56,7 @@ def add_predict(sub: Subparsers) -> None:
     p.add_argument("--model", default=None, metavar="DIR", help=MODEL_HELP)
     p.add_argument("-o", "--output", required=True, metavar="PREDICTIONS.jsonl", help="predictions to write")
     p.add_argument("--device", default=None, help="auto, cpu, cuda (default: the model's setting)")
-    p.add_argument("--batch-size", type=int, default=256, help="turns per batch (default 256)")
+    SETTINGS["predict:batch_size"].add_to(p)
     p.add_argument("--no-evidence", action="store_true", help="skip the evidence passages")
     p.add_argument("--corrections", nargs="+", default=[], metavar="ANSWERS.jsonl",
                    help="review answers: their turns get the reviewers' labels (label_source \"human\")")
@@ -67,10 +68,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from extractor.safeio import check_output
     from extractor.train import predict_file
 
-    check_output(args.output, force=args.force, inputs=[args.turns], what="predictions file")
-    if args.batch_size < 1:
-        err(f"--batch-size: expected a positive integer, found {args.batch_size}")
-        return EXIT_USAGE
+    check_output(args.output, force=args.force, inputs=[args.turns, *args.corrections, args.model],
+                 what="predictions file")
     from extractor.resources import packaged_model
 
     n = predict_file(args.turns, args.model or packaged_model(), args.output, device=args.device,

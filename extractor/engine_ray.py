@@ -28,8 +28,10 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -224,6 +226,32 @@ def init_ray(ray, address: str | None, num_cpus: int | None, timeout: float = CO
     return True
 
 
+@contextmanager
+def stderr_to(path: Path | None) -> Iterator[None]:
+    """Send what Ray's processes and C++ core print on file descriptor 2 to ``path`` (the
+    driver's own messages and progress bar still reach the terminal); ``None``: leave it."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    old = sys.stderr
+    try:
+        os.dup2(log_fd, 2)
+        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1)
+        yield
+    finally:
+        sys.stderr.flush()
+        if sys.stderr is not old:
+            sys.stderr.close()
+        sys.stderr = old
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(log_fd)
+
+
 def call_with_timeout(fn: Callable[[], Any], timeout: float, what: str) -> Any:
     """``fn()`` in a daemon thread; :class:`TimeoutError` if it has not returned after ``timeout`` s."""
     import threading
@@ -315,14 +343,16 @@ class RayExecutor:
                    predict: PredictStage) -> int:
         """Segment and predict ``todo`` on the cluster, writing each transcript's cache entries."""
         ray = import_ray()
-        started = init_ray(ray, self.address, self.num_cpus)
-        try:
-            quiet_ray_data(ray)
-            rows = self.dataset(ray, todo, segment, predict).iter_rows()
-            return write_rows(ctx, rows, len(todo), segment, predict, ray.exceptions.RayError)
-        finally:
-            if started:
-                ray.shutdown()
+        verbose = logging.getLogger("extractor").isEnabledFor(logging.DEBUG)
+        with stderr_to(None if verbose else ctx.cache / "ray.log"):
+            started = init_ray(ray, self.address, self.num_cpus)
+            try:
+                quiet_ray_data(ray)
+                rows = self.dataset(ray, todo, segment, predict).iter_rows()
+                return write_rows(ctx, rows, len(todo), segment, predict, ray.exceptions.RayError)
+            finally:
+                if started:
+                    ray.shutdown()
 
     def dataset(self, ray, todo: list[dict[str, str]], segment: SegmentStage, predict: PredictStage):
         plan = Plan.for_cluster(ray.cluster_resources(), actors=self.actors, cpus_per_actor=self.cpus_per_actor,

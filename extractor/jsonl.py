@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from extractor.errors import InputError, RecordError
 from extractor.safeio import (check_writable_kind, clean_stale_temps, clean_stale_temps_once, open_regular,
-                              output_error, temp_prefix)
+                              output_error, temp_prefix, write_target)
 from extractor.types import Prediction, Turn, with_ids
 
 
@@ -184,7 +184,7 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     (:func:`extractor.safeio.clean_stale_temps`). A full disk, a read-only place or a parent
     that is a file is one :class:`ExtractorError` line, and nothing is left behind.
     """
-    path = Path(path)
+    path = write_target(path)  # through a link: replace its target, never the link
     try:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -252,7 +252,7 @@ def locked(path: str | Path, *, timeout: float = LOCK_TIMEOUT_S) -> Iterator[Non
     """
     from filelock import FileLock, Timeout
 
-    path = Path(path)
+    path = write_target(path)  # one lock per file, whichever link names it
     check_writable_kind(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -355,6 +355,53 @@ def check_not_input(path: str | Path, inputs: Iterable[str | Path | None], *, wh
                                  "write to another file")
 
 
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``);
+    False where the system cannot."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if rc == 0:
+        return True
+    if ctypes.get_errno() in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False  # no such call, or a file system without exchange
+    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
+
+
+def replace_dir(new: str | Path, target: str | Path) -> None:
+    """Put the complete folder ``new`` at ``target`` in one step and remove what was there.
+
+    Where the system can swap two paths atomically, ``target`` is the old folder or the new
+    one at every moment (a kill leaves one of them, never neither). Elsewhere the old folder
+    is renamed aside first and put back if the second rename fails.
+    """
+    import shutil
+    import tempfile
+
+    new, target = Path(new), Path(target)
+    if not target.exists() and not target.is_symlink():
+        os.replace(new, target)
+        return
+    if exchange_paths(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # now the old folder
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent)) / "old"
+    os.replace(target, aside)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(aside, target)
+        shutil.rmtree(aside.parent, ignore_errors=True)
+        raise
+    shutil.rmtree(aside.parent, ignore_errors=True)
+
+
 def temp_prefix(path: Path) -> str:
     return f".{path.name}.{TEMP_TAG}{os.getpid()}."
 
@@ -450,7 +497,7 @@ def check_output_dir(out: str | Path, *, force: bool = False, names: Iterable[st
                      inputs: Iterable[str | Path] = ()) -> None:
     """The overwrite rule for an output folder, checked before any work.
 
-    Refused: a file in the way, a folder that is (or holds, or lies in) an input file, a
+    Refused: a file in the way, a folder holding an input file, a
     non-empty folder that is not ours (:func:`is_our_output_dir`) without ``force``, and
     even with ``force`` a foreign folder where one of the ``names`` we write already exists
     (``manifest.json`` included): ``--force`` writes beside other files, never over them.
@@ -461,7 +508,7 @@ def check_output_dir(out: str | Path, *, force: bool = False, names: Iterable[st
     real = out.resolve()
     for inp in inputs:
         r = Path(inp).resolve()
-        if r == real or (Path(inp).is_file() and real in r.parents):
+        if Path(inp).is_file() and real in r.parents:  # the folder itself as an input is left out when read
             raise InputError(out, "an output directory other than the inputs", f"the input {inp}",
                              hint="pick another -o directory")
     if not out.is_dir() or is_our_output_dir(out):

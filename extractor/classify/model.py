@@ -394,13 +394,9 @@ class IssueClassifier:
             os.chmod(tmp, 0o755)
             for p in tmp.iterdir():
                 os.chmod(p, 0o644)
-            if path.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-                os.replace(path, old / "model")
-                os.replace(tmp, path)
-                shutil.rmtree(old)
-            else:
-                os.replace(tmp, path)
+            from extractor.safeio import replace_dir
+
+            replace_dir(tmp, path)  # one step: the old model or the new one, never neither
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

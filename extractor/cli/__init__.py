@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except Exception as e:  # noqa: BLE001 - the last line of defence, reported in one line
         err(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
-             + " (run with -v for the traceback; please report it)")
+            + f" ({where(e)}run with -v for the traceback; please report it)")
         _traceback(args)
         return EXIT_ERROR
 
@@ -174,6 +174,17 @@ def guard_outputs(args: argparse.Namespace) -> None:
         out = getattr(args, name, None)
         if isinstance(out, (str, Path)) and str(out) != "-":
             check_not_input(out, inputs, what="output")
+
+
+def where(e: BaseException) -> str:
+    """``file:line: `` of the innermost frame that raised ``e``, or ``""``."""
+    import traceback
+
+    frames = traceback.extract_tb(e.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f"at {Path(last.filename).name}:{last.lineno}; "
 
 
 def _traceback(args: argparse.Namespace) -> None:

@@ -266,3 +266,39 @@ def test_a_model_the_actors_cannot_load_is_a_one_line_error(ray_mod, model, tmp_
     assert len(msg.splitlines()) == 1, msg
     assert msg.startswith("--engine ray: expected the actors to load the model and predict, found ")
     assert "no-model" in msg and "0 of 3 transcripts written" in msg
+
+
+def test_address_auto_with_a_stale_cluster_is_one_line_within_the_timeout(ray_mod, model, tmp_path, capsys,
+                                                                            monkeypatch):
+    """`ray start` left a cluster file (or $RAY_ADDRESS) naming a head that is gone."""
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{_free_port()}")
+    t0 = time.monotonic()
+    rc = main(["extract", str(_inputs(tmp_path / "t")), "-o", str(tmp_path / "out"), "--engine", "ray",
+               "--address", "auto", "--model", model[1]["path"], "--embedder", "hashing"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1, err
+    assert "expected a running Ray cluster at auto" in err and time.monotonic() - t0 < 25
+
+
+def test_the_auto_address_comes_from_the_environment_or_the_cluster_file(tmp_path, monkeypatch):
+    import tempfile
+
+    from extractor.engine_ray import cluster_address
+
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(ConnectionError, match="no running cluster"):
+        cluster_address("auto")
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "ray_current_cluster").write_text("10.0.0.9:6379\n")
+    assert cluster_address("auto") == "10.0.0.9:6379"
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1234")
+    assert cluster_address("auto") == "127.0.0.1:1234" and cluster_address("h:1") == "h:1"
+
+
+def test_a_ray_init_that_hangs_is_cut_off():
+    from extractor.engine_ray import call_with_timeout
+
+    with pytest.raises(TimeoutError, match="no answer after 0.2s joining"):
+        call_with_timeout(lambda: time.sleep(5), 0.2, "joining the cluster")
+    assert call_with_timeout(lambda: 7, 1, "x") == 7

@@ -174,8 +174,8 @@ def discover_stage(predictions: Sequence[Prediction], turns: Sequence[Turn], cat
                    rejected_path: Path | None = None) -> tuple[list[Any], dict[str, int]]:
     """Propose new catalog entries, leaving out those remembered in ``rejected_path``;
     sentence embeddings go through the on-disk cache."""
-    if not isinstance(embedder, CachedEmbedder):
-        embedder = CachedEmbedder(embedder, EmbeddingCache(cache / "embeddings", embedder_fingerprint(embedder)))
+    cached = embedder if isinstance(embedder, CachedEmbedder) else \
+        CachedEmbedder(embedder, EmbeddingCache(cache / "embeddings", embedder_fingerprint(embedder)))
     if discoverer is None:
         from extractor.discover import discover
         from extractor.proposals import load_rejected
@@ -185,8 +185,8 @@ def discover_stage(predictions: Sequence[Prediction], turns: Sequence[Turn], cat
         def discoverer(p, t, c, e):
             return discover(p, t, c, e, rejected=rejected)
 
-    proposals = list(discoverer(predictions, turns, catalog, embedder))
-    return proposals, {"hits": embedder.cache.hits, "misses": embedder.cache.misses}
+    proposals = list(discoverer(predictions, turns, catalog, cached))
+    return proposals, {"hits": cached.cache.hits, "misses": cached.cache.misses}
 
 
 def privacy_stage(inputs: Sequence[Mapping[str, Any]], cache: Path) -> list[Any]:

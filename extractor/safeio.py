@@ -176,10 +176,11 @@ def open_zip(path: str | Path, *, what: str = "a zip archive", **caps) -> zipfil
     fh = open_regular(path, what=what)
     try:
         # The member count from the end record, before ZipFile builds one object per member.
-        end = zipfile._EndRecData(fh)  # noqa: SLF001 - the stdlib's own reader of that record
-        if end and end[zipfile._ECD_ENTRIES_TOTAL] > MAX_MEMBERS:
+        end = zipfile._EndRecData(fh)  # type: ignore[attr-defined]  # noqa: SLF001 - the stdlib's own reader
+        total = zipfile._ECD_ENTRIES_TOTAL  # type: ignore[attr-defined]  # noqa: SLF001
+        if end and end[total] > MAX_MEMBERS:
             raise InputError(path, f"an archive of at most {MAX_MEMBERS:,} members",
-                             f"{end[zipfile._ECD_ENTRIES_TOTAL]:,}", hint="a zip bomb?")
+                             f"{end[total]:,}", hint="a zip bomb?")
         fh.seek(0)
     except InputError:
         fh.close()
@@ -289,7 +290,7 @@ def os_reason(e: OSError) -> str:
         errno.ENOTDIR: "a parent that is a file, not a directory",
         errno.EEXIST: "a file where a directory should be",
         errno.ENAMETOOLONG: "a name too long for the file system",
-    }.get(e.errno, e.strerror or str(e))
+    }.get(e.errno or 0, e.strerror or str(e))
 
 
 def check_writable_kind(path: str | Path) -> None:
@@ -430,7 +431,7 @@ def clean_stale_temps(directory: str | Path, *, name: str | None = None) -> list
     """
     directory = Path(directory)
     pattern = f".{name}.{TEMP_TAG}*.tmp" if name else f".*.{TEMP_TAG}*.tmp"
-    removed = []
+    removed: list[Path] = []
     try:
         candidates = list(directory.glob(pattern))
     except OSError:

@@ -302,3 +302,17 @@ def test_a_ray_init_that_hangs_is_cut_off():
     with pytest.raises(TimeoutError, match="no answer after 0.2s joining"):
         call_with_timeout(lambda: time.sleep(5), 0.2, "joining the cluster")
     assert call_with_timeout(lambda: 7, 1, "x") == 7
+
+
+def test_the_ray_engine_holds_no_copy_of_a_stage_and_no_private_import():
+    import ast
+    import inspect
+
+    import extractor.engine_ray as R
+
+    src = inspect.getsource(R)
+    assert "t.speaker, t.question" not in src and "cache_key(" not in src  # the stages' own keys only
+    assert "this is a bug" not in src and "write_json(" not in src  # no guard, no second manifest writer
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("extractor"):
+            assert not [a.name for a in node.names if a.name.startswith("_")], node.module

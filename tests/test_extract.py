@@ -351,3 +351,13 @@ def test_a_truncated_embedding_cache_heals_on_the_rerun(tmp_path):
     assert res.manifest["cache"]["embeddings"]["misses"] > 0
     _, res = _run(tmp_path)
     assert res.manifest["cache"]["embeddings"]["misses"] == 0 and res.manifest["cache"]["embeddings"]["hits"] > 0
+
+
+def test_the_extract_modules_import_no_private_name_across_modules():
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "extractor"
+    for path in [root / "extract.py", root / "stages.py", root / "engine_ray.py", *sorted((root / "cli").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("extractor"):
+                assert not [a.name for a in node.names if a.name.startswith("_")], (path.name, node.module)

@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
                         help="where user state goes: annotations/ (review queues, a catalog with accepted "
                              "proposals); default $QI_STATE_DIR or the working directory")
-    sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    sub: Subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")  # type: ignore[assignment]
     for add in COMMANDS:
         add(sub)
     return parser
@@ -167,13 +167,14 @@ def guard_outputs(args: argparse.Namespace) -> None:
     from extractor.safeio import check_not_input
 
     writes = getattr(args, "writes", OUTPUT_ARGS)
-    skip = {*writes, "func", "writes", "command", "state_dir"}
+    skip = {*writes, "func", "writes", "what", "command", "state_dir"}
     inputs = [x for k, v in vars(args).items() if k not in skip
               for x in (v if isinstance(v, (list, tuple)) else [v]) if isinstance(x, (str, Path))]
     for name in writes:
         out = getattr(args, name, None)
         if isinstance(out, (str, Path)) and str(out) != "-":
-            check_not_input(out, inputs, what="output")
+            what = (getattr(args, "what", None) if name == "output" else None) or "output"
+            check_not_input(out, inputs, what=what)
 
 
 def where(e: BaseException) -> str:

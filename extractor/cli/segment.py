@@ -45,7 +45,7 @@ def add_segment(sub: Subparsers) -> None:
     SETTINGS["segment:max_mb"].add_to(p)
     p.add_argument("--strict", action="store_true", help="exit with status 1 if any file had to be skipped")
     p.add_argument("--force", action="store_true", help="overwrite an existing -o file (never one of the inputs)")
-    p.set_defaults(func=run_segment)
+    p.set_defaults(func=run_segment, what="turns file")
 
 
 def run_segment(args: argparse.Namespace) -> int:

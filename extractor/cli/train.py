@@ -61,7 +61,7 @@ def add_predict(sub: Subparsers) -> None:
     p.add_argument("--corrections", nargs="+", default=[], metavar="ANSWERS.jsonl",
                    help="review answers: their turns get the reviewers' labels (label_source \"human\")")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
-    p.set_defaults(func=run_predict)
+    p.set_defaults(func=run_predict, what="predictions file")
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -305,17 +305,18 @@ def test_an_output_folder_inside_the_input_folder_is_not_read_back(tmp_path):
     assert res.manifest["counts"]["files"] == 2 and res.manifest["counts"]["interviews"] == 2
 
 
-def test_each_skipped_file_is_reported_once(tmp_path, capsys):
+def test_each_skipped_file_is_reported_once(tmp_path, capsys, monkeypatch):
+    import extractor.embed as E
+    import extractor.extract as X
+
     d = write_transcripts(tmp_path / "t")
     (d / "notes.pdf").write_bytes(b"%PDF-1.4")
-    rc = main(["extract", str(d), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "no-model")])
-    assert rc == 1  # the model is missing, but nothing was skipped twice before that
-    capsys.readouterr()
-    from extractor.extract import LocalExecutor  # noqa: F401  (the CLI path is tested end to end below)
-
     cat = write_catalog(tmp_path)
-    _run(tmp_path, out="o2")
-    assert capsys.readouterr().err.count("notes.pdf") == 0  # the library records, the CLI prints
+    monkeypatch.setattr(X, "load_classifier", lambda *a, **kw: (KeywordClassifier(cat), {"fingerprint": "k"}))
+    monkeypatch.setattr(E, "make_embedder", lambda *a, **kw: HashingEmbedder())
+    assert main(["extract", str(d), "-o", str(tmp_path / "out"), "--no-qdpx"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("notes.pdf") == 1 and "warning: skipped" in err, err
 
 
 def test_corrections_are_taught_to_a_classifier_that_takes_them(tmp_path):

@@ -498,7 +498,7 @@ def check_output_dir(out: str | Path, *, force: bool = False, names: Iterable[st
                      inputs: Iterable[str | Path] = ()) -> None:
     """The overwrite rule for an output folder, checked before any work.
 
-    Refused: a file in the way, a folder holding an input file, a
+    Refused: a file in the way, a folder where an input has a name we write, a
     non-empty folder that is not ours (:func:`is_our_output_dir`) without ``force``, and
     even with ``force`` a foreign folder where one of the ``names`` we write already exists
     (``manifest.json`` included): ``--force`` writes beside other files, never over them.
@@ -506,12 +506,12 @@ def check_output_dir(out: str | Path, *, force: bool = False, names: Iterable[st
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(out, "an output directory", "a file")
-    real = out.resolve()
-    for inp in inputs:
+    real, names = out.resolve(), set(names)
+    for inp in inputs:  # the folder itself as an input is left out when read; other files in it are kept
         r = Path(inp).resolve()
-        if Path(inp).is_file() and real in r.parents:  # the folder itself as an input is left out when read
-            raise InputError(out, "an output directory other than the inputs", f"the input {inp}",
-                             hint="pick another -o directory")
+        if Path(inp).is_file() and real in r.parents and r.relative_to(real).parts[0] in names:
+            raise InputError(out, "an output directory whose files are not inputs", f"the input {inp}",
+                             hint="pick another -o directory, or move the input")
     if not out.is_dir() or is_our_output_dir(out):
         return
     others = sorted(p.name for p in out.iterdir() if p.name != ".cache")

@@ -275,8 +275,10 @@ def test_an_output_folder_is_ours_only_with_our_marker_or_manifest(tmp_path):
     legacy.mkdir()
     (legacy / "manifest.json").write_text('{"tool": "qi-extractor 0.1.0", "inputs": [], "counts": {}}')
     safeio.check_output_dir(legacy, names=names)
-    with pytest.raises(InputError, match="an output directory other than the inputs"):
+    with pytest.raises(InputError, match="an output directory whose files are not inputs"):
         safeio.check_output_dir(tmp_path / "ours", names=names, inputs=[tmp_path / "ours" / "report.md"])
+    (tmp_path / "ours" / "answers.jsonl").write_text("{}\n")  # an input of another name may live there
+    safeio.check_output_dir(tmp_path / "ours", names=names, inputs=[tmp_path / "ours" / "answers.jsonl"])
 
 
 def test_replace_dir_swaps_a_complete_folder_in(tmp_path, monkeypatch):

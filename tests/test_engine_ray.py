@@ -316,3 +316,16 @@ def test_the_ray_engine_holds_no_copy_of_a_stage_and_no_private_import():
     for node in ast.walk(ast.parse(src)):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("extractor"):
             assert not [a.name for a in node.names if a.name.startswith("_") and not a.name.endswith("__")], node.module
+
+
+def test_what_ray_prints_on_fd_2_goes_to_the_log_not_the_terminal(tmp_path, capfd):
+    from extractor.engine_ray import stderr_to
+
+    with stderr_to(tmp_path / "ray.log"):
+        os.write(2, b"[2026 E core_worker.cc] noise\n")
+        print("our own line", file=sys.stderr)
+    err = capfd.readouterr().err
+    assert "noise" not in err and "our own line" in err
+    assert "noise" in (tmp_path / "ray.log").read_text()
+    os.write(2, b"after\n")
+    assert "after" in capfd.readouterr().err

@@ -51,12 +51,14 @@ import json
 import logging
 import os
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
 from extractor.errors import ModelError
+from extractor.safeio import file_sha256  # noqa: F401  (its home is safeio; kept importable from here)
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +104,6 @@ def pick_device(device: str | None = None) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @contextlib.contextmanager

@@ -37,10 +37,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from extractor.embed import file_sha256
 from extractor.errors import ExtractorError, InputError
 from extractor.extract import ExtractResult, load_classifier, run_extract
-from extractor.safeio import is_regular
+from extractor.safeio import file_sha256, is_regular
 from extractor.stages import PredictStage, RunContext, Segmented, SegmentStage, collect_transcripts
 from extractor.types import Prediction, Turn
 

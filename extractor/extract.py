@@ -28,11 +28,11 @@ from typing import Any, Protocol
 
 from extractor import __version__
 from extractor.catalog import Catalog
-from extractor.embed import CachedEmbedder, Embedder, EmbeddingCache, embedder_fingerprint, file_sha256, make_embedder
+from extractor.embed import CachedEmbedder, Embedder, EmbeddingCache, embedder_fingerprint, make_embedder
 from extractor.errors import InputError
 from extractor.jsonl import enumerate_lines, write_json, write_jsonl
 from extractor.proposals import default_rejected_path
-from extractor.safeio import OUTPUT_FORMAT, check_output_dir, claim_output_dir
+from extractor.safeio import OUTPUT_FORMAT, check_output_dir, claim_output_dir, file_sha256
 from extractor.stages import (
     CACHE_VERSION,
     Classifier,

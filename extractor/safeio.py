@@ -140,6 +140,17 @@ def read_capped(path: str | Path, max_bytes: int, *, what: str = "a regular file
         return fh.read()
 
 
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def human_size(n: int) -> str:
     value, unit = (n / MiB, "MiB") if n >= MiB else (n / 1024, "KiB") if n >= 1024 else (n, "bytes")
     return (f"{value:.1f}".removesuffix(".0") if unit != "bytes" else str(n)) + " " + unit

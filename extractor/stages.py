@@ -38,10 +38,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from extractor.catalog import Catalog
-from extractor.embed import file_sha256
 from extractor.errors import ExtractorError, InputError
 from extractor.jsonl import read_jsonl, write_jsonl
-from extractor.safeio import is_regular, open_regular
+from extractor.safeio import file_sha256, is_regular, open_regular
 from extractor.types import Labels, Prediction, Turn
 
 log = logging.getLogger(__name__)

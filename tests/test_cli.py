@@ -410,3 +410,19 @@ def test_review_export_without_catalog_uses_the_catalog_of_the_model_that_predic
     assert catalog_for(None, predictions=out / "predictions.jsonl").tag == tiny.tag
     assert catalog_for(None, predictions=tmp_path / "elsewhere.jsonl").tag != tiny.tag  # the packaged one
     assert catalog_for(str(model / "catalog.yaml")).tag == tiny.tag
+
+
+def test_segment_skips_links_out_of_an_input_folder_unless_followed(tmp_path, capsys):
+    d = tmp_path / "t"
+    d.mkdir()
+    (d / "Interview 1.txt").write_text("Interviewer: Hi?\nInterviewee: Our data drifts every week.\n")
+    private = tmp_path / "private.txt"
+    private.write_text("Interviewer: Hi?\nInterviewee: A secret from elsewhere.\n")
+    (d / "Interview 2.txt").symlink_to(private)
+    out = tmp_path / "turns.jsonl"
+    assert cli.main(["segment", str(d), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("Interview 2.txt") == 1 and "--follow-links" in err and "1 file skipped" in err
+    assert "secret" not in out.read_text()
+    assert cli.main(["segment", str(d), "-o", str(out), "--force", "--follow-links"]) == 0
+    assert "secret" in out.read_text()

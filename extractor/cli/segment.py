@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from extractor.cli.common import EXIT_ERROR, EXIT_OK, Subparsers, err, warn
 from extractor.cli.settings import SETTINGS
@@ -45,6 +46,8 @@ def add_segment(sub: Subparsers) -> None:
     SETTINGS["segment:max_mb"].add_to(p)
     p.add_argument("--strict", action="store_true", help="exit with status 1 if any file had to be skipped")
     p.add_argument("--force", action="store_true", help="overwrite an existing -o file (never one of the inputs)")
+    p.add_argument("--follow-links", action="store_true",
+                   help="read files in an input folder that are links to files outside it (default: skip them)")
     p.set_defaults(func=run_segment, what="turns file")
 
 
@@ -56,10 +59,13 @@ def run_segment(args: argparse.Namespace) -> int:
     check_output(args.output, force=args.force, inputs=expand_paths(args.paths), what="turns file")
     names = lambda values: [n.strip() for v in values for n in v.split(",") if n.strip()]  # noqa: E731
     report = BatchReport()
+    paths, linked = inputs_inside(args.paths, follow_links=args.follow_links)
     # Collected before writing so that a batch where every file fails leaves an existing output alone.
-    turns = list(segment_paths(args.paths, interviewers=names(args.interviewer), interviewees=names(args.interviewee),
+    turns = list(segment_paths(paths, interviewers=names(args.interviewer), interviewees=names(args.interviewee),
                                max_bytes=int(args.max_mb * 2**20), report=report, progress=sys.stderr.isatty()))
-    n_files = len(report.results) + len(report.failures)
+    n_files = len(report.results) + len(report.failures) + len(linked)
+    for s in linked:
+        warn(f"skipped {s['error']}")
     for res in report.results:
         for note in res.notes:
             warn(f"{res.path}: {note}")
@@ -80,7 +86,24 @@ def run_segment(args: argparse.Namespace) -> int:
     n_ee = report.interviewee_turns
     print(f"segmented {len(report.results)} file{'s' * (len(report.results) != 1)}: {len(turns)} turns "
           f"({n_ee} interviewee, {len(turns) - n_ee} interviewer); {report.unattributed} line"
-          f"{'s' * (report.unattributed != 1)} not attributed to a speaker; {len(report.failures)} file"
-          f"{'s' * (len(report.failures) != 1)} skipped" + ("" if args.output == "-" else f" -> {args.output}"),
+          f"{'s' * (report.unattributed != 1)} not attributed to a speaker; {n_files - len(report.results)} file"
+          f"{'s' * (n_files - len(report.results) != 1)} skipped" + ("" if args.output == "-" else f" -> {args.output}"),
           file=sys.stderr)
-    return EXIT_ERROR if args.strict and report.failures else EXIT_OK
+    return EXIT_ERROR if args.strict and (report.failures or linked) else EXIT_OK
+
+
+def inputs_inside(paths: list[str], *, follow_links: bool) -> tuple[list[str | Path], list[dict[str, str]]]:
+    """The paths to segment, directories expanded without the files that are links out of them
+    (unless ``follow_links``), and those left out with their reason."""
+    from extractor.extract import expand_inputs
+
+    files: list[str | Path] = []
+    skipped: list[dict[str, str]] = []
+    for p in paths:
+        if Path(p).is_dir():
+            found, left_out = expand_inputs([p], follow_links=follow_links)
+            files.extend(found)
+            skipped.extend(left_out)
+        else:
+            files.append(p)
+    return files, skipped

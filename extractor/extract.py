@@ -32,7 +32,7 @@ from extractor.embed import CachedEmbedder, Embedder, EmbeddingCache, embedder_f
 from extractor.errors import InputError
 from extractor.jsonl import enumerate_lines, write_json, write_jsonl
 from extractor.proposals import default_rejected_path
-from extractor.safeio import OUTPUT_FORMAT, check_output_dir, claim_output_dir, file_sha256
+from extractor.safeio import OUTPUT_FORMAT, check_output_dir, claim_output_dir, file_sha256, read_capped, remove_damaged
 from extractor.stages import (
     CACHE_VERSION,
     Classifier,
@@ -189,6 +189,19 @@ def discover_stage(predictions: Sequence[Prediction], turns: Sequence[Turn], cat
     return proposals, {"hits": cached.cache.hits, "misses": cached.cache.misses}
 
 
+def read_findings(entry: Path, path: str, finding: Callable[..., Any]) -> list[Any] | None:
+    """A privacy cache entry's findings (for ``path``), or None when absent or damaged (then recomputed)."""
+    if not entry.exists() and not entry.is_symlink():
+        return None
+    try:
+        rows = json.loads(read_capped(entry, 64 * 2**20, what="a privacy cache entry"))
+        return [replace(finding(**d), file=path) for d in rows]
+    except (InputError, ValueError, TypeError, KeyError) as e:
+        log.warning("cache entry %s is damaged (%s); recomputing it", entry, e)
+        remove_damaged(entry)
+        return None
+
+
 def privacy_stage(inputs: Sequence[Mapping[str, Any]], cache: Path) -> list[Any]:
     """Likely personal data per input file (cached per file content)."""
     from extractor.privacy import Finding, scan_file
@@ -196,9 +209,8 @@ def privacy_stage(inputs: Sequence[Mapping[str, Any]], cache: Path) -> list[Any]
     findings: list[Any] = []
     for info in inputs:
         entry = cache / "privacy" / f"{info['sha256'][:32]}.json"
-        if entry.is_file():
-            found = [replace(Finding(**d), file=info["path"]) for d in json.loads(entry.read_text("utf-8"))]
-        else:
+        found = read_findings(entry, info["path"], Finding)
+        if found is None:
             found = scan_file(info["path"])
             write_json(entry, [f.to_dict() for f in found])
         findings.extend(found)
@@ -230,7 +242,8 @@ def write_outputs(out: Path, seg: Segmented, predictions: Sequence[Prediction], 
     out.mkdir(parents=True, exist_ok=True)
     outputs = {name: out / f"{name}.jsonl" for name in ("turns", "predictions", "proposals", "privacy")}
     # a rerun keeps the decisions reviewers wrote into OUT/proposals.jsonl
-    rows = (seg.turns, predictions, keep_user_decisions(outputs["proposals"], proposals), findings)
+    rows: tuple[Sequence[Any], ...] = (seg.turns, predictions, keep_user_decisions(outputs["proposals"], proposals),
+                                       findings)
     for name, records in zip(outputs, rows):
         write_jsonl(outputs[name], records)
     outputs.update(report.write_report(out, predictions, catalog, turns=seg.turns, proposals=proposals,

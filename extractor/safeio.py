@@ -151,6 +151,22 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def remove_damaged(entry: Path) -> None:
+    """Remove a damaged cache entry that is not a regular file (a FIFO, a link, a folder), so
+    the recomputed one can be written in its place; a regular file is simply replaced."""
+    import shutil
+
+    if entry.is_file() and not entry.is_symlink():
+        return
+    try:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    except OSError:
+        pass  # the write that follows reports what is in the way, in one line
+
+
 def human_size(n: int) -> str:
     value, unit = (n / MiB, "MiB") if n >= MiB else (n / 1024, "KiB") if n >= 1024 else (n, "bytes")
     return (f"{value:.1f}".removesuffix(".0") if unit != "bytes" else str(n)) + " " + unit

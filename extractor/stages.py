@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from extractor.catalog import Catalog
 from extractor.errors import ExtractorError, InputError
 from extractor.jsonl import read_jsonl, write_jsonl
-from extractor.safeio import file_sha256, is_regular, open_regular
+from extractor.safeio import file_sha256, is_regular, open_regular, remove_damaged
 from extractor.types import Labels, Prediction, Turn
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,13 @@ def cache_key(*parts: str) -> str:
 def read_cached(entry: Path, parse: Callable[[Mapping[str, Any]], Any]) -> list[Any] | None:
     """A cache entry's records, or None when it is absent or damaged (then it is recomputed
     and rewritten: a truncated or hand-edited entry must not block every rerun)."""
-    if not entry.is_file():
+    if not entry.exists() and not entry.is_symlink():
         return None
     try:
         rows = [parse(d) for d in read_jsonl(entry)]
     except (InputError, KeyError, TypeError, ValueError) as e:
         log.warning("cache entry %s is damaged (%s); recomputing it", entry, e)
+        remove_damaged(entry)
         return None
     return rows or None
 

@@ -363,3 +363,24 @@ def test_the_extract_modules_import_no_private_name_across_modules():
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("extractor"):
                 assert not [a.name for a in node.names if a.name.startswith("_") and not a.name.endswith("__")], \
                     (path.name, node.module)
+
+
+def test_damaged_privacy_and_fifo_cache_entries_heal(tmp_path):
+    import os
+
+    write_transcripts(tmp_path / "t")
+    _, first = _run(tmp_path)
+    cache = tmp_path / "out" / ".cache"
+    for entry in (cache / "privacy").iterdir():
+        entry.write_text('[{"file": "x", "li')  # truncated
+    seg = sorted((cache / "segments").iterdir())[0]
+    seg.unlink()
+    os.mkfifo(seg)  # would hang a reader that opened it
+    shards = list((cache / "embeddings").rglob("*.npz"))
+    for shard in shards:
+        shard.unlink()
+        os.mkfifo(shard)
+    _, res = _run(tmp_path)  # a hang or an internal error here fails
+    assert res.manifest["counts"] == first.manifest["counts"] and res.manifest["cache"]["segment_misses"] == 1
+    assert seg.is_file() and all(not s.exists() or s.is_file() for s in shards)
+    assert all(e.read_text().startswith("[") and e.read_text().rstrip().endswith("]") for e in (cache / "privacy").iterdir())

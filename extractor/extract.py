@@ -143,19 +143,22 @@ def expand_inputs(paths: Iterable[str | Path], *, exclude: Sequence[Path] = (), 
     and the files left out with their reason.
 
     Left out: anything inside ``exclude`` (the output folder and the cache, which may lie
-    inside an input folder, are never read back as interviews) and, unless ``follow_links``,
-    a file found in a directory that is a link resolving outside that directory.
+    inside an input folder, are never read back as interviews; when the output folder is
+    itself a named input folder, only the files extract writes there) and, unless
+    ``follow_links``, a file found in a directory that is a link resolving outside it.
     """
     from extractor.segment import expand_paths
 
-    fences = [e.resolve() for e in exclude]
+    paths = [Path(p) for p in paths]
+    dirs = {p.resolve() for p in paths if p.is_dir()}
+    fences: list[Path] = []
+    for e in (x.resolve() for x in exclude):
+        fences.extend([e / name for name in (*OUTPUTS, "figures")] if e in dirs else [e])
     files: list[Path] = []
     skipped: list[dict[str, str]] = []
-    for p in map(Path, paths):
+    for p in paths:
         if not p.exists():
             raise InputError(p, "a transcript file or directory", "nothing")
-        if any(p.resolve() == f or f in p.resolve().parents for f in fences):
-            continue
         root = p.resolve() if p.is_dir() else None
         for f in expand_paths([p]):
             real = f.resolve()

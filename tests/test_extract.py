@@ -303,6 +303,9 @@ def test_an_output_folder_inside_the_input_folder_is_not_read_back(tmp_path):
     run_extract([d], d / "out", **kw)
     res = run_extract(sorted(d.iterdir()), d / "out", **kw)  # as a shell glob t/* would name them
     assert res.manifest["counts"]["files"] == 2 and res.manifest["counts"]["interviews"] == 2
+    run_extract([d], d, force=True, **kw)  # written beside the transcripts: report.md etc. are not read back
+    res = run_extract([d], d, **kw)
+    assert res.manifest["counts"]["files"] == 2 and res.manifest["counts"]["interviews"] == 2
 
 
 def test_each_skipped_file_is_reported_once(tmp_path, capsys, monkeypatch):

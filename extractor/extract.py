@@ -149,14 +149,14 @@ def expand_inputs(paths: Iterable[str | Path], *, exclude: Sequence[Path] = (), 
     """
     from extractor.segment import expand_paths
 
-    paths = [Path(p) for p in paths]
-    dirs = {p.resolve() for p in paths if p.is_dir()}
+    named = [Path(p) for p in paths]
+    dirs = {p.resolve() for p in named if p.is_dir()}
     fences: list[Path] = []
     for e in (x.resolve() for x in exclude):
         fences.extend([e / name for name in (*OUTPUTS, "figures")] if e in dirs else [e])
     files: list[Path] = []
     skipped: list[dict[str, str]] = []
-    for p in paths:
+    for p in named:
         if not p.exists():
             raise InputError(p, "a transcript file or directory", "nothing")
         root = p.resolve() if p.is_dir() else None

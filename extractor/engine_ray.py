@@ -219,10 +219,22 @@ def init_ray(ray, address: str | None, num_cpus: int | None, timeout: float = CO
             # "local": a new Ray of our own even when `ray start` runs on this machine
             ray.init(address="local", num_cpus=num_cpus, **kw)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
-        where = f"a running Ray cluster at {address} (`ray start --head`)" if address else "a local Ray to start"
-        raise ExtractorError(f"--engine ray: expected {where}, found {str(e).splitlines()[0] if str(e) else e!r}") \
-            from None
+        raise join_error(address, e) from None
     return True
+
+
+def join_error(address: str | None, e: BaseException) -> ExtractorError:
+    """Why joining (or starting) Ray failed, in one line."""
+    where = f"a running Ray cluster at {address} (`ray start --head`)" if address else "a local Ray to start"
+    return ExtractorError(f"--engine ray: expected {where}, found {str(e).splitlines()[0] if str(e) else e!r}")
+
+
+def check_cluster(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail in one line, before a model is loaded, when nobody answers at ``address``."""
+    try:
+        reachable(cluster_address(address), timeout)
+    except ConnectionError as e:
+        raise join_error(address, e) from None
 
 
 @contextmanager

@@ -60,9 +60,11 @@ def run_extract(args: argparse.Namespace) -> int:
                      inputs=[*args.paths, *args.corrections, *([args.model] if args.model else [])])
     run, extra = run_extract, {}
     if args.engine == "ray":
-        from extractor.engine_ray import import_ray, run_extract_ray
+        from extractor.engine_ray import check_cluster, import_ray, run_extract_ray
 
         import_ray()  # the install hint before loading a model
+        if args.address:
+            check_cluster(args.address)  # and a cluster that is not there
         run, extra = run_extract_ray, {"address": args.address, "device": args.device}
     elif args.address:
         raise ExtractorError("--address: expected --engine ray with it, found --engine local")

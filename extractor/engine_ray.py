@@ -46,7 +46,8 @@ from extractor.types import Prediction, Turn
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'qi-extractor[scale]'"
-CONNECT_TIMEOUT_S = 20.0  # joining a cluster: a one-line error after this long, never a hang
+CONNECT_TIMEOUT_S = 20.0  # nobody answering at the address: a one-line error after this long
+JOIN_TIMEOUT_S = 120.0  # a head that answers but does not let us join (a busy head may need a minute)
 
 
 def import_ray():
@@ -197,12 +198,13 @@ def reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         raise ConnectionError(f"no Ray head answering ({e.strerror or e})") from None
 
 
-def init_ray(ray, address: str | None, num_cpus: int | None, timeout: float = CONNECT_TIMEOUT_S) -> bool:
+def init_ray(ray, address: str | None, num_cpus: int | None, timeout: float = CONNECT_TIMEOUT_S,
+             join_timeout: float = JOIN_TIMEOUT_S) -> bool:
     """Join ``address`` or start a quiet local Ray; True when this call started it.
 
-    A one-line :class:`ExtractorError` when the cluster does not answer within ``timeout``
-    seconds (a stale ``auto`` cluster file, an address nobody listens on); Ray's own log
-    lines stay out of the terminal unless ``-v``.
+    A one-line :class:`ExtractorError` when nobody answers at the address within ``timeout``
+    seconds (a stale ``auto`` cluster file, a head that is gone) or the join has not finished
+    after ``join_timeout``; Ray's own log lines stay out of the terminal unless ``-v``.
     """
     if ray.is_initialized():
         return False
@@ -214,13 +216,25 @@ def init_ray(ray, address: str | None, num_cpus: int | None, timeout: float = CO
         if address:
             target = cluster_address(address)
             reachable(target, timeout)
-            call_with_timeout(partial(ray.init, address=target, **kw), timeout, "joining the cluster")
+            call_with_timeout(partial(join, ray, target, kw), join_timeout, "joining the cluster")
         else:
             # "local": a new Ray of our own even when `ray start` runs on this machine
             ray.init(address="local", num_cpus=num_cpus, **kw)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
         raise join_error(address, e) from None
     return True
+
+
+def join(ray, target: str, kw: dict[str, Any]) -> None:
+    """``ray.init`` at ``target``, again every 2 s while the head answers but is not ready yet
+    (just started: its node not registered); the caller's timer ends the attempts."""
+    while True:
+        try:
+            ray.init(address=target, **kw)
+            return
+        except ConnectionError:
+            reachable(target, 5.0)  # gone: fail now, with that reason
+            time.sleep(2.0)
 
 
 def join_error(address: str | None, e: BaseException) -> ExtractorError:
@@ -264,25 +278,28 @@ def stderr_to(path: Path | None) -> Iterator[None]:
 
 
 def call_with_timeout(fn: Callable[[], Any], timeout: float, what: str) -> Any:
-    """``fn()`` in a daemon thread; :class:`TimeoutError` if it has not returned after ``timeout`` s."""
+    """``fn()``, or :class:`TimeoutError` once it has run ``timeout`` seconds.
+
+    A timer signal interrupts the wait (``ray.init`` must run on the main thread: in another
+    thread its connection fails); off the main thread, or without ``SIGALRM``, ``fn`` runs
+    without a limit.
+    """
+    import signal
     import threading
 
-    box: dict[str, Any] = {}
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        return fn()
 
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-            box["error"] = e
-
-    t = threading.Thread(target=target, daemon=True, name="qi-ray-init")
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
+    def expired(signum: int, frame: Any) -> None:
         raise TimeoutError(f"no answer after {timeout:g}s {what}")
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return fn()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def remote_cause(e: BaseException) -> str:

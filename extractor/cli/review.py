@@ -25,12 +25,23 @@ def add_review(sub: Subparsers) -> None:
         return EXIT_USAGE
 
     p.set_defaults(func=bare)
+    add_export(rsub)
+    add_checks(rsub)
+    add_reviewers(rsub)
+    m = rsub.add_parser("merge", help="append answers from queues / Prodigy / doccano exports to a corrections file")
+    m.add_argument("files", type=Path, nargs="+")
+    m.add_argument("-o", "--output", type=Path, required=True, help="corrections JSONL (append-only)")
+    catalog_arg(m)
+    m.set_defaults(func=run_review_merge)
 
-    def catalog_arg(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--catalog", type=Path, default=None,
-                       help="catalog YAML (default: the catalog of the model that predicted, where known, else the "
-                            "packaged catalog)")
 
+def catalog_arg(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--catalog", type=Path, default=None,
+                   help="catalog YAML (default: the catalog of the model that predicted, where known, else the "
+                        "packaged catalog)")
+
+
+def add_export(rsub: Subparsers) -> None:
     e = rsub.add_parser("export", help="write/extend a review queue from predictions, most-likely-wrong first")
     e.add_argument("predictions", type=Path, help="predictions JSONL from `extractor predict`")
     e.add_argument("-o", "--output", type=Path, required=True, help="queue JSONL (existing answers are kept)")
@@ -45,6 +56,8 @@ def add_review(sub: Subparsers) -> None:
     catalog_arg(e)
     e.set_defaults(func=run_review_export)
 
+
+def add_checks(rsub: Subparsers) -> None:
     v = rsub.add_parser("validate", help="check queue/answer files; list every problem as file:line")
     v.add_argument("files", type=Path, nargs="+")
     v.add_argument("--turns", type=Path, default=None, help="turns JSONL whose ids the tasks must refer to")
@@ -58,6 +71,8 @@ def add_review(sub: Subparsers) -> None:
     catalog_arg(g)
     g.set_defaults(func=run_review_agreement)
 
+
+def add_reviewers(rsub: Subparsers) -> None:
     a = rsub.add_parser("annotate", help="terminal reviewer: one task at a time, saved after every answer")
     a.add_argument("file", type=Path, help="queue JSONL from `extractor review export`")
     a.add_argument("--annotator", default=None, help="your name (default: $QI_ANNOTATOR or the login name)")
@@ -73,12 +88,6 @@ def add_review(sub: Subparsers) -> None:
     w.add_argument("--annotator", default=None, help="your name (default: $QI_ANNOTATOR or the login name)")
     catalog_arg(w)
     w.set_defaults(func=run_review_serve)
-
-    m = rsub.add_parser("merge", help="append answers from queues / Prodigy / doccano exports to a corrections file")
-    m.add_argument("files", type=Path, nargs="+")
-    m.add_argument("-o", "--output", type=Path, required=True, help="corrections JSONL (append-only)")
-    catalog_arg(m)
-    m.set_defaults(func=run_review_merge)
 
 
 def run_review_export(args: argparse.Namespace) -> int:

@@ -354,3 +354,16 @@ def add_entries(path: str | Path, entries: Iterable[Entry], *, kind: str = "cate
         with atomic_open(path) as fh:
             fh.write(text)
     return load_catalog(path)
+
+
+def resolve_catalog(named: Catalog | str | Path | None = None, model: Catalog | None = None) -> Catalog:
+    """The catalog a command uses: the one the user named, else the model's, else the packaged one.
+
+    The one resolver of every command (``catalog or load_catalog()`` scattered at call sites
+    once made ``review export`` build tasks from the packaged catalog, not the model's).
+    """
+    if isinstance(named, Catalog):
+        return named
+    if named:
+        return load_catalog(named)
+    return model if model is not None else load_catalog()

@@ -51,12 +51,18 @@ import json
 import logging
 import os
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
 from extractor.errors import ModelError
+from extractor.safeio import (
+    file_sha256,  # noqa: F401  (its home is safeio; kept importable from here)
+    is_regular,
+    remove_damaged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +108,6 @@ def pick_device(device: str | None = None) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @contextlib.contextmanager
@@ -242,6 +239,8 @@ class EmbeddingCache:
 
     def _read_meta(self) -> int | None:
         """The dimension recorded by an earlier run, so a fully cached run need not load the model."""
+        if not is_regular(self.dir / "meta.json"):
+            return None  # absent, or a FIFO that would block the read
         try:
             meta = json.loads((self.dir / "meta.json").read_text("utf-8"))
         except (OSError, ValueError):
@@ -266,9 +265,12 @@ class EmbeddingCache:
         if self._store is None:
             self._store = {}
             for path in sorted(self.dir.glob("*.npz"), key=lambda p: p.name):
-                shard = self._read_shard(path)
+                # a FIFO would block np.load for ever, a folder cannot be read: never opened
+                shard = self._read_shard(path) if is_regular(path) and not path.is_symlink() else None
                 if shard is None:
-                    path.unlink(missing_ok=True)  # heal: the texts are rewritten by the next put
+                    if path.is_file():  # heal: the texts are rewritten by the next put
+                        path.unlink(missing_ok=True)
+                    remove_damaged(path)
                     continue
                 self._shards.append(path)
                 self._store.update(shard)

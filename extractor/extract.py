@@ -1,59 +1,58 @@
-"""Batch extraction: segment -> predict -> discover -> reports and exports, with a cache.
+"""Batch extraction: the stages of :mod:`extractor.stages` run by an executor, with a cache.
 
 :func:`run_extract` runs every stage over a set of transcripts and writes ``OUT/``:
 ``turns.jsonl``, ``predictions.jsonl``, ``proposals.jsonl``, ``privacy.jsonl``,
 ``coded_segments.csv``, ``report.html`` / ``report.md`` / ``summary.json`` / ``figures/``,
 ``project.qdpx`` + ``codebook.qdc`` (REFI-QDA) and ``manifest.json``.
 
-The cache (``OUT/.cache`` unless given) keeps, as JSONL/JSON/npz (never pickle):
-
-- segmented turns per file, keyed by the file's SHA-256 and path;
-- predictions per interview, keyed by the interview's turns (ids, speakers, questions:
-  the classifier reads neighbouring turns as context, so a change anywhere in an
-  interview re-predicts that interview), the model fingerprint and the catalog fingerprint;
-- sentence embeddings for discovery (:class:`~extractor.embed.EmbeddingCache`, keyed by
-  the encoder's fingerprint and the text's SHA-256);
-- privacy findings per file SHA-256.
-
-A rerun after editing one transcript therefore re-segments and re-predicts that
-transcript only. :func:`run_extract` is a composition of stage functions
-(:func:`segment_stage`, :func:`predict_stage`, :func:`discover_stage`,
-:func:`privacy_stage`, :func:`write_outputs`); the stages' workers are injectable
-(``segmenter``, ``classifier``, ``embedder``, ``discoverer``) so tests run with stand-ins.
+The per-transcript stages (segment, predict) are run by an :class:`Executor`: the
+:class:`LocalExecutor` in this process, or :class:`extractor.engine_ray.RayExecutor` on a
+Ray cluster, as joblib runs one job on several backends. Both fill the same cache entries
+(see :mod:`extractor.stages` for each stage's records, cache key and reader/writer); the
+corpus stages (:func:`privacy_stage`, :func:`discover_stage`, :func:`write_outputs`: report
+and export) and the one manifest writer then run here whichever executor ran the rest. A
+rerun after editing one transcript re-segments and re-predicts that transcript only. The
+stages' workers are injectable (``segmenter``, ``classifier``, ``embedder``, ``discoverer``)
+so tests run with stand-ins.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from extractor import __version__
-from extractor.catalog import Catalog, load_catalog
-from extractor.embed import CachedEmbedder, Embedder, EmbeddingCache, embedder_fingerprint, file_sha256, make_embedder
-from extractor.errors import ExtractorError, InputError
-from extractor.jsonl import enumerate_lines, read_jsonl, write_json, write_jsonl
-from extractor.safeio import is_regular, open_regular
+from extractor.catalog import Catalog
+from extractor.embed import CachedEmbedder, Embedder, EmbeddingCache, embedder_fingerprint, make_embedder
+from extractor.errors import InputError
+from extractor.jsonl import enumerate_lines, write_json, write_jsonl
+from extractor.proposals import default_rejected_path
+from extractor.safeio import OUTPUT_FORMAT, check_output_dir, claim_output_dir, file_sha256, read_capped, remove_damaged
+from extractor.stages import (
+    CACHE_VERSION,
+    Classifier,
+    PredictStage,
+    RunContext,
+    Segmented,
+    SegmentStage,
+    cache_key,
+    predict_interviews,
+    segment_files,
+)
 from extractor.types import Labels, Prediction, Turn
+
+__all__ = ["CACHE_VERSION", "ExtractResult", "Executor", "LocalExecutor", "run_extract", "load_classifier",
+           "make_segmenter", "expand_inputs"]
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
 OUTPUTS = ("turns.jsonl", "predictions.jsonl", "proposals.jsonl", "privacy.jsonl", "coded_segments.csv",
            "report.html", "report.md", "summary.json", "project.qdpx", "codebook.qdc", "manifest.json")
-
-
-class Classifier(Protocol):
-    def predict(self, turns: Sequence[Turn], progress: bool = False) -> list[Prediction]: ...
-
-
-def _sha(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
 
 # --- model loading ------------------------------------------------------------
@@ -62,7 +61,7 @@ def _sha(*parts: str) -> str:
 def model_fingerprint(model_dir: str | Path) -> str:
     """SHA-256 of the model's manifest (which lists every model file's SHA-256)."""
     p = Path(model_dir) / "manifest.json"
-    return file_sha256(p) if p.is_file() else _sha(str(Path(model_dir).resolve()))
+    return file_sha256(p) if p.is_file() else cache_key(str(Path(model_dir).resolve()))
 
 
 def load_classifier(model_dir: str | Path | None = None, device: str | None = None) -> tuple[Any, dict[str, Any]]:
@@ -96,7 +95,7 @@ def make_segmenter(interviewers: Any = None) -> Callable[[Path], list[Turn]]:
     return seg
 
 
-# --- the stages ------------------------------------------------------------------
+# --- the corpus stages ------------------------------------------------------------------
 
 
 @dataclass
@@ -109,42 +108,6 @@ class ExtractResult:
     privacy: list[Any]
     manifest: dict[str, Any]
     outputs: dict[str, Path] = field(default_factory=dict)
-
-
-@dataclass
-class Segmented:
-    """Output of :func:`segment_stage`: turns plus, per file, what the manifest records."""
-
-    turns: list[Turn]
-    inputs: list[dict[str, Any]]
-    skipped: list[dict[str, str]]
-    cache_hits: int
-
-
-def _check_out_dir(out: Path, force: bool) -> None:
-    """Refuse to write into a non-empty directory that is not an earlier extract output."""
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "an output directory", "a file")
-    if not out.is_dir() or force or (out / "manifest.json").is_file():
-        return
-    others = [p.name for p in out.iterdir() if p.name != ".cache"]
-    if others:
-        raise InputError(out, "an empty directory or the output of an earlier `extractor extract`",
-                         f"{len(others)} other entries (e.g. {sorted(others)[0]!r})",
-                         hint="pick another -o directory or pass --force to write beside them")
-
-
-def _read_cache(entry: Path, parse: Callable[[Mapping[str, Any]], Any]) -> list[Any] | None:
-    """A cache entry's records, or None when it is absent or damaged (then it is recomputed
-    and rewritten: a truncated or hand-edited entry must not block every rerun)."""
-    if not entry.is_file():
-        return None
-    try:
-        rows = [parse(d) for d in read_jsonl(entry)]
-    except (InputError, KeyError, TypeError, ValueError) as e:
-        log.warning("cache entry %s is damaged (%s); recomputing it", entry, e)
-        return None
-    return rows or None
 
 
 USER_PROPOSAL_FIELDS = ("decision", "name", "definition")  # what reviewers write into proposals.jsonl
@@ -176,105 +139,39 @@ def keep_user_decisions(path: Path, proposals: Sequence[Any]) -> list[dict[str, 
     return rows
 
 
-def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named, plus visible files directly inside named directories, in natural order."""
+def expand_inputs(paths: Iterable[str | Path], *, exclude: Sequence[Path] = (), follow_links: bool = False
+                  ) -> tuple[list[Path], list[dict[str, str]]]:
+    """Files named, plus visible files directly inside named directories, in natural order,
+    and the files left out with their reason.
+
+    Left out: anything inside ``exclude`` (the output folder and the cache, which may lie
+    inside an input folder, are never read back as interviews; when the output folder is
+    itself a named input folder, only the files extract writes there) and, unless
+    ``follow_links``, a file found in a directory that is a link resolving outside it.
+    """
     from extractor.segment import expand_paths
 
-    files = []
-    for p in map(Path, paths):
+    named = [Path(p) for p in paths]
+    dirs = {p.resolve() for p in named if p.is_dir()}
+    fences: list[Path] = []
+    for e in (x.resolve() for x in exclude):
+        fences.extend([e / name for name in (*OUTPUTS, "figures")] if e in dirs else [e])
+    files: list[Path] = []
+    skipped: list[dict[str, str]] = []
+    for p in named:
         if not p.exists():
             raise InputError(p, "a transcript file or directory", "nothing")
-        files.extend(expand_paths([p]))
-    return files
-
-
-def segment_stage(files: Sequence[Path], segmenter: Callable[[Path], list[Turn]], cache: Path,
-                  progress: bool = False) -> Segmented:
-    """Segment each file (cached per file path and content); unreadable files are skipped."""
-    from tqdm.auto import tqdm
-
-    res = Segmented([], [], [], 0)
-    seen: dict[str, str] = {}
-    for f in tqdm(files, desc="segment", unit="file", disable=not progress):
-        if not is_regular(f):  # hashing a FIFO would hang, /dev/zero never ends
-            try:
-                open_regular(f, what="a transcript file").close()
-            except InputError as e:
-                log.warning("skipped %s", e)
-                res.skipped.append({"path": str(f), "error": str(e)})
+        root = p.resolve() if p.is_dir() else None
+        for f in expand_paths([p]):
+            real = f.resolve()
+            if any(real == x or x in real.parents for x in fences):
                 continue
-        digest = file_sha256(f)
-        entry = cache / "segments" / f"{_sha(str(f.resolve()), digest, str(CACHE_VERSION))[:32]}.jsonl"
-        ts = _read_cache(entry, Turn.from_dict)
-        cached = ts is not None
-        if cached:
-            res.cache_hits += 1
-        else:
-            try:
-                ts = segmenter(f)
-            except InputError as e:
-                log.warning("skipped %s", e)
-                res.skipped.append({"path": str(f), "error": str(e)})
+            if root is not None and not follow_links and root not in real.parents:
+                skipped.append({"path": str(f), "error": str(InputError(
+                    f, f"a file inside {p}", f"a link to {real}", hint="pass --follow-links to read it"))})
                 continue
-            write_jsonl(entry, ts)
-        if not ts:
-            res.skipped.append({"path": str(f), "error": "no turns"})
-            continue
-        iv = ts[0].interview
-        if iv in seen:
-            raise InputError(f, "a unique interview name (file name) per transcript",
-                             f"{iv!r} also from {seen[iv]}", hint="rename one of the files")
-        seen[iv] = str(f)
-        res.turns.extend(ts)
-        res.inputs.append({"path": str(f), "sha256": digest, "bytes": f.stat().st_size, "interview": iv,
-                           "turns": len(ts), "interviewee_turns": sum(t.is_interviewee for t in ts),
-                           "cached": cached})
-    if not res.inputs:
-        n = len(res.skipped)
-        raise ExtractorError(f"no transcript could be segmented ({n} file{'s' * (n != 1)} skipped): "
-                             + "; ".join(x["error"] for x in res.skipped[:3]))
-    return res
-
-
-def predict_stage(turns: Sequence[Turn], classifier: Classifier, model_fp: str, catalog: Catalog, cache: Path,
-                  progress: bool = False, human: Mapping[str, Labels] | None = None
-                  ) -> tuple[list[Prediction], dict[str, int]]:
-    """Predict per interview, cached by the interview's turns, the model and the catalog;
-    reviewers' labels (``human``) replace the model's for the turns they name.
-
-    The classifier reads neighbouring turns as context, so a change anywhere in an
-    interview re-predicts that whole interview.
-    """
-    by_iv: dict[str, list[Turn]] = {}
-    for t in turns:
-        by_iv.setdefault(t.interview, []).append(t)
-    cat_fp = catalog.fingerprint()
-    preds_by_iv: dict[str, list[Prediction]] = {}
-    todo: list[tuple[str, Path]] = []
-    for iv, ts in by_iv.items():
-        key = _sha(json.dumps([[t.id, t.speaker, t.question] for t in ts]), model_fp, cat_fp, str(CACHE_VERSION))
-        entry = cache / "predictions" / f"{key[:32]}.jsonl"
-        cached_preds = _read_cache(entry, Prediction.from_dict)
-        if cached_preds is not None:
-            preds_by_iv[iv] = cached_preds
-        else:
-            todo.append((iv, entry))
-    if todo:
-        log.info("predicting %d of %d interviews (%d cached)", len(todo), len(by_iv), len(by_iv) - len(todo))
-        new = classifier.predict([t for iv, _ in todo for t in by_iv[iv]], progress=progress)
-        for iv, entry in todo:
-            preds_by_iv[iv] = [p for p in new if p.interview == iv]
-            write_jsonl(entry, preds_by_iv[iv])
-    predictions = [p for iv in by_iv for p in preds_by_iv[iv]]
-    expected = sum(t.is_interviewee for t in turns)
-    if len(predictions) != expected:
-        raise ExtractorError(f"extract: expected one prediction per interviewee turn ({expected}), "
-                             f"found {len(predictions)}")
-    if human:
-        from extractor.train import apply_human_labels
-
-        predictions = apply_human_labels(predictions, human)
-    return predictions, {"predict_hits": len(by_iv) - len(todo), "predict_misses": len(todo)}
+            files.append(f)
+    return files, skipped
 
 
 def discover_stage(predictions: Sequence[Prediction], turns: Sequence[Turn], catalog: Catalog, embedder: Embedder,
@@ -282,8 +179,8 @@ def discover_stage(predictions: Sequence[Prediction], turns: Sequence[Turn], cat
                    rejected_path: Path | None = None) -> tuple[list[Any], dict[str, int]]:
     """Propose new catalog entries, leaving out those remembered in ``rejected_path``;
     sentence embeddings go through the on-disk cache."""
-    if not isinstance(embedder, CachedEmbedder):
-        embedder = CachedEmbedder(embedder, EmbeddingCache(cache / "embeddings", embedder_fingerprint(embedder)))
+    cached = embedder if isinstance(embedder, CachedEmbedder) else \
+        CachedEmbedder(embedder, EmbeddingCache(cache / "embeddings", embedder_fingerprint(embedder)))
     if discoverer is None:
         from extractor.discover import discover
         from extractor.proposals import load_rejected
@@ -293,8 +190,21 @@ def discover_stage(predictions: Sequence[Prediction], turns: Sequence[Turn], cat
         def discoverer(p, t, c, e):
             return discover(p, t, c, e, rejected=rejected)
 
-    proposals = list(discoverer(predictions, turns, catalog, embedder))
-    return proposals, {"hits": embedder.cache.hits, "misses": embedder.cache.misses}
+    proposals = list(discoverer(predictions, turns, catalog, cached))
+    return proposals, {"hits": cached.cache.hits, "misses": cached.cache.misses}
+
+
+def read_findings(entry: Path, path: str, finding: Callable[..., Any]) -> list[Any] | None:
+    """A privacy cache entry's findings (for ``path``), or None when absent or damaged (then recomputed)."""
+    if not entry.exists() and not entry.is_symlink():
+        return None
+    try:
+        rows = json.loads(read_capped(entry, 64 * 2**20, what="a privacy cache entry"))
+        return [replace(finding(**d), file=path) for d in rows]
+    except (InputError, ValueError, TypeError, KeyError) as e:
+        log.warning("cache entry %s is damaged (%s); recomputing it", entry, e)
+        remove_damaged(entry)
+        return None
 
 
 def privacy_stage(inputs: Sequence[Mapping[str, Any]], cache: Path) -> list[Any]:
@@ -304,9 +214,8 @@ def privacy_stage(inputs: Sequence[Mapping[str, Any]], cache: Path) -> list[Any]
     findings: list[Any] = []
     for info in inputs:
         entry = cache / "privacy" / f"{info['sha256'][:32]}.json"
-        if entry.is_file():
-            found = [replace(Finding(**d), file=info["path"]) for d in json.loads(entry.read_text("utf-8"))]
-        else:
+        found = read_findings(entry, info["path"], Finding)
+        if found is None:
             found = scan_file(info["path"])
             write_json(entry, [f.to_dict() for f in found])
         findings.extend(found)
@@ -338,7 +247,8 @@ def write_outputs(out: Path, seg: Segmented, predictions: Sequence[Prediction], 
     out.mkdir(parents=True, exist_ok=True)
     outputs = {name: out / f"{name}.jsonl" for name in ("turns", "predictions", "proposals", "privacy")}
     # a rerun keeps the decisions reviewers wrote into OUT/proposals.jsonl
-    rows = (seg.turns, predictions, keep_user_decisions(outputs["proposals"], proposals), findings)
+    rows: tuple[Sequence[Any], ...] = (seg.turns, predictions, keep_user_decisions(outputs["proposals"], proposals),
+                                       findings)
     for name, records in zip(outputs, rows):
         write_jsonl(outputs[name], records)
     outputs.update(report.write_report(out, predictions, catalog, turns=seg.turns, proposals=proposals,
@@ -361,80 +271,103 @@ def write_outputs(out: Path, seg: Segmented, predictions: Sequence[Prediction], 
     return outputs
 
 
+
+
+# --- executors ---------------------------------------------------------------------------
+
+
+class Executor(Protocol):
+    """Runs the per-transcript stages (segment, predict) of a run and says how, for the manifest."""
+
+    engine: str
+
+    def run(self, ctx: RunContext, files: Sequence[Path], segment: SegmentStage, predict: PredictStage,
+            classifier: Classifier) -> Segmented: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class LocalExecutor:
+    """Both stages in this process: segment every file, then predict the uncached interviews in one call."""
+
+    engine: str = "local"
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def run(self, ctx: RunContext, files: Sequence[Path], segment: SegmentStage, predict: PredictStage,
+            classifier: Classifier) -> Segmented:
+        t0 = time.perf_counter()
+        seg = segment_files(ctx, files, segment)
+        t1 = time.perf_counter()
+        predict_interviews(ctx, seg, predict, classifier)
+        self.timings.update(segment=t1 - t0, predict=time.perf_counter() - t1)
+        return seg
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+
 # --- the run ---------------------------------------------------------------------
 
 
-def run_extract(
-    inputs: Sequence[str | Path],
-    out_dir: str | Path,
-    *,
-    classifier: Classifier,
-    catalog: Catalog | None = None,
-    model_info: Mapping[str, Any] | None = None,
-    segmenter: Callable[[Path], list[Turn]] | None = None,
-    embedder: Embedder | None = None,
-    discoverer: Callable[..., list[Any]] | None = None,
-    cache_dir: str | Path | None = None,
-    discover: bool = True,
-    privacy: bool = True,
-    qdpx: bool = True,
-    progress: bool = False,
-    force: bool = False,
-    created: str | None = None,
-    human: Mapping[str, Labels] | None = None,
-) -> ExtractResult:
+def build_manifest(ctx: RunContext, executor: Executor, seg: Segmented, proposals: Sequence[Any],
+                   findings: Sequence[Any], n_files: int, embeddings: Mapping[str, int]) -> dict[str, Any]:
+    """The manifest of a run (``timings_s``, ``outputs`` and ``qdpx`` are added as the files are written)."""
+    return {
+        "format": OUTPUT_FORMAT,
+        "tool": f"qi-extractor {__version__}",
+        "created": ctx.created, "engine": executor.engine,
+        "model": ctx.model_info,
+        "catalog": {"tag": ctx.catalog.tag, "fingerprint": ctx.catalog.fingerprint(), "path": ctx.catalog.path},
+        "inputs": seg.inputs,
+        "skipped": seg.skipped,
+        "counts": counts_of(seg, seg.predictions, proposals, findings, n_files),
+        "cache": {"dir": str(ctx.cache), "segment_hits": seg.cache_hits,
+                  "segment_misses": len(seg.inputs) - seg.cache_hits, "predict_hits": seg.predict_hits,
+                  "predict_misses": seg.predict_misses, "embeddings": embeddings},
+        **executor.describe(),
+    }
+
+
+def run_extract(inputs: Sequence[str | Path], out_dir: str | Path, *, classifier: Classifier,
+                catalog: Catalog | None = None, model_info: Mapping[str, Any] | None = None,
+                segmenter: Callable[[Path], list[Turn]] | None = None, embedder: Embedder | None = None,
+                discoverer: Callable[..., list[Any]] | None = None, cache_dir: str | Path | None = None,
+                discover: bool = True, privacy: bool = True, qdpx: bool = True, progress: bool = False,
+                force: bool = False, created: str | None = None, human: Mapping[str, Labels] | None = None,
+                executor: Executor | None = None, follow_links: bool = False) -> ExtractResult:
     """Run the batch over ``inputs`` (files and directories) and write ``out_dir``.
 
     Files that cannot be segmented are skipped and listed in the manifest; an
     :class:`ExtractorError` is raised when none can be. ``model_info`` must carry a
     ``fingerprint`` that changes whenever the classifier's predictions may change.
     ``embedder`` (discovery) defaults to the bundled MiniLM, loaded only on a cache miss.
-    ``human`` (turn id -> reviewers' labels) replaces the model's labels of those turns.
+    ``human`` (turn id -> reviewers' labels) is taught to the classifier (``taught=``) and
+    replaces the model's labels of those turns. ``executor``: who runs segment and predict
+    (default :class:`LocalExecutor`).
     """
     t_start = time.perf_counter()
-    out = Path(out_dir)
-    _check_out_dir(out, force)
-    cache = Path(cache_dir) if cache_dir else out / ".cache"
-    catalog = catalog or getattr(classifier, "catalog_", None) or load_catalog()
-    model_info = dict(model_info or {})
-    model_fp = str(model_info.get("fingerprint") or getattr(classifier, "fingerprint", "") or "")
-    if not model_fp:
-        raise ExtractorError("extract: the classifier has no fingerprint; pass model_info={'fingerprint': ...}")
-    created = created or datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    files = expand_inputs(inputs)
-    if not files:
+    ctx = RunContext.resolve(out_dir, classifier, catalog=catalog, model_info=model_info, cache_dir=cache_dir,
+                             created=created, progress=progress)
+    check_output_dir(ctx.out, force=force, names=(*OUTPUTS, "figures"), inputs=inputs)
+    files, skipped = expand_inputs(inputs, exclude=(ctx.out, ctx.cache), follow_links=follow_links)
+    if not files and not skipped:
         raise InputError(", ".join(map(str, inputs)), "transcript files", "an empty directory")
-
-    timings: dict[str, float] = {}
-
-    def timed(stage: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        t0 = time.perf_counter()
-        result = fn(*args, **kw)
-        timings[stage] = time.perf_counter() - t0
-        return result
-
-    seg = timed("segment", segment_stage, files, segmenter or make_segmenter(), cache, progress)
-    predictions, pstats = timed("predict", predict_stage, seg.turns, classifier, model_fp, catalog, cache, progress,
-                                human)
-    # proposals rejected with `discover-review OUT/proposals.jsonl` are not proposed again
-    from extractor.proposals import default_rejected_path
-
-    proposals, estats = (timed("discover", discover_stage, predictions, seg.turns, catalog, embedder or make_embedder(),
-                               cache, discoverer, default_rejected_path(out / "proposals.jsonl"))
+    claim_output_dir(ctx.out)  # ours from now on: a killed run does not block the plain rerun
+    executor = executor or LocalExecutor()
+    seg = executor.run(ctx, files, SegmentStage(segmenter or make_segmenter()),
+                       PredictStage(ctx.model_fp, ctx.catalog.fingerprint(), dict(human or {})), classifier)
+    seg.skipped[:0] = skipped
+    timings = dict(getattr(executor, "timings", {}))
+    t0 = time.perf_counter()
+    proposals, estats = (discover_stage(seg.predictions, seg.turns, ctx.catalog, embedder or make_embedder(),
+                                        ctx.cache, discoverer, default_rejected_path(ctx.out / "proposals.jsonl"))
                          if discover else ([], {}))
-    findings = timed("privacy", privacy_stage, seg.inputs, cache) if privacy else []
-
-    manifest: dict[str, Any] = {
-        "tool": f"qi-extractor {__version__}",
-        "created": created, "engine": "local",  # extractor.engine_ray records "ray"
-        "model": model_info,
-        "catalog": {"tag": catalog.tag, "fingerprint": catalog.fingerprint(), "path": catalog.path},
-        "inputs": seg.inputs,
-        "skipped": seg.skipped,
-        "counts": counts_of(seg, predictions, proposals, findings, len(files)),
-        "cache": {"dir": str(cache), "segment_hits": seg.cache_hits, "segment_misses": len(seg.inputs) - seg.cache_hits,
-                  **pstats, "embeddings": estats},
-    }
-    outputs = write_outputs(out, seg, predictions, proposals, findings, catalog, manifest, qdpx=qdpx,
-                            created=created, timings=timings, started=t_start)
-    return ExtractResult(seg.turns, predictions, proposals, findings, manifest, outputs)
+    t1 = time.perf_counter()
+    findings = privacy_stage(seg.inputs, ctx.cache) if privacy else []
+    timings.update({**({"discover": t1 - t0} if discover else {}), **({"privacy": time.perf_counter() - t1}
+                                                                          if privacy else {})})
+    manifest = build_manifest(ctx, executor, seg, proposals, findings, len(files) + len(skipped), estats)
+    outputs = write_outputs(ctx.out, seg, seg.predictions, proposals, findings, ctx.catalog, manifest, qdpx=qdpx,
+                            created=ctx.created, timings=timings, started=t_start)
+    return ExtractResult(seg.turns, seg.predictions, proposals, findings, manifest, outputs)

@@ -20,6 +20,7 @@ from extractor.safeio import (
     iter_json_lines,
     output_error,
     temp_prefix,
+    write_target,
 )
 from extractor.types import Prediction, Turn, with_ids
 
@@ -197,7 +198,7 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     (:func:`extractor.safeio.clean_stale_temps`). A full disk, a read-only place or a parent
     that is a file is one :class:`ExtractorError` line, and nothing is left behind.
     """
-    path = Path(path)
+    path = write_target(path)  # through a link: replace its target, never the link
     try:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

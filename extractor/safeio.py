@@ -16,6 +16,10 @@ One rule each, used everywhere (see docs/safety.md):
 - :func:`check_output`: nothing is overwritten without ``--force``, an output is never
   one of the inputs, and a bad ``-o`` (a directory, a parent that is a file) is a
   one-line error before any work is done.
+- :func:`check_output_dir` / :func:`claim_output_dir`: an output *folder* is ours only
+  when our marker (or our own manifest, with our format marker) is in it; ``--force``
+  writes beside other people's files but never over them, nor over a foreign manifest.
+- :func:`write_target`: writers replace the file a link points to, never the link.
 - :func:`clean_stale_temps`: hidden temp files of our own writers that were killed are
   removed on the next run (they may hold transcript text).
 """
@@ -44,6 +48,8 @@ _RATIO_FLOOR = 1 * MiB  # tiny members may compress extremely well (runs of spac
 _CHUNK = 1 * MiB
 LOCK_TIMEOUT_S = 60.0
 TEMP_TAG = "qi"  # temp files are .{name}.qi{pid}.{random}.tmp
+OUTPUT_FORMAT = "qi-extractor/extract@1"  # the "format" of an extract output folder's manifest.json
+OWNER_MARK = ".qi-extractor"  # written into an output folder when a run claims it
 
 
 # --- names from input ------------------------------------------------------------------
@@ -135,6 +141,33 @@ def read_capped(path: str | Path, max_bytes: int, *, what: str = "a regular file
         return fh.read()
 
 
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def remove_damaged(entry: Path) -> None:
+    """Remove a damaged cache entry that is not a regular file (a FIFO, a link, a folder), so
+    the recomputed one can be written in its place; a regular file is simply replaced."""
+    import shutil
+
+    if entry.is_file() and not entry.is_symlink():
+        return
+    try:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    except OSError:
+        pass  # the write that follows reports what is in the way, in one line
+
+
 def human_size(n: int) -> str:
     value, unit = (n / MiB, "MiB") if n >= MiB else (n / 1024, "KiB") if n >= 1024 else (n, "bytes")
     return (f"{value:.1f}".removesuffix(".0") if unit != "bytes" else str(n)) + " " + unit
@@ -171,10 +204,11 @@ def open_zip(path: str | Path, *, what: str = "a zip archive", **caps) -> zipfil
     fh = open_regular(path, what=what)
     try:
         # The member count from the end record, before ZipFile builds one object per member.
-        end = zipfile._EndRecData(fh)  # noqa: SLF001 - the stdlib's own reader of that record
-        if end and end[zipfile._ECD_ENTRIES_TOTAL] > MAX_MEMBERS:
+        end = zipfile._EndRecData(fh)  # type: ignore[attr-defined]  # noqa: SLF001 - the stdlib's own reader
+        total = zipfile._ECD_ENTRIES_TOTAL  # type: ignore[attr-defined]  # noqa: SLF001
+        if end and end[total] > MAX_MEMBERS:
             raise InputError(path, f"an archive of at most {MAX_MEMBERS:,} members",
-                             f"{end[zipfile._ECD_ENTRIES_TOTAL]:,}", hint="a zip bomb?")
+                             f"{end[total]:,}", hint="a zip bomb?")
         fh.seek(0)
     except InputError:
         fh.close()
@@ -247,7 +281,7 @@ def locked(path: str | Path, *, timeout: float = LOCK_TIMEOUT_S) -> Iterator[Non
     """
     from filelock import FileLock, Timeout
 
-    path = Path(path)
+    path = write_target(path)  # one lock per file, whichever link names it
     check_writable_kind(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -284,7 +318,7 @@ def os_reason(e: OSError) -> str:
         errno.ENOTDIR: "a parent that is a file, not a directory",
         errno.EEXIST: "a file where a directory should be",
         errno.ENAMETOOLONG: "a name too long for the file system",
-    }.get(e.errno, e.strerror or str(e))
+    }.get(e.errno or 0, e.strerror or str(e))
 
 
 def check_writable_kind(path: str | Path) -> None:
@@ -316,14 +350,7 @@ def check_output(path: str | Path | None, *, force: bool = False, inputs: Iterab
         return
     p = Path(path)
     a = "an" if what[:1] in "aeiou" else "a"
-    for inp in inputs:
-        try:
-            same = Path(inp).exists() and p.exists() and os.path.samefile(p, inp)
-        except OSError:
-            same = False
-        if same:
-            raise ExtractorError(f"{p}: expected {a} {what} other than the input, found the input itself; "
-                                 "write to another file")
+    check_not_input(p, inputs, what=what)
     if p.is_dir():
         raise ExtractorError(f"{p}: expected {a} {what}, found a directory")
     check_writable_kind(p)
@@ -334,6 +361,74 @@ def check_output(path: str | Path | None, *, force: bool = False, inputs: Iterab
             break
     if (p.exists() or p.is_symlink()) and not force:
         raise ExtractorError(f"{p}: expected a new {what}, found an existing one; pass --force to overwrite it")
+
+
+def same_path(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file or folder: links resolved, hard links compared by inode."""
+    try:
+        if Path(a).resolve() == Path(b).resolve():
+            return True
+        return Path(a).exists() and Path(b).exists() and os.path.samefile(a, b)
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+        return False
+
+
+def check_not_input(path: str | Path, inputs: Iterable[str | Path | None], *, what: str = "output file") -> None:
+    """Refuse (even with ``--force``) an output that is one of the command's inputs, through links too:
+    corrections, a rejected-proposals memory, a catalog or a model are people's work."""
+    a = "an" if what[:1] in "aeiou" else "a"
+    for inp in inputs:
+        if inp is not None and str(inp) not in ("", "-") and same_path(path, inp):
+            shown = "" if str(path) == str(inp) else f" ({inp})"
+            raise ExtractorError(f"{path}: expected {a} {what} other than the input, found the input itself{shown}; "
+                                 "write to another file")
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``);
+    False where the system cannot."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if rc == 0:
+        return True
+    if ctypes.get_errno() in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False  # no such call, or a file system without exchange
+    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
+
+
+def replace_dir(new: str | Path, target: str | Path) -> None:
+    """Put the complete folder ``new`` at ``target`` in one step and remove what was there.
+
+    Where the system can swap two paths atomically, ``target`` is the old folder or the new
+    one at every moment (a kill leaves one of them, never neither). Elsewhere the old folder
+    is renamed aside first and put back if the second rename fails.
+    """
+    import shutil
+    import tempfile
+
+    new, target = Path(new), Path(target)
+    if not target.exists() and not target.is_symlink():
+        os.replace(new, target)
+        return
+    if exchange_paths(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # now the old folder
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent)) / "old"
+    os.replace(target, aside)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(aside, target)
+        shutil.rmtree(aside.parent, ignore_errors=True)
+        raise
+    shutil.rmtree(aside.parent, ignore_errors=True)
 
 
 def temp_prefix(path: Path) -> str:
@@ -364,7 +459,7 @@ def clean_stale_temps(directory: str | Path, *, name: str | None = None) -> list
     """
     directory = Path(directory)
     pattern = f".{name}.{TEMP_TAG}*.tmp" if name else f".*.{TEMP_TAG}*.tmp"
-    removed = []
+    removed: list[Path] = []
     try:
         candidates = list(directory.glob(pattern))
     except OSError:
@@ -503,3 +598,87 @@ def read_json(path: str | Path, *, what: str = "a JSON file", max_bytes: int = M
     except UnicodeDecodeError as e:
         raise InputError(path, "UTF-8 text", f"undecodable byte 0x{data[e.start]:02x} at offset {e.start}") from None
     return parse_json(text, path)
+
+
+# --- output folders --------------------------------------------------------------------
+
+
+def write_target(path: str | Path) -> Path:
+    """The file a writer replaces: the target of a symlink (resolved), else ``path`` itself.
+
+    Renaming over a link would replace the link with a private copy while readers and locks
+    still follow the link's target."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _small_json(path: Path) -> object:
+    try:
+        return json.loads(read_capped(path, MiB, what="a manifest"))
+    except (InputError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def is_our_output_dir(out: str | Path) -> bool:
+    """True when ``out`` holds our claim marker or an extract manifest of ours.
+
+    Ours: ``manifest.json`` whose ``format`` is :data:`OUTPUT_FORMAT` (or, from before the
+    marker, whose ``tool`` is ``qi-extractor ...`` beside ``inputs`` and ``counts``).
+    A model folder's manifest (format ``qi-classifier@...``) or a web app's is not ours.
+    """
+    out = Path(out)
+    mark = _small_json(out / OWNER_MARK) if is_regular(out / OWNER_MARK) else None
+    if isinstance(mark, dict) and mark.get("format") == OUTPUT_FORMAT:
+        return True
+    m = _small_json(out / "manifest.json") if is_regular(out / "manifest.json") else None
+    if not isinstance(m, dict):
+        return False
+    legacy = str(m.get("tool", "")).startswith("qi-extractor ") and "inputs" in m and "counts" in m
+    return m.get("format") == OUTPUT_FORMAT or ("format" not in m and legacy)
+
+
+def check_output_dir(out: str | Path, *, force: bool = False, names: Iterable[str] = (),
+                     inputs: Iterable[str | Path] = ()) -> None:
+    """The overwrite rule for an output folder, checked before any work.
+
+    Refused: a file in the way, a folder where an input has a name we write, a
+    non-empty folder that is not ours (:func:`is_our_output_dir`) without ``force``, and
+    even with ``force`` a foreign folder where one of the ``names`` we write already exists
+    (``manifest.json`` included): ``--force`` writes beside other files, never over them.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "an output directory", "a file")
+    real, names = out.resolve(), set(names)
+    for inp in inputs:  # the folder itself as an input is left out when read; other files in it are kept
+        r = Path(inp).resolve()
+        if Path(inp).is_file() and real in r.parents and r.relative_to(real).parts[0] in names:
+            raise InputError(out, "an output directory whose files are not inputs", f"the input {inp}",
+                             hint="pick another -o directory, or move the input")
+    if not out.is_dir() or is_our_output_dir(out):
+        return
+    others = sorted(p.name for p in out.iterdir() if p.name != ".cache")
+    if others and not force:
+        raise InputError(out, "an empty directory or the output of an earlier `extractor extract`",
+                         f"{len(others)} other entries (e.g. {others[0]!r})",
+                         hint="pick another -o directory or pass --force to write beside them")
+    clash = sorted(set(others) & set(names))
+    if clash:
+        raise InputError(out, "a directory without files of the names extract writes, or an earlier extract "
+                         "output", f"{clash[0]!r} written by someone else",
+                         hint="--force never overwrites them; pick another -o directory")
+
+
+def claim_output_dir(out: str | Path) -> None:
+    """Create ``out`` and mark it ours, so that a run killed before its manifest was written
+    does not make the plain rerun refuse the folder."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise output_error(out, e) from None
+    mark = out / OWNER_MARK
+    if not is_regular(mark):
+        from extractor.jsonl import write_json
+
+        write_json(mark, {"format": OUTPUT_FORMAT})

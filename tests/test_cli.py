@@ -84,7 +84,8 @@ def test_other_exceptions_are_one_line_not_a_traceback(monkeypatch, capsys):
     _fake_command(monkeypatch, run)
     assert cli.main(["fake"]) == 1
     err = capsys.readouterr().err
-    assert err == "error: internal error: RuntimeError: a bug (run with -v for the traceback; please report it)\n"
+    assert err.startswith("error: internal error: RuntimeError: a bug (at test_cli.py:")
+    assert err.endswith("; run with -v for the traceback; please report it)\n") and len(err.splitlines()) == 1
     assert cli.main(["-v", "fake"]) == 1
     assert "Traceback" in capsys.readouterr().err  # the traceback only when asked for
 
@@ -330,3 +331,98 @@ def test_annotate_on_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
     assert err.splitlines()[-1] == f"error: {q}: expected a writable output, found no space left on the device; " \
                                    "nothing was written there"
     assert q.read_text() == before and json.loads(before)["answer"] is None
+
+
+# --- the overwrite rule covers every input; settings; one-line usage errors -----------------------
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err
+
+
+def test_predict_never_writes_over_its_corrections_even_with_force(tmp_path, capsys):
+    answers = tmp_path / "A.jsonl"
+    answers.write_text('{"id": "I1#1", "accept": ["drift"]}\n')
+    before = answers.read_bytes()
+    turns = tmp_path / "turns.jsonl"
+    turns.write_text("")
+    for out in (answers, tmp_path / "link.jsonl"):
+        if out.name == "link.jsonl":
+            out.symlink_to(answers)
+        assert cli.main(["predict", str(turns), "-o", str(out), "--corrections", str(answers), "--force"]) == 1
+        assert "other than the input, found the input itself" in _one_error_line(capsys)
+    assert answers.read_bytes() == before
+
+
+def test_discover_never_writes_over_its_rejected_memory_even_with_force(tmp_path, capsys):
+    memory = tmp_path / "R.jsonl"
+    memory.write_text('{"id": "p1"}\n')
+    preds = tmp_path / "p.jsonl"
+    preds.write_text("")
+    assert cli.main(["discover", str(preds), "-o", str(memory), "--rejected", str(memory), "--force"]) == 1
+    assert "other than the input" in _one_error_line(capsys)
+    default = tmp_path / "rejected_proposals.jsonl"  # the default memory beside -o is an input too
+    default.write_text('{"id": "p1"}\n')
+    assert cli.main(["discover", str(preds), "-o", str(default), "--force"]) == 1
+    assert "other than the input" in _one_error_line(capsys)
+    assert memory.read_text() == default.read_text() == '{"id": "p1"}\n'
+    proposals = tmp_path / "proposals.jsonl"
+    proposals.write_text('{"id": "p1", "decision": "reject"}\n')
+    assert cli.main(["discover-review", str(proposals), "--rejected", str(proposals)]) == 1
+    assert "other than the input" in _one_error_line(capsys)
+
+
+def test_numeric_options_refuse_nan_inf_and_out_of_range_in_one_line(tmp_path, capsys):
+    for argv, msg in ((["segment", "x", "--max-mb", "nan"], "--max-mb: expected a size in MiB >= 0, found nan"),
+                      (["predict", "t", "-o", "p", "--batch-size", "inf"], "--batch-size: expected a positive"),
+                      (["review", "serve", "q", "--port", "70000"], "--port: expected a port number 0-65535"),
+                      (["discover", "p", "-o", "o", "--score-threshold", "nan"], "--score-threshold: expected a "
+                                                                                  "finite number, found nan"),
+                      (["evaluate", "g", "--cv", "1"], "--cv: expected at least 2 folds, found 1")):
+        assert cli.main(argv) == cli.EXIT_USAGE
+        assert msg in _one_error_line(capsys)
+
+
+def test_usage_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["segment", "x", "--no-such-option"])
+    assert e.value.code == 2
+    assert "unrecognized arguments: --no-such-option" in _one_error_line(capsys)
+
+
+def test_review_export_without_catalog_uses_the_catalog_of_the_model_that_predicted(tmp_path):
+    import json
+
+    from extract_fixtures import write_catalog
+
+    from extractor.cli.common import catalog_for
+    from extractor.safeio import claim_output_dir
+
+    model = tmp_path / "model"
+    model.mkdir()
+    tiny = write_catalog(model)  # model/catalog.yaml
+    out = tmp_path / "out"
+    claim_output_dir(out)
+    (out / "manifest.json").write_text(json.dumps({"format": "qi-extractor/extract@1", "model": {"path": str(model)}}))
+    (out / "predictions.jsonl").write_text("")
+    assert catalog_for(None, predictions=out / "predictions.jsonl").tag == tiny.tag
+    assert catalog_for(None, predictions=tmp_path / "elsewhere.jsonl").tag != tiny.tag  # the packaged one
+    assert catalog_for(str(model / "catalog.yaml")).tag == tiny.tag
+
+
+def test_segment_skips_links_out_of_an_input_folder_unless_followed(tmp_path, capsys):
+    d = tmp_path / "t"
+    d.mkdir()
+    (d / "Interview 1.txt").write_text("Interviewer: Hi?\nInterviewee: Our data drifts every week.\n")
+    private = tmp_path / "private.txt"
+    private.write_text("Interviewer: Hi?\nInterviewee: A secret from elsewhere.\n")
+    (d / "Interview 2.txt").symlink_to(private)
+    out = tmp_path / "turns.jsonl"
+    assert cli.main(["segment", str(d), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("Interview 2.txt") == 1 and "--follow-links" in err and "1 file skipped" in err
+    assert "secret" not in out.read_text()
+    assert cli.main(["segment", str(d), "-o", str(out), "--force", "--follow-links"]) == 0
+    assert "secret" in out.read_text()

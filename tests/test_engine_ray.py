@@ -255,14 +255,77 @@ def test_a_model_the_actors_cannot_load_is_a_one_line_error(ray_mod, model, tmp_
     """E.g. the model directory is not on the worker nodes' storage."""
     from functools import partial
 
-    from extractor.engine_ray import _load_model, run_extract_ray
+    from extractor.engine_ray import load_model, run_extract_ray
 
     clf, info = model
     with pytest.raises(ExtractorError) as ei:
         run_extract_ray([_inputs(tmp_path / "t")], tmp_path / "out", classifier=clf, model_info=info, num_cpus=2,
-                        classifier_factory=partial(_load_model, str(tmp_path / "no-model"), "cpu"),
+                        classifier_factory=partial(load_model, str(tmp_path / "no-model"), "cpu"),
                         embedder=_hashing())
     msg = str(ei.value)
     assert len(msg.splitlines()) == 1, msg
     assert msg.startswith("--engine ray: expected the actors to load the model and predict, found ")
     assert "no-model" in msg and "0 of 3 transcripts written" in msg
+
+
+def test_address_auto_with_a_stale_cluster_is_one_line_within_the_timeout(ray_mod, model, tmp_path, capsys,
+                                                                            monkeypatch):
+    """`ray start` left a cluster file (or $RAY_ADDRESS) naming a head that is gone."""
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{_free_port()}")
+    t0 = time.monotonic()
+    rc = main(["extract", str(_inputs(tmp_path / "t")), "-o", str(tmp_path / "out"), "--engine", "ray",
+               "--address", "auto", "--model", model[1]["path"], "--embedder", "hashing"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1, err
+    assert "expected a running Ray cluster at auto" in err and time.monotonic() - t0 < 25
+
+
+def test_the_auto_address_comes_from_the_environment_or_the_cluster_file(tmp_path, monkeypatch):
+    import tempfile
+
+    from extractor.engine_ray import cluster_address
+
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(ConnectionError, match="no running cluster"):
+        cluster_address("auto")
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "ray_current_cluster").write_text("10.0.0.9:6379\n")
+    assert cluster_address("auto") == "10.0.0.9:6379"
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1234")
+    assert cluster_address("auto") == "127.0.0.1:1234" and cluster_address("h:1") == "h:1"
+
+
+def test_a_ray_init_that_hangs_is_cut_off():
+    from extractor.engine_ray import call_with_timeout
+
+    with pytest.raises(TimeoutError, match="no answer after 0.2s joining"):
+        call_with_timeout(lambda: time.sleep(5), 0.2, "joining the cluster")
+    assert call_with_timeout(lambda: 7, 1, "x") == 7
+
+
+def test_the_ray_engine_holds_no_copy_of_a_stage_and_no_private_import():
+    import ast
+    import inspect
+
+    import extractor.engine_ray as R
+
+    src = inspect.getsource(R)
+    assert "t.speaker, t.question" not in src and "cache_key(" not in src  # the stages' own keys only
+    assert "this is a bug" not in src and "write_json(" not in src  # no guard, no second manifest writer
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("extractor"):
+            assert not [a.name for a in node.names if a.name.startswith("_") and not a.name.endswith("__")], node.module
+
+
+def test_what_ray_prints_on_fd_2_goes_to_the_log_not_the_terminal(tmp_path, capfd):
+    from extractor.engine_ray import stderr_to
+
+    with stderr_to(tmp_path / "ray.log"):
+        os.write(2, b"[2026 E core_worker.cc] noise\n")
+        print("our own line", file=sys.stderr)
+    err = capfd.readouterr().err
+    assert "noise" not in err and "our own line" in err
+    assert "noise" in (tmp_path / "ray.log").read_text()
+    os.write(2, b"after\n")
+    assert "after" in capfd.readouterr().err

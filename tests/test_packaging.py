@@ -40,7 +40,7 @@ def test_wheel_holds_catalog_model_and_examples(wheel):
     model = {p.relative_to(REPO).as_posix() for p in (REPO / "extractor" / "data" / "model").iterdir()}
     assert model >= {"extractor/data/model/manifest.json", "extractor/data/model/heads.safetensors"}
     expected = model | {"extractor/data/catalog.yaml", "extractor/data/examples/interview_example.txt",
-                        "extractor/cli.py", "extractor/resources.py",
+                        "extractor/cli/__init__.py", "extractor/resources.py",
                         # the report's templates, style and script (package data, not Python strings)
                         "extractor/data/report/report.html.j2", "extractor/data/report/parts.html.j2",
                         "extractor/data/report/report.css", "extractor/data/report/report.js",

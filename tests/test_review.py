@@ -519,7 +519,7 @@ def test_cli_export_and_errors(tmp_path, catalog, capsys):
     assert main(["review", "export", str(pf), "-o", str(q), "--limit", "4", "--catalog", catalog.path]) == 0
     assert len(_lines(q)) == 4
     assert "4 task(s) added" in capsys.readouterr().err
-    assert main(["review", "export", str(pf), "-o", str(q), "--limit", "-1", "--catalog", catalog.path]) == 1
+    assert main(["review", "export", str(pf), "-o", str(q), "--limit", "-1", "--catalog", catalog.path]) == 2
     assert "--limit: expected a count >= 0" in capsys.readouterr().err
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"interview": "I1", "turn": "3", "id": "x"}\n')

@@ -217,3 +217,90 @@ def test_archive_with_too_many_members_is_refused_before_listing_them(tmp_path, 
         safeio.open_zip(z)
     monkeypatch.setattr(safeio, "MAX_MEMBERS", 50)
     safeio.open_zip(z).close()
+
+
+# --- the overwrite rule: every input, links resolved; output folders; link targets; model swaps ---
+
+
+def test_an_output_that_is_an_input_through_a_link_is_refused_even_with_force(tmp_path):
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text('{"id": "x"}\n')
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(answers)
+    with pytest.raises(ExtractorError, match="expected an output file other than the input, found the input itself"):
+        safeio.check_output(link, force=True, inputs=[answers])
+    with pytest.raises(ExtractorError, match="other than the input"):  # a new name inside a linked folder
+        (tmp_path / "d").symlink_to(tmp_path, target_is_directory=True)
+        safeio.check_not_input(tmp_path / "d" / "answers.jsonl", [answers])
+    safeio.check_not_input(tmp_path / "other.jsonl", [answers, None, "-"])  # no error
+
+
+def test_writers_replace_the_target_of_a_link_never_the_link(tmp_path):
+    target = tmp_path / "real" / "queue.jsonl"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    link = tmp_path / "queue.jsonl"
+    link.symlink_to(target)
+    write_jsonl(link, [{"a": 1}])
+    assert link.is_symlink() and target.read_text() == '{"a": 1}\n'
+    with safeio.locked(link):
+        assert safeio.lock_path(target).exists() and not safeio.lock_path(link).exists()
+
+
+def _model_like(d: Path) -> Path:
+    d.mkdir()
+    (d / "manifest.json").write_text('{"format": "qi-classifier@2", "files": {}}')
+    return d
+
+
+def test_an_output_folder_is_ours_only_with_our_marker_or_manifest(tmp_path):
+    model = _model_like(tmp_path / "model")
+    names = ("report.md", "manifest.json")
+    for force in (False, True):  # someone else's manifest.json is never overwritten
+        with pytest.raises(InputError, match="manifest.json"):
+            safeio.check_output_dir(model, force=force, names=names)
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="pass --force to write beside them"):
+        safeio.check_output_dir(other, names=names)
+    safeio.check_output_dir(other, force=True, names=names)  # beside other files: allowed
+    (other / "report.md").write_text("my report")
+    with pytest.raises(InputError, match="'report.md' written by someone else.*--force never overwrites"):
+        safeio.check_output_dir(other, force=True, names=names)
+    safeio.claim_output_dir(tmp_path / "ours")
+    (tmp_path / "ours" / "report.md").write_text("half-written by a killed run")
+    safeio.check_output_dir(tmp_path / "ours", names=names)  # ours: the plain rerun proceeds
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "manifest.json").write_text('{"tool": "qi-extractor 0.1.0", "inputs": [], "counts": {}}')
+    safeio.check_output_dir(legacy, names=names)
+    with pytest.raises(InputError, match="an output directory whose files are not inputs"):
+        safeio.check_output_dir(tmp_path / "ours", names=names, inputs=[tmp_path / "ours" / "report.md"])
+    (tmp_path / "ours" / "answers.jsonl").write_text("{}\n")  # an input of another name may live there
+    safeio.check_output_dir(tmp_path / "ours", names=names, inputs=[tmp_path / "ours" / "answers.jsonl"])
+
+
+def test_replace_dir_swaps_a_complete_folder_in(tmp_path, monkeypatch):
+    for atomic in (True, False):
+        d = tmp_path / f"m{atomic}"
+        d.mkdir()
+        (d / "weights").write_text("old")
+        new = tmp_path / f"new{atomic}"
+        new.mkdir()
+        (new / "weights").write_text("new")
+        if not atomic:
+            monkeypatch.setattr(safeio, "exchange_paths", lambda a, b: False)
+        safeio.replace_dir(new, d)
+        assert (d / "weights").read_text() == "new" and not new.exists()
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_replace_dir_puts_the_old_folder_back_when_the_new_one_cannot_go_in(tmp_path, monkeypatch):
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "weights").write_text("old")
+    monkeypatch.setattr(safeio, "exchange_paths", lambda a, b: False)
+    with pytest.raises(FileNotFoundError):
+        safeio.replace_dir(tmp_path / "missing", d)
+    assert (d / "weights").read_text() == "old"

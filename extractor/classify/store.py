@@ -167,8 +167,8 @@ def check_writable(path: Path) -> None:
 
 def write_model_dir(path: Path, fill: Any) -> Path:
     """Write a model folder atomically: ``fill(tmp)`` writes the files into a temp folder, the
-    manifest is added, and the folder takes ``path``'s place by renames (the old model stays
-    until the new one is complete)."""
+    manifest is added, and the folder takes ``path``'s place in one swap (an interrupted swap
+    leaves the old model or the new one, never neither)."""
     from extractor.embed import file_sha256
 
     check_writable(path)
@@ -184,13 +184,9 @@ def write_model_dir(path: Path, fill: Any) -> Path:
         os.chmod(tmp, 0o755)
         for p in tmp.iterdir():
             os.chmod(p, 0o644)
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            os.replace(path, old / "model")
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
+        from extractor.safeio import replace_dir
+
+        replace_dir(tmp, path)  # one step: the old model or the new one, never neither
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -80,8 +80,8 @@ def add_predict(sub: Subparsers) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from extractor.safeio import check_output
     from extractor.predict import predict_file
+    from extractor.safeio import check_output
 
     check_output(args.output, force=args.force, inputs=[args.turns, *args.corrections, args.model, args.catalog],
                  what="predictions file")

@@ -23,7 +23,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-slow
+.PHONY: help install demo lint test test-slow
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,7 +46,11 @@ install: $(STAMP) ## create .venv (CPU torch 2.13.0) and install qi-extractor in
 demo: $(STAMP) ## run the main job on the bundled example transcript with the packaged model
 	$(BIN)/extractor demo
 
-test: $(STAMP) ## run the default test suite (slow training tests excluded)
+lint: $(DEPS) ## ruff and mypy over the code (configured in pyproject.toml)
+	$(BIN)/ruff check extractor scripts tests
+	$(BIN)/mypy
+
+test: $(STAMP) lint ## lint, then run the default test suite (slow training tests excluded)
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP) ## run only the slow model-training tests

@@ -80,7 +80,7 @@ def test_owner_backed_settings_take_the_config_class_default():
     from extractor.discover import DiscoverConfig
 
     assert SETTINGS["discover:min_words"].shown_default == DiscoverConfig().min_words
-    assert "(default 15; an integer)" in SETTINGS["discover:min_words"].help_text()
+    assert "(default 12; an integer)" in SETTINGS["discover:min_words"].help_text()
 
 
 def test_the_docs_carry_the_settings_table():

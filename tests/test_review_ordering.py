@@ -11,7 +11,8 @@ import pytest
 
 from extractor import review
 from extractor.catalog import load_catalog
-from extractor.cli import REVIEW_ORDERS, build_parser, main
+from extractor.cli import build_parser, main
+from extractor.cli.review import REVIEW_ORDERS
 from extractor.errors import ExtractorError
 from extractor.review.ordering import interview_chains, spread_priorities
 from extractor.review.teaching import Rescorer

@@ -96,3 +96,31 @@ def test_predict_cli_with_an_updated_catalog(model, extended_catalog, tmp_path):
     preds = read_predictions(tmp_path / "p.jsonl")
     assert all("gpu-memory" in p.scores for p in preds)
     assert all(set(p.untrained) <= {"gpu-memory"} for p in preds)
+
+
+def test_a_proposal_accepted_in_review_is_predicted_without_retraining(model, tmp_path):
+    """Discovery's loop end to end: a reviewer accepts a proposal (decision saved in the
+    proposals file, as the web view saves it), `discover-review` writes the catalog entry, and
+    the next prediction with that catalog scores it from its text, marked untrained."""
+    import json
+
+    from extractor.proposals import Proposal, Quote, apply_decisions
+
+    cat_path = tmp_path / "catalog.yaml"
+    cat_path.write_text(CATALOG_YAML)
+    turns = session_turns()
+    gpu_ids = tuple(t.id for t in ie(turns) if t.text in GPU)
+    prop = Proposal(id="p-gpu", name="Out of memory", keywords=("GPU", "memory", "OOM"),
+                    quotes=(Quote(interview="a", turn=0, id=gpu_ids[0], text=GPU[0]),), size=len(gpu_ids),
+                    n_interviews=2, interviews=("a", "b"), members=gpu_ids)
+    row = prop.to_dict() | {"decision": "accept", "name": "GPU memory exhaustion",
+                            "definition": "Training runs out of GPU memory and crashes."}
+    (tmp_path / "proposals.jsonl").write_text(json.dumps(row) + "\n")
+    done = apply_decisions(tmp_path / "proposals.jsonl", cat_path)
+    assert done["accepted"] == ["gpu-memory-exhaustion"]
+    ext = extend_catalog(model, load_catalog(cat_path))
+    preds = ext.predict(turns)
+    gpu = [p.scores["gpu-memory-exhaustion"] for p in preds if p.text in GPU]
+    other = [p.scores["gpu-memory-exhaustion"] for p in preds if p.text not in GPU]
+    assert min(gpu) > max(other)
+    assert all(set(p.untrained) == set(p.categories) & {"gpu-memory-exhaustion"} for p in preds)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from extractor.catalog import Catalog
-from extractor.errors import ExtractorError
 from extractor.review.options import label_key, labels_to_accept
 from extractor.review.ordering import DEFAULT_ORDER, priorities
 from extractor.review.queue import finite_or_none
@@ -58,15 +57,13 @@ def session_turns(tasks: Iterable[Mapping[str, Any]]) -> list[Turn]:
 
 
 def load_teacher(model: str | Path, turns: Sequence[Turn]) -> Teacher:
-    """A ``TeachSession`` over ``turns`` with the model at ``model`` (``review serve --model``)."""
-    try:
-        from extractor.classify import teach  # type: ignore[attr-defined]  # the loop helper's module
-    except ImportError:
-        raise ExtractorError("--model: expected extractor.classify.teach (the teach session) in this install, "
-                             "found none; serve without --model") from None
+    """A ``TeachSession`` over ``turns`` with the model at ``model`` (``review serve --model``;
+    ``default`` is the packaged model)."""
     from extractor.classify import IssueClassifier
+    from extractor.classify.teach import TeachSession
+    from extractor.resources import resolve_model
 
-    return teach.TeachSession(IssueClassifier.load(model), list(turns))
+    return TeachSession(IssueClassifier.load(resolve_model(model)), list(turns))
 
 
 class Rescorer:

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from extractor.errors import InputError, RecordError
+from extractor.jsonio import iter_json_lines
 from extractor.safeio import (
     check_writable_kind,
     clean_stale_temps,
     clean_stale_temps_once,
-    iter_json_lines,
     output_error,
     temp_prefix,
     write_target,
@@ -37,7 +37,7 @@ _short = short_repr  # the old private name, still imported by review.py until i
 def enumerate_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, obj)`` per non-blank line; a bad line raises :class:`InputError`.
 
-    Lines are read by :func:`extractor.safeio.iter_json_lines`: capped, strict JSON (no NaN,
+    Lines are read by :func:`extractor.jsonio.iter_json_lines`: capped, strict JSON (no NaN,
     no 5,000-digit integers, no lone surrogates, no key twice, bounded nesting).
     """
     path = Path(path)

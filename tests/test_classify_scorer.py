@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from extractor.catalog import Entry
-from extractor.classify.scorer import (N_PAIR_FEATURES, PairScorer, PhaseStacker, pair_features,
-                                      prototype_texts)
+from extractor.classify.scorer import N_PAIR_FEATURES, PairScorer, PhaseStacker, pair_features, prototype_texts
 
 
 def _unit(v):

@@ -17,12 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
+from extract_fixtures import KeywordClassifier, write_catalog, write_transcripts
 
 from extractor.cli import main
 from extractor.errors import ExtractorError
 from extractor.extract import load_classifier, run_extract
-
-from extract_fixtures import KeywordClassifier, write_catalog, write_transcripts
 
 REPO = Path(__file__).resolve().parents[1]
 THIRD = """\

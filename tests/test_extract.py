@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from extract_fixtures import KeywordClassifier, write_catalog, write_transcripts
 
 from extractor.cli import main
 from extractor.embed import HashingEmbedder
 from extractor.errors import ExtractorError, InputError
 from extractor.extract import run_extract
 from extractor.jsonl import read_jsonl
-
-from extract_fixtures import KeywordClassifier, write_catalog, write_transcripts
 
 
 def _run(tmp_path, clf=None, out="out", fingerprint="m1", **kw):
@@ -140,8 +139,9 @@ def test_end_to_end_with_a_real_classifier_and_the_cli(tmp_path, capsys):
         for t in segment_file(f).turns:
             if t.is_interviewee:
                 low = t.text.lower()
-                from extractor.types import Labels
                 from dataclasses import replace
+
+                from extractor.types import Labels
 
                 lab = Labels(("drift",) if "drift" in low else (), ("model_maintenance",) if "drift" in low else (),
                              "fixed" in low)

@@ -14,8 +14,8 @@ import pytest
 
 from extractor import proposals as P
 from extractor.catalog import load_catalog, save_catalog
-from extractor.review_proposals import ProposalsState
 from extractor.review.web import ReviewState, create_app, make_server
+from extractor.review_proposals import ProposalsState
 
 flask = pytest.importorskip("flask", reason="the web reviewer needs Flask (pip install 'qi-extractor[review]')")
 

@@ -12,12 +12,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hostile import REPO, zip_bomb_member
 
 from extractor import safeio
 from extractor.errors import ExtractorError, InputError
 from extractor.jsonl import atomic_open, write_jsonl
-
-from hostile import REPO, zip_bomb_member
 
 
 @pytest.mark.parametrize("ref, found", [

@@ -70,8 +70,11 @@ log = logging.getLogger(__name__)
 class Embedder(Protocol):
     """Maps texts to L2-normalised vectors of a fixed dimension."""
 
-    dim: int
-    name: str
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False) -> np.ndarray: ...
 
@@ -335,9 +338,10 @@ class EmbeddingCache:
             self.put(missing, new)
             by_text = dict(zip(missing, new))
             found = [by_text[t] if v is None else v for t, v in zip(texts, found)]
-        if not found:
+        vectors = [v for v in found if v is not None]  # every miss was filled above
+        if not vectors:
             return np.zeros((0, self.dim or 0), dtype=np.float32)
-        return np.stack(found).astype(np.float32, copy=False)
+        return np.stack(vectors).astype(np.float32, copy=False)
 
 
 class CachedEmbedder:

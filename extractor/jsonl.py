@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from extractor.errors import InputError, RecordError
+from extractor.jsonio import iter_json_lines
 from extractor.safeio import (
     check_writable_kind,
     clean_stale_temps,
     clean_stale_temps_once,
-    iter_json_lines,
     output_error,
     temp_prefix,
     write_target,
@@ -37,7 +37,7 @@ _short = short_repr  # the old private name, still imported by review.py until i
 def enumerate_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, obj)`` per non-blank line; a bad line raises :class:`InputError`.
 
-    Lines are read by :func:`extractor.safeio.iter_json_lines`: capped, strict JSON (no NaN,
+    Lines are read by :func:`extractor.jsonio.iter_json_lines`: capped, strict JSON (no NaN,
     no 5,000-digit integers, no lone surrogates, no key twice, bounded nesting).
     """
     path = Path(path)
@@ -57,6 +57,15 @@ def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
 _TURN_FIELDS = {"interview": str, "turn": int, "speaker": str, "text": str}
 
 
+def check_fields(path: str | Path, line: int, obj: Mapping[str, Any], fields: Mapping[str, type], hint: str) -> None:
+    """Each of ``fields`` present in ``obj`` with its type (``True`` is not an ``int``), else one
+    :class:`InputError` naming ``path:line``."""
+    for key, typ in fields.items():
+        if not isinstance(obj.get(key), typ) or isinstance(obj.get(key), bool):
+            found = "nothing" if key not in obj else f"{type(obj[key]).__name__} {obj[key]!r}"[:80]
+            raise InputError(path, f'field "{key}" of type {typ.__name__}', found, line=line, hint=hint)
+
+
 def read_turns(path: str | Path) -> list[Turn]:
     """Read turns written by ``extractor segment`` or the gold ``turns.jsonl``; fill in ids.
 
@@ -67,11 +76,7 @@ def read_turns(path: str | Path) -> list[Turn]:
     lines: list[int] = []
     at: dict[tuple[str, int], int] = {}
     for n, obj in enumerate_lines(path):
-        for key, typ in _TURN_FIELDS.items():
-            if not isinstance(obj.get(key), typ) or isinstance(obj.get(key), bool):
-                found = "nothing" if key not in obj else f"{type(obj[key]).__name__} {obj[key]!r}"[:80]
-                raise InputError(path, f'field "{key}" of type {typ.__name__}', found, line=n,
-                                 hint="is this a turns file from `extractor segment`?")
+        check_fields(path, n, obj, _TURN_FIELDS, "is this a turns file from `extractor segment`?")
         if obj["speaker"] not in ("interviewee", "interviewer"):
             raise InputError(path, 'speaker "interviewee" or "interviewer"', repr(obj["speaker"]), line=n)
         labels = obj.get("labels")
@@ -139,11 +144,7 @@ def read_predictions(path: str | Path, catalog: Any = None) -> list[Prediction]:
     out = []
     first: dict[str, int] = {}
     for n, obj in enumerate_lines(path):
-        for key, typ in _PREDICTION_FIELDS.items():
-            if not isinstance(obj.get(key), typ) or isinstance(obj.get(key), bool):
-                found = "nothing" if key not in obj else f"{type(obj[key]).__name__} {obj[key]!r}"[:80]
-                raise InputError(path, f'field "{key}" of type {typ.__name__}', found, line=n,
-                                 hint="is this a predictions file from `extractor predict`?")
+        check_fields(path, n, obj, _PREDICTION_FIELDS, "is this a predictions file from `extractor predict`?")
         if not isinstance(obj.get("text", ""), str):
             raise InputError(path, 'the turn "text" as a string', repr(obj.get("text"))[:60], line=n)
         if not isinstance(obj.get("scores", {}), Mapping):

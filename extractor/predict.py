@@ -37,7 +37,7 @@ def iso_utc(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def read_answers_by_turn(paths: Sequence[str | Path], catalog: Catalog | None = None) -> dict[str, Answer]:
+def read_answers_by_turn(paths: Sequence[str | Path], catalog: Catalog) -> dict[str, Answer]:
     """Turn id -> the answer that counts, from queue / Prodigy / doccano answer files: the same
     rule as :func:`extractor.review.read_corrections` (per annotator the latest answer,
     ``ignore`` withdraws, across annotators the most recent), with who and when."""
@@ -95,7 +95,7 @@ def predict_file(turns_path: str | Path, model: str | Path, out: str | Path, *, 
         from extractor.classify.extend import extend_catalog
 
         clf = extend_catalog(clf, load_catalog(catalog))
-    answers = read_answers_by_turn(corrections, clf.catalog_)
+    answers = read_answers_by_turn(corrections, clf.fitted_catalog)
     known = {t.id for t in turns if t.is_interviewee}
     unknown = [tid for tid in answers if tid not in known]
     if unknown:

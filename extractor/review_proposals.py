@@ -15,15 +15,13 @@ Content-Security-Policy of their hashes.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from extractor.catalog import Catalog
 from extractor.proposals import DECISIONS, Proposal, read_proposals, update_proposal
+from extractor.review.page import render
 
 MAX_NAME = 120
 MAX_DEFINITION = 2000
@@ -102,21 +100,9 @@ class ProposalsState:
         return self.state(f"saved: {p.name}")
 
 
-def asset(name: str) -> str:
-    return (resources.files("extractor") / "data" / "review" / name).read_text(encoding="utf-8")
-
-
-def csp_hash(text: str) -> str:
-    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
-
-
 def render_proposals_page() -> tuple[str, str]:
     """The page (CSS and JS inlined) and its Content-Security-Policy."""
-    css, js = asset("proposals.css"), asset("proposals.js")
-    html = asset("proposals.html").replace("/*STYLE*/", css).replace("/*SCRIPT*/", js)
-    csp = (f"default-src 'none'; style-src {csp_hash(css)}; script-src {csp_hash(js)}; connect-src 'self'; "
-           "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-    return html, csp
+    return render("proposals.html", "proposals.css", "proposals.js")
 
 
 def blueprint(state: ProposalsState) -> Any:

@@ -49,7 +49,11 @@ CACHE_VERSION = 1
 
 
 class Classifier(Protocol):
-    def predict(self, turns: Sequence[Turn], progress: bool = False) -> list[Prediction]: ...
+    """What the predict stage runs: ``taught`` maps turn ids to reviewers' labels that re-score
+    the other turns (see :meth:`extractor.classify.model.IssueClassifier.predict`)."""
+
+    def predict(self, turns: Sequence[Turn], progress: bool = False,
+                taught: Mapping[str, Labels] | None = None) -> list[Prediction]: ...
 
 
 def cache_key(*parts: str) -> str:
@@ -157,30 +161,16 @@ class PredictStage:
         return read_cached(entry, Prediction.from_dict)
 
     def run(self, classifier: Classifier, turns: Sequence[Turn], progress: bool = False) -> list[Prediction]:
-        """The classifier's predictions, with the taught answers (passed as ``taught=`` to a
-        classifier that takes them) as the labels of the turns they name."""
-        from extractor.train import apply_human_labels
+        """The classifier's predictions, with the taught answers (passed as ``taught=``) as the
+        labels of the turns they name."""
+        from extractor.predict import apply_human_labels
 
         if not self.taught:
             return list(classifier.predict(turns, progress=progress))
-        if accepts_taught(classifier):
-            preds = classifier.predict(turns, progress=progress, taught=self.taught)  # type: ignore[call-arg]
-        else:
-            preds = classifier.predict(turns, progress=progress)
+        preds = classifier.predict(turns, progress=progress, taught=self.taught)
         return apply_human_labels(list(preds), self.taught)
 
     write = staticmethod(write_jsonl)
-
-
-def accepts_taught(classifier: Any) -> bool:
-    """Whether ``classifier.predict`` takes the reviewers' answers (``taught=``)."""
-    import inspect
-
-    try:
-        params = inspect.signature(classifier.predict).parameters
-    except (TypeError, ValueError):
-        return False
-    return "taught" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 # --- gathering the transcripts ------------------------------------------------------------------

@@ -57,7 +57,7 @@ def score(gold_turns, preds, field: str, tolerance: int = 0) -> dict:
     for t in gold_turns:
         seq[t.interview].append(t)
     tp_p = tp_g = n_pred = n_gold = 0
-    for iv, ts in seq.items():
+    for ts in seq.values():
         G = [set(getattr(t.labels, field)) for t in ts]
         P = [set(getattr(pid[t.id], field)) for t in ts]
         for i in range(len(ts)):

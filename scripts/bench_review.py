@@ -269,7 +269,7 @@ def main(argv=None) -> int:
     result = {"args": {k: str(v) for k, v in vars(args).items()}, "steps": steps, "summary": summary,
               "fits": bench.fits, "seconds": round(time.time() - t0), "runs": runs}
     write_json(args.out, result)
-    print(f"| strategy | runs | " + " | ".join(f"{n}" for n in steps) + " |")
+    print("| strategy | runs | " + " | ".join(f"{n}" for n in steps) + " |")
     print("|---|---|" + "---|" * len(steps))
     for strategy, s in summary.items():
         print(f"| {strategy} (categories) | {s['runs']} | " + " | ".join(f"{v:.3f}" for v in s["categories"]) + " |")

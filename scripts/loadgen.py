@@ -67,7 +67,7 @@ def generate(gold: Path, out: Path, n: int, turns: int = 20, seed: int = 0) -> d
                 rng.shuffle(deck)
             q, a = deck.pop()
             sub = {"Interviewee": answerer.split()[0], "Interviewer": asker.split()[0]}
-            q, a = (_PLACEHOLDER.sub(lambda m: sub[m[1]], s) for s in (q, a))
+            q, a = (_PLACEHOLDER.sub(lambda m, sub=sub: sub[m[1]], s) for s in (q, a))
             lines.append(f"{asker} (Interviewer): {q or 'Go on.'}\n")
             lines.append(f"{answerer} (Interviewee): {a}\n")
         p = out / f"load_{i:05d}.txt"

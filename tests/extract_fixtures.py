@@ -70,7 +70,7 @@ class KeywordClassifier:
         self.catalog_ = catalog
         self.calls: list[list[str]] = []
 
-    def predict(self, turns, progress=False):
+    def predict(self, turns, progress=False, taught=None):
         turns = list(turns)
         self.calls.append(sorted({t.interview for t in turns}))
         out = []

@@ -250,15 +250,15 @@ def test_any_json_value_is_one_line_never_an_internal_error(tmp_path, line, foun
 
 
 def test_a_line_over_the_cap_is_refused_without_reading_it_whole(tmp_path, monkeypatch):
-    from extractor import safeio
+    from extractor import jsonio
 
     path = _write(tmp_path, '{"a": 1}\n{"b": "' + "x" * 5000 + '"}\n')
-    assert [n for n, _ in safeio.iter_json_lines(path)] == [1, 2]
+    assert [n for n, _ in jsonio.iter_json_lines(path)] == [1, 2]
     with pytest.raises(InputError, match="f.jsonl:2: expected JSON lines of at most 1 KiB, found a longer line"):
-        list(safeio.iter_json_lines(path, max_line_bytes=1024))
+        list(jsonio.iter_json_lines(path, max_line_bytes=1024))
 
 
 def test_paired_surrogate_escapes_are_text():
-    from extractor.safeio import parse_json
+    from extractor.jsonio import parse_json
 
     assert parse_json('{"t": "\\ud83d\\ude00"}', "x") == {"t": "\U0001f600"}

@@ -304,7 +304,7 @@ def test_corpus_export_validates_and_round_trips(corpus, tmp_path):
     ids = cat.category_ids
 
     class Spread(KeywordClassifier):  # every interview gets some codings of every kind
-        def predict(self, turns, progress=False):
+        def predict(self, turns, progress=False, taught=None):
             out = []
             for p in super().predict(turns):
                 h = int(p.id, 16)

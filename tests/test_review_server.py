@@ -350,9 +350,10 @@ def test_the_page_is_self_contained_and_its_script_never_parses_text_as_html(tmp
     assert "default-src 'none'" in csp and r.headers["X-Frame-Options"] == "DENY"
     for external in ("http://", "https://", "//cdn", "@import", "src=\"http"):
         assert external not in page
-    js = (REPO / "extractor" / "data" / "review" / "review.js").read_text()
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
-        assert sink not in js
+    for name in ("common.js", "review.js"):
+        js = (REPO / "extractor" / "data" / "review" / name).read_text()
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert sink not in js
 
 
 # --- the real server: loopback only ----------------------------------------------------------------

@@ -231,8 +231,9 @@ class TurnEncoder:
 
     def _read_pooled(self, disk: EmbeddingCache, text: str, spans: Sequence[Span], key: str) -> bool:
         """Fill the memory caches of one turn from disk; False when any of its vectors is missing."""
-        found = disk.get([text, *self._sentence_keys(text, spans)])
-        if any(v is None for v in found):
+        got = disk.get([text, *self._sentence_keys(text, spans)])
+        found = [v for v in got if v is not None]
+        if len(found) < len(got):
             return False
         self._cache[text] = found[0]
         self._sent_cache[key] = (np.stack(found[1:]) if len(found) > 1

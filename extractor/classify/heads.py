@@ -35,12 +35,14 @@ def build_targets(turns: Sequence[Turn], catalog: Catalog, cfg: TrainConfig) -> 
     Yh = np.zeros((len(turns), npz + 2), dtype=np.float32)
     w = np.ones(len(turns), dtype=np.float32)
     for r, t in enumerate(turns):
-        for c in t.labels.categories:
+        labels = t.labels
+        assert labels is not None, "build_targets takes labelled turns only"
+        for c in labels.categories:
             Yc[r, ci[c]] = 1
-        for p in t.labels.phases:
+        for p in labels.phases:
             Yh[r, pi[p]] = 1
         Yh[r, npz] = float(Yc[r].any())
-        Yh[r, npz + 1] = float(t.labels.mitigation)
+        Yh[r, npz + 1] = float(labels.mitigation)
         if t.label_source == "coders":
             w[r] *= cfg.coders_weight
         if is_uncoded(t) and not (Yc[r].any() or Yh[r].any()):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -49,6 +49,17 @@ from extractor.errors import ModelError
 from extractor.types import MITIGATION, Labels, Prediction, Turn
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+NOT_FITTED = "this IssueClassifier is not fitted yet: call fit() or IssueClassifier.load()"
+
+
+def need(value: T | None) -> T:
+    """``value``, a learned attribute; raises :class:`ModelError` when the model is not fitted."""
+    if value is None:
+        raise ModelError(NOT_FITTED)
+    return value
+
 
 __all__ = ["FORMAT", "MANIFEST", "REQUIRED", "IssueClassifier", "data_hash", "predictions_summary", "verify_model_dir"]
 
@@ -97,15 +108,22 @@ class IssueClassifier:
                                             self.config.max_length, cache_dir=self.cache_dir)
         return self.embedder
 
+    @property
+    def fitted_catalog(self) -> Catalog:
+        """The catalog the model was fitted on (or loaded with); :class:`ModelError` if unfitted."""
+        return need(self.catalog_)
+
     def set_catalog_vectors(self, v: CatalogVectors) -> None:
         self.cat_desc_, self.phase_desc_, self.protos_ = v.cat_desc, v.phase_desc, v.protos
 
     def parts(self) -> list[Any]:
         """The parts a saved model is made of, each saving its own files."""
         self._check_fitted()
-        parts = [CatalogVectors(self.cat_desc_, self.phase_desc_, self.protos_), self.heads_, self.scorer_,
-                 self.stacker_, LabelCentroids(self.centroids_), self.memory_,
-                 Thresholds(self.thresholds_, self.catalog_.category_ids, self.catalog_.phase_ids)]
+        catalog = self.fitted_catalog
+        parts: list[Any] = [
+            CatalogVectors(need(self.cat_desc_), need(self.phase_desc_), need(self.protos_)), self.heads_,
+            self.scorer_, self.stacker_, LabelCentroids(need(self.centroids_)), self.memory_,
+            Thresholds(need(self.thresholds_), catalog.category_ids, catalog.phase_ids)]
         enc = self.get_embedder()
         if isinstance(enc, TurnEncoder) and enc.adapter_config is not None:
             from extractor.classify.adapter import Adapter
@@ -122,17 +140,17 @@ class IssueClassifier:
 
     def pairs(self, f: Features) -> np.ndarray:
         """(turn, category) pair features of ``f`` against this model's catalog vectors."""
-        return pair_features(f.E, f.sent_emb, f.Q, f.C, self.cat_desc_, self.protos_, f.n_words, f.prev, f.nxt)
+        return pair_features(f.E, f.sent_emb, f.Q, f.C, need(self.cat_desc_), need(self.protos_), f.n_words,
+                             f.prev, f.nxt)
 
     _pairs = pairs
 
     @property
     def _sizes(self) -> tuple[int, int]:
-        return len(self.catalog_.category_ids), len(self.catalog_.phase_ids)
+        return len(self.fitted_catalog.category_ids), len(self.fitted_catalog.phase_ids)
 
     def _check_fitted(self) -> None:
-        if self.thresholds_ is None:
-            raise ModelError("this IssueClassifier is not fitted yet: call fit() or IssueClassifier.load()")
+        need(self.thresholds_)
 
     # -- training --
     def fit(self, turns: Sequence[Turn], progress: bool = False) -> IssueClassifier:
@@ -149,13 +167,13 @@ class IssueClassifier:
     def _probs(self, f: Features) -> np.ndarray:
         """(n, categories + phases + 1) probabilities of the interviewee turns of ``f``."""
         nc, npz = self._sizes
-        Ph = self.heads_.predict_proba(f.head_input(self.cat_desc_, self.phase_desc_))
-        mem = self.memory_
+        Ph = need(self.heads_).predict_proba(f.head_input(need(self.cat_desc_), need(self.phase_desc_)))
+        mem = need(self.memory_)
         issue = mem.Y[:, :nc].any(axis=1)
-        F = np.concatenate([self._pairs(f), label_features(f.E, self.centroids_, mem.E[issue], mem.Y[issue, :nc])],
-                           axis=2)
-        pc = self.scorer_.predict_proba(F)
-        pp = self.stacker_.predict_proba(pc, Ph[:, :npz])
+        F = np.concatenate([self._pairs(f), label_features(f.E, need(self.centroids_), mem.E[issue],
+                                                           mem.Y[issue, :nc])], axis=2)
+        pc = need(self.scorer_).predict_proba(F)
+        pp = need(self.stacker_).predict_proba(pc, Ph[:, :npz])
         P, _ = mem.blend(f.E, np.concatenate([pc, pp, Ph[:, npz + 1:]], axis=1))
         return P
 
@@ -210,7 +228,7 @@ class IssueClassifier:
                         human: Labels | None = None) -> Prediction:
         """The prediction of turn ``t`` from its probabilities ``p`` (row ``k`` of ``f``); with
         ``human`` labels, those are its codes (``label_source: "human"``), scores stay ``p``."""
-        cats, phases, th = self.catalog_.category_ids, self.catalog_.phase_ids, self.thresholds_
+        cats, phases, th = self.fitted_catalog.category_ids, self.fitted_catalog.phase_ids, need(self.thresholds_)
         nc, npz = len(cats), len(phases)
         if human is None:
             got = tuple(c for j, c in enumerate(cats) if p[j] >= th[j])
@@ -227,9 +245,9 @@ class IssueClassifier:
                           untrained=tuple(c for c in got if c in self.untrained_))
 
     def _evidence(self, text: str, f: Features, k: int, categories: Sequence[str]) -> dict[str, tuple[int, int]]:
-        ids = self.catalog_.category_ids
-        targets = {c: np.concatenate([self.cat_desc_[ids.index(c)][None], self.protos_[ids.index(c)]])
-                   for c in categories}
+        ids = self.fitted_catalog.category_ids
+        cat_desc, protos = need(self.cat_desc_), need(self.protos_)
+        targets = {c: np.concatenate([cat_desc[ids.index(c)][None], protos[ids.index(c)]]) for c in categories}
         return evidence(text, f.spans[k], f.sent_emb[k], targets)
 
     @property
@@ -244,6 +262,7 @@ class IssueClassifier:
         from extractor.catalog import save_catalog
 
         parts = self.parts()
+        catalog = self.fitted_catalog
         enc = self.get_embedder()
         adapter = enc.adapter_config if isinstance(enc, TurnEncoder) else None
 
@@ -253,10 +272,10 @@ class IssueClassifier:
                 part.save(writer)
             writer.close()
             writer.json("config.json", {"format": FORMAT, "model": self.config.to_dict(), "adapter": adapter,
-                                        "labels": {"categories": self.catalog_.category_ids,
-                                                   "phases": self.catalog_.phase_ids}})
+                                        "labels": {"categories": catalog.category_ids,
+                                                   "phases": catalog.phase_ids}})
             writer.json("card.json", self.card_)
-            save_catalog(self.catalog_, tmp / "catalog.yaml", snapshot=True)
+            save_catalog(catalog, tmp / "catalog.yaml", snapshot=True)
 
         write_model_dir(Path(path), fill)
         log.info("saved model to %s", path)

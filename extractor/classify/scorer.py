@@ -118,13 +118,13 @@ def label_features(E: np.ndarray, centroids: np.ndarray, exemplars: np.ndarray, 
 def leave_group_out_label_features(E: np.ndarray, Y: np.ndarray, groups: Sequence[str]) -> np.ndarray:
     """:func:`label_features` for training turns, each against labels from other interviews
     only (a turn must not vote for itself, nor its interview's topic)."""
-    groups = np.asarray(groups)
+    group_of = np.asarray(groups)
     P = (Y > 0).astype(np.float32)
     total = P.T @ E
     pos = P.any(axis=1)
     out = np.zeros((len(E), Y.shape[1], N_LABEL_FEATURES), dtype=np.float32)
-    for g in np.unique(groups):
-        rows = groups == g
+    for g in np.unique(group_of):
+        rows = group_of == g
         C = total - P[rows].T @ E[rows]
         C = C / np.maximum(np.linalg.norm(C, axis=1, keepdims=True), 1e-9)
         exclude = np.repeat(rows[pos][None, :], rows.sum(), axis=0)

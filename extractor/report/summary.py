@@ -12,7 +12,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from extractor.catalog import Catalog
 from extractor.report.quality import model_quality
@@ -237,6 +237,16 @@ def review_totals(preds: Sequence[Prediction]) -> dict[str, Any]:
     if untrained:
         out["untrained"] = untrained
     return out
+
+
+class ReportInputs(TypedDict, total=False):
+    """What a report reads beside the predictions and the catalog, each optional (the keyword
+    arguments of :func:`summarize`, passed on unchanged by ``write_report``)."""
+
+    turns: Sequence[Turn]
+    proposals: Sequence[Any]
+    privacy: Sequence[Any]
+    manifest: Mapping[str, Any] | None
 
 
 def summarize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from extractor.catalog import Catalog
 from extractor.jsonl import atomic_open, write_json
@@ -13,8 +13,11 @@ from extractor.report.figures import bar_svg, heatmap_svg
 from extractor.report.html import render_html
 from extractor.report.markdown import render_markdown
 from extractor.report.segments import coded_segments_csv
-from extractor.report.summary import summarize
-from extractor.types import Prediction, Turn
+from extractor.report.summary import ReportInputs, summarize
+from extractor.types import Prediction
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack for **kwargs needs Python 3.12
 
 
 def summary_json(summary: Mapping[str, Any]) -> Any:
@@ -26,20 +29,13 @@ def summary_json(summary: Mapping[str, Any]) -> Any:
     return json.loads(json.dumps(figures_only, default=str))
 
 
-def write_report(
-    out_dir: str | Path,
-    predictions: Sequence[Prediction],
-    catalog: Catalog,
-    *,
-    turns: Sequence[Turn] = (),
-    proposals: Sequence[Any] = (),
-    privacy: Sequence[Any] = (),
-    manifest: Mapping[str, Any] | None = None,
-) -> dict[str, Path]:
+def write_report(out_dir: str | Path, predictions: Sequence[Prediction], catalog: Catalog,
+                 **inputs: Unpack[ReportInputs]) -> dict[str, Path]:
     """Write ``report.html``, ``report.md``, ``coded_segments.csv``, ``summary.json`` and
-    ``figures/*.svg`` into ``out_dir`` (each atomically); return their paths."""
+    ``figures/*.svg`` into ``out_dir`` (each atomically); return their paths. ``inputs``: the
+    turns, proposals, privacy findings and manifest, as :func:`summarize` takes them."""
     out = Path(out_dir)
-    summary = summarize(predictions, catalog, turns=turns, proposals=proposals, privacy=privacy, manifest=manifest)
+    summary = summarize(predictions, catalog, **inputs)
     figs = {"heatmap": heatmap_svg(summary), "bars": bar_svg(summary)}
     paths = {"heatmap": out / "figures" / "category_phase_heatmap.svg",
              "bars": out / "figures" / "categories_by_interviews.svg",
@@ -47,7 +43,7 @@ def write_report(
              "csv": out / "coded_segments.csv", "summary": out / "summary.json"}
     texts = {**figs, "html": render_html(summary, figs),
              "markdown": render_markdown(summary, {k: str(paths[k].relative_to(out)) for k in ("heatmap", "bars")}),
-             "csv": coded_segments_csv(predictions, catalog, turns)}
+             "csv": coded_segments_csv(predictions, catalog, inputs.get("turns", ()))}
     for key, text in texts.items():
         with atomic_open(paths[key]) as fh:
             fh.write(text)

@@ -15,16 +15,14 @@ a malformed, oversized or deeply nested body is a JSON 400/413, never an HTML er
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import logging
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from extractor.catalog import Catalog
 from extractor.errors import ExtractorError
+from extractor.review.page import render
 from extractor.review.teaching import Teacher
 from extractor.review.web_state import ReviewState
 
@@ -35,21 +33,9 @@ DEFAULT_PORT = 8765
 MAX_BODY_BYTES = 1 << 20  # an answer is a few hundred bytes
 
 
-def _asset(name: str) -> str:
-    return (resources.files("extractor") / "data" / "review" / name).read_text(encoding="utf-8")
-
-
-def _csp_hash(text: str) -> str:
-    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
-
-
 def render_page() -> tuple[str, str]:
     """The page (CSS and JS inlined) and its Content-Security-Policy (only those inline blocks run)."""
-    css, js = _asset("review.css"), _asset("review.js")
-    html = _asset("index.html").replace("/*STYLE*/", css).replace("/*SCRIPT*/", js)
-    csp = (f"default-src 'none'; style-src {_csp_hash(css)}; script-src {_csp_hash(js)}; connect-src 'self'; "
-           "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-    return html, csp
+    return render("index.html", "review.css", "review.js", images=True)
 
 
 def _flask():

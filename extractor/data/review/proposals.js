@@ -7,19 +7,6 @@
   let selected = 0;
   let mode = ""; // "", "name", "definition", "merge", "subtype"
 
-  async function call(method, url, body) {
-    const init = { method, headers: { Accept: "application/json" }, cache: "no-store" };
-    if (body) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    const resp = await fetch(url, init);
-    let data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
-    if (!resp.ok) throw new Error((data && data.error) || resp.status + " " + resp.statusText);
-    return data;
-  }
-
   function setStatus(text, kind) {
     $("status").textContent = text || "";
     $("status").className = kind || "";

@@ -21,19 +21,6 @@
   let showDefs = false; // the catalog's definitions under each option (key d)
   let busy = false;
 
-  async function call(method, url, body) {
-    const init = { method, headers: { Accept: "application/json" }, cache: "no-store" };
-    if (body) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    const resp = await fetch(url, init);
-    let data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
-    if (!resp.ok) throw new Error((data && data.error) || resp.status + " " + resp.statusText);
-    return data;
-  }
-
   function setStatus(text, kind) {
     const el = $("status");
     el.textContent = text || "";

@@ -89,7 +89,9 @@ def predict_file(turns_path: str | Path, model: str | Path, out: str | Path, *, 
     if not any(t.is_interviewee for t in turns):
         raise InputError(turns_path, "interviewee turns", "none", hint="was the interviewer named correctly "
                          "when segmenting (`extractor segment --interviewer`)?")
-    clf = IssueClassifier.load(model, device=device)
+    from extractor.resources import resolve_model
+
+    clf = IssueClassifier.load(resolve_model(model), device=device)  # `default`: the packaged model
     if catalog is not None:
         from extractor.catalog import load_catalog
         from extractor.classify.extend import extend_catalog

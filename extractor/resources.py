@@ -63,7 +63,7 @@ def resolve_model(ref: str | Path) -> Path:
     if not path.is_dir():
         raise ModelError(f"{path}: expected a model directory or `default` (the packaged model), found "
                          f"{'a file' if path.exists() else 'nothing'}; pass a folder written by `extractor train` "
-                         "or `--from default`")
+                         "or `default`")
     return path
 
 

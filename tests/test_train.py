@@ -122,7 +122,7 @@ def test_cli_train_from_a_model_continues_it(files, capsys):
 def test_cli_predict_errors(files, capsys):
     tmp, turns_path, _ = files
     assert main(["predict", str(turns_path), "--model", str(tmp / "nomodel"), "-o", str(tmp / "p.jsonl")]) == 1
-    assert "expected a model directory, found nothing" in capsys.readouterr().err
+    assert "expected a model directory or `default` (the packaged model), found nothing" in capsys.readouterr().err
     bad = tmp / "bad.jsonl"
     bad.write_text('{"interview": "I", "turn": 0}\n')
     assert main(["predict", str(bad), "--model", str(tmp / "nomodel"), "-o", str(tmp / "p.jsonl")]) == 1
@@ -198,7 +198,7 @@ def test_resolve_model_names_the_packaged_model_from_anywhere(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     assert resolve_model("default") == packaged_model() == resolve_model("extractor/data/model")
     with pytest.raises(ModelError, match=r"nope: expected a model directory or `default` \(the packaged model\), "
-                                         r"found nothing; .*--from default"):
+                                         r"found nothing; .*`default`"):
         resolve_model("nope")
 
 

@@ -85,9 +85,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
     check_output(args.output, force=args.force, inputs=[args.turns, *args.corrections, args.model, args.catalog],
                  what="predictions file")
-    from extractor.resources import packaged_model, resolve_model
+    from extractor.resources import packaged_model
 
-    n = predict_file(args.turns, resolve_model(args.model) if args.model else packaged_model(), args.output, device=args.device,
+    n = predict_file(args.turns, args.model or packaged_model(), args.output, device=args.device,
                      batch_size=args.batch_size, evidence=not args.no_evidence, progress=sys.stderr.isatty(),
                      corrections=args.corrections, catalog=args.catalog)
     print(f"wrote {n} predictions to {args.output}", file=sys.stderr)

@@ -258,3 +258,25 @@ def test_cli_train_from_a_missing_model_names_default(files, capsys):
     assert main(["train", str(turns_path), "-o", str(tmp / "m2"), "--from", str(tmp / "nope")]) == 1
     assert "nope: expected a model directory or `default` (the packaged model), found nothing" in capsys.readouterr().err
     assert not (tmp / "m2").exists()
+
+
+def test_a_refit_on_too_few_interviews_keeps_the_model_and_teaches_its_memory(files, caplog):
+    """`train --from` with answers on fewer interviews than MIN_REFIT_INTERVIEWS: nothing can be
+    tuned on them, so the parent's scorer and thresholds stay and the answers join its memory."""
+    import numpy as np
+
+    from extractor.classify.trainer import MIN_REFIT_INTERVIEWS
+
+    tmp, _, cat = files
+    write_jsonl(tmp / "train.jsonl", [t.to_dict() for t in tiny_turns(4)])
+    base = train_model([tmp / "train.jsonl"], tmp / "m", config=HASHING, train_config=TrainConfig(**FAST), catalog=cat)
+    fixed, answers = held_out_answers(tmp, base)
+    held = [t for t in six_interviews() if t.interview >= "Interview T4"]
+    assert len({t.interview for t in held}) < MIN_REFIT_INTERVIEWS
+    write_jsonl(tmp / "held.jsonl", [t.to_dict() for t in held])
+    clf = train_model([tmp / "held.jsonl", answers], tmp / "m2", init=tmp / "m")
+    assert "too few to refit" in caplog.text
+    assert np.array_equal(clf.thresholds_, base.thresholds_)
+    assert len(clf.memory_.E) == len(base.memory_.E) + sum(t.is_interviewee for t in held)
+    preds = {p.id: p for p in IssueClassifier.load(tmp / "m2").predict(six_interviews())}
+    assert [preds[i].categories for i, _ in fixed] == [c for _, c in fixed]

@@ -81,6 +81,11 @@ def check_labels(turns: Iterable[Turn], catalog: Catalog) -> None:
                                      f"{catalog.tag}, found {x!r}")
 
 
+#: a refit (``train --from`` without fine-tuning) on fewer labelled interviews than this keeps
+#: the parent's tuned parts and only adds the new turns to its label memory
+MIN_REFIT_INTERVIEWS = 3
+
+
 @dataclass
 class Design:
     """The training rows: head input, pair (+ label) features, targets, weights, interviews."""
@@ -119,6 +124,8 @@ class Trainer:
         steps = self.adapt_encoder(model, examples, catalog, warm, progress)
         model.set_catalog_vectors(CatalogVectors.embed(model.embedder, catalog))
         d = self.design(model, turns, catalog, progress)
+        if warm and not steps and len(set(d.groups)) < MIN_REFIT_INTERVIEWS:
+            return self.add_to_memory(model, d, catalog, dhash, t0)
         grids = self.grids(model.card_ if warm and not steps else {})
         # the heads and the scorer multiply thin matrices (9 x 1,224): a second BLAS thread
         # costs more than it gives (2.0 vs 0.7 CPU seconds per heads fit on a busy 2-core machine)
@@ -135,6 +142,26 @@ class Trainer:
         model.card_ = self.card(model, d, catalog, dhash, warm, steps, metrics, time.time() - t0)
         log.info("trained on %d turns of %d interviews in %.0fs", len(d.examples), len(set(d.groups)),
                  time.time() - t0)
+        return model
+
+    def add_to_memory(self, model: Any, d: Design, catalog: Catalog, dhash: str, t0: float) -> Any:
+        """A refit on too few interviews to tune anything: the parent's heads, scorer and
+        thresholds stay, and the new labelled turns join its label memory and centroids (they
+        replace the parent's labels of the same texts), so they are predicted as labelled and
+        teach their look-alikes."""
+        log.warning("%d labelled interview(s): too few to refit the scorer and thresholds (%d needed); "
+                    "kept the model's and added the %d labelled turns to its label memory",
+                    len(set(d.groups)), MIN_REFIT_INTERVIEWS, len(d.examples))
+        npz = len(catalog.phase_ids)
+        E = d.E.astype(np.float16).astype(np.float32)  # as stored: a loaded model predicts the same
+        Y = np.concatenate([d.Yc, d.Yh[:, :npz], d.Yh[:, npz + 1:]], axis=1).astype(np.float32)
+        old = model.memory_
+        keep = (old.E @ E.T).max(axis=1) < 0.999 if len(E) else np.ones(len(old.E), bool)
+        model.memory_ = LabelMemory(E=np.concatenate([old.E[keep], E]), Y=np.concatenate([old.Y[keep], Y]),
+                                    floor=model.config.memory_floor)
+        model.centroids_ = label_centroids(model.memory_.E, model.memory_.Y[:, : len(catalog.category_ids)])
+        metrics = {"refit": "memory only: the parent's heads, scorer and thresholds were kept"}
+        model.card_ = self.card(model, d, catalog, dhash, True, 0, metrics, time.time() - t0)
         return model
 
     def adapt_encoder(self, model: Any, examples: Sequence[Turn], catalog: Catalog, warm: bool,

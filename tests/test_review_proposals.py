@@ -5,7 +5,6 @@ reviewing proposals by keyboard and finding the decisions after a reload."""
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -133,29 +132,6 @@ def test_api_and_page_headers(files):
 
 
 # --- headless Chromium ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def browser():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install selenium)")
-    from selenium.webdriver.chrome.service import Service
-
-    driver_path = shutil.which("chromedriver")
-    binary = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
-    if not driver_path or not binary:
-        pytest.skip("headless Chromium not installed (apt-get install chromium chromium-driver)")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,900", "--no-first-run", "--disable-extensions"):
-        opts.add_argument(arg)
-    try:
-        driver = webdriver.Chrome(options=opts, service=Service(driver_path))
-    except Exception as e:  # noqa: BLE001 - any start failure is a skip, with its reason
-        pytest.skip(f"headless Chromium could not start: {str(e).splitlines()[0][:200]}")
-    driver.set_page_load_timeout(20)
-    yield driver
-    driver.quit()
 
 
 def wait(driver, cond, what: str, timeout: float = 10):

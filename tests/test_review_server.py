@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import signal
 import socket
 import subprocess
@@ -468,29 +467,6 @@ def live(tmp_path, catalog):
     for s in servers:
         s.shutdown()
         s.server_close()
-
-
-@pytest.fixture
-def browser():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install selenium)")
-    from selenium.webdriver.chrome.service import Service
-
-    driver_path = shutil.which("chromedriver")
-    binary = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
-    if not driver_path or not binary:
-        pytest.skip("headless Chromium not installed (apt-get install chromium chromium-driver)")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,900", "--no-first-run", "--disable-extensions"):
-        opts.add_argument(arg)
-    try:
-        driver = webdriver.Chrome(options=opts, service=Service(driver_path))
-    except Exception as e:  # noqa: BLE001 - any start failure is a skip, with its reason
-        pytest.skip(f"headless Chromium could not start: {str(e).splitlines()[0][:200]}")
-    driver.set_page_load_timeout(20)
-    yield driver
-    driver.quit()
 
 
 def _wait(driver, cond, timeout=10, what="condition"):

@@ -31,6 +31,7 @@ from extractor.catalog import Catalog
 from extractor.embed import CachedEmbedder, Embedder, EmbeddingCache, embedder_fingerprint, make_embedder
 from extractor.errors import InputError
 from extractor.jsonl import enumerate_lines, write_json, write_jsonl
+from extractor.predict import Answer
 from extractor.proposals import default_rejected_path
 from extractor.safeio import OUTPUT_FORMAT, check_output_dir, claim_output_dir, file_sha256, read_capped, remove_damaged
 from extractor.stages import (
@@ -334,7 +335,7 @@ def run_extract(inputs: Sequence[str | Path], out_dir: str | Path, *, classifier
                 segmenter: Callable[[Path], list[Turn]] | None = None, embedder: Embedder | None = None,
                 discoverer: Callable[..., list[Any]] | None = None, cache_dir: str | Path | None = None,
                 discover: bool = True, privacy: bool = True, qdpx: bool = True, progress: bool = False,
-                force: bool = False, created: str | None = None, human: Mapping[str, Labels] | None = None,
+                force: bool = False, created: str | None = None, human: Mapping[str, Labels | Answer] | None = None,
                 executor: Executor | None = None, follow_links: bool = False) -> ExtractResult:
     """Run the batch over ``inputs`` (files and directories) and write ``out_dir``.
 
@@ -342,8 +343,9 @@ def run_extract(inputs: Sequence[str | Path], out_dir: str | Path, *, classifier
     :class:`ExtractorError` is raised when none can be. ``model_info`` must carry a
     ``fingerprint`` that changes whenever the classifier's predictions may change.
     ``embedder`` (discovery) defaults to the bundled MiniLM, loaded only on a cache miss.
-    ``human`` (turn id -> reviewers' labels) is taught to the classifier (``taught=``) and
-    replaces the model's labels of those turns. ``executor``: who runs segment and predict
+    ``human`` (turn id -> reviewers' labels, or an :class:`~extractor.predict.Answer` with who
+    and when) is taught to the classifier (``taught=``) and replaces the model's labels of
+    those turns. ``executor``: who runs segment and predict
     (default :class:`LocalExecutor`).
     """
     t_start = time.perf_counter()

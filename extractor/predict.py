@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -74,6 +74,18 @@ def apply_human_labels(preds: Sequence[Prediction], human: Mapping[str, Labels |
     return out
 
 
+def taught_labels(answers: Mapping[str, Labels | Answer]) -> dict[str, Labels]:
+    """Turn id -> the labels an answer teaches the classifier."""
+    return {tid: a.labels if isinstance(a, Answer) else a for tid, a in answers.items()}
+
+
+def predict_with_answers(clf, turns: Sequence, answers: Mapping[str, Labels | Answer], **kw) -> list[Prediction]:
+    """``clf``'s predictions with ``answers`` taught (they re-score every other turn); the
+    answered turns carry the reviewers' labels and, from an :class:`Answer`, who and when."""
+    preds = clf.predict(turns, taught=taught_labels(answers) or None, **kw)
+    return apply_human_labels(preds, answers) if answers else list(preds)
+
+
 def predict_file(turns_path: str | Path, model: str | Path, out: str | Path, *, device: str | None = None,
                  batch_size: int = 256, evidence: bool = True, progress: bool = False,
                  corrections: Sequence[str | Path] = (), catalog: str | Path | None = None) -> int:
@@ -102,9 +114,6 @@ def predict_file(turns_path: str | Path, model: str | Path, out: str | Path, *, 
     unknown = [tid for tid in answers if tid not in known]
     if unknown:
         log.warning("%d answers name turns absent from %s (ignored), e.g. %s", len(unknown), turns_path, unknown[0])
-    taught = {tid: a.labels for tid, a in answers.items() if tid in known}
-    preds = clf.predict(turns, progress=progress, evidence=evidence, batch_size=batch_size, taught=taught or None)
-    who = {tid: a for tid, a in answers.items() if tid in known}
-    preds = [replace(p, reviewer=who[p.id].reviewer, reviewed_at=who[p.id].reviewed_at) if p.id in who else p
-             for p in preds]
+    preds = predict_with_answers(clf, turns, {tid: a for tid, a in answers.items() if tid in known},
+                                 progress=progress, evidence=evidence, batch_size=batch_size)
     return write_jsonl(out, preds)

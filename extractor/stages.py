@@ -40,6 +40,7 @@ from typing import Any, Protocol
 from extractor.catalog import Catalog
 from extractor.errors import ExtractorError, InputError
 from extractor.jsonl import read_jsonl, write_jsonl
+from extractor.predict import Answer
 from extractor.safeio import file_sha256, is_regular, open_regular, remove_damaged
 from extractor.types import Labels, Prediction, Turn
 
@@ -136,24 +137,32 @@ class SegmentStage:
     write = staticmethod(write_jsonl)
 
 
+def answer_key(a: Labels | Answer) -> dict[str, Any]:
+    """What of an answer the predictions depend on (its labels; who and when, if known)."""
+    if isinstance(a, Answer):
+        return {**a.labels.to_dict(), "reviewer": a.reviewer, "reviewed_at": a.reviewed_at}
+    return a.to_dict()
+
+
 @dataclass(frozen=True)
 class PredictStage:
     """predict: one interview's turns -> its interviewee turns' predictions.
 
     Cached per interview (the classifier reads neighbouring turns as context, so a change
     anywhere in an interview re-predicts that whole interview), the model, the catalog and
-    the reviewers' answers taught to the classifier (``taught``: turn id -> labels).
+    the reviewers' answers taught to the classifier (``answers``: turn id -> labels, or an
+    :class:`~extractor.predict.Answer` with who and when).
     """
 
     model_fp: str
     catalog_fp: str
-    taught: Mapping[str, Labels] = field(default_factory=dict)
+    answers: Mapping[str, Labels | Answer] = field(default_factory=dict)
 
     def entry(self, cache: Path, turns: Sequence[Turn]) -> Path:
         parts = [json.dumps([[t.id, t.speaker, t.question] for t in turns]), self.model_fp, self.catalog_fp,
                  str(CACHE_VERSION)]
-        if self.taught:  # no answers: the key (and every cache entry) of a run without them
-            parts.append(json.dumps(sorted((k, v.to_dict()) for k, v in self.taught.items())))
+        if self.answers:  # no answers: the key (and every cache entry) of a run without them
+            parts.append(json.dumps(sorted((k, answer_key(v)) for k, v in self.answers.items())))
         return cache / "predictions" / f"{cache_key(*parts)[:32]}.jsonl"
 
     @staticmethod
@@ -163,12 +172,9 @@ class PredictStage:
     def run(self, classifier: Classifier, turns: Sequence[Turn], progress: bool = False) -> list[Prediction]:
         """The classifier's predictions, with the taught answers (passed as ``taught=``) as the
         labels of the turns they name."""
-        from extractor.predict import apply_human_labels
+        from extractor.predict import predict_with_answers
 
-        if not self.taught:
-            return list(classifier.predict(turns, progress=progress))
-        preds = classifier.predict(turns, progress=progress, taught=self.taught)
-        return apply_human_labels(list(preds), self.taught)
+        return predict_with_answers(classifier, turns, self.answers, progress=progress)
 
     write = staticmethod(write_jsonl)
 

@@ -122,7 +122,3 @@ def train_model(paths: Sequence[str | Path], out: str | Path, *, config: ModelCo
                                 "applied": sum(1 for t in turns if t.label_source == "review")}
     clf.save(out)
     return clf
-
-
-# moved to extractor.predict (their concept); re-exported for callers of the old place
-from extractor.predict import apply_human_labels, predict_file  # noqa: E402,F401

@@ -344,6 +344,19 @@ def test_corrections_are_taught_to_a_classifier_that_takes_them(tmp_path):
     assert clf2.calls == []  # the same answers: cached
 
 
+def test_reviewers_answers_say_who_and_when_in_the_outputs(tmp_path):
+    from extractor.predict import Answer
+    from extractor.types import Labels
+
+    write_transcripts(tmp_path / "t")
+    first = _run(tmp_path)[1].predictions[0]
+    answer = Answer(Labels(("explainability",)), "ana", "2026-12-03T18:00:00Z")
+    _run(tmp_path, out="out2", human={first.id: answer})
+    rows = {r["id"]: r for r in read_jsonl(tmp_path / "out2" / "predictions.jsonl")}
+    assert (rows[first.id]["reviewer"], rows[first.id]["reviewed_at"]) == ("ana", "2026-12-03T18:00:00Z")
+    assert rows[first.id]["label_source"] == "human" and rows[first.id]["categories"] == ["explainability"]
+
+
 def test_a_truncated_embedding_cache_heals_on_the_rerun(tmp_path):
     write_transcripts(tmp_path / "t")
     _run(tmp_path)

@@ -561,7 +561,8 @@ def test_annotation_loop_end_to_end(tmp_path, corpus, one_torch_thread):
     gold = tmp_path / "turns.jsonl"
     gold.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in turns))
     from extractor.classify import ModelConfig, TrainConfig
-    from extractor.train import predict_file, train_model
+    from extractor.predict import predict_file
+    from extractor.train import train_model
 
     # Frozen model-free encoder and light heads: the loop is under test here, not the model.
     fast = dict(config=ModelConfig(base_model="hashing"), train_config=TrainConfig(device="cpu", threshold_folds=2))

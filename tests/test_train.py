@@ -180,7 +180,7 @@ def test_fine_tuned_model_on_subset(corpus, tmp_path):
 
 
 def test_apply_human_labels_keeps_scores_and_agreed_evidence():
-    from extractor.train import apply_human_labels
+    from extractor.predict import apply_human_labels
     from extractor.types import Labels, Prediction
 
     p = Prediction("I", 1, "t1", ("drift",), ("model_maintenance",), False, {"drift": 0.9, "noisy": 0.1},

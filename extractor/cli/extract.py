@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from extractor.cli.common import EXIT_OK, MODEL_HELP, Subparsers, warn
+from extractor.cli.common import EXIT_OK, MODEL_HELP, Subparsers, catalog_for, warn
 from extractor.errors import ExtractorError
 
 log = logging.getLogger("extractor")
@@ -52,8 +52,8 @@ def add_extract(sub: Subparsers) -> None:
 def run_extract(args: argparse.Namespace) -> int:
     from extractor.embed import make_embedder
     from extractor.extract import OUTPUTS, load_classifier, make_segmenter, run_extract
+    from extractor.predict import read_answers_by_turn
     from extractor.safeio import check_output_dir
-    from extractor.train import read_human_labels
 
     # the output folder before anything slow (loading a model, starting Ray)
     check_output_dir(args.output, force=args.force, names=(*OUTPUTS, "figures"),
@@ -69,7 +69,7 @@ def run_extract(args: argparse.Namespace) -> int:
     elif args.address:
         raise ExtractorError("--address: expected --engine ray with it, found --engine local")
     clf, info = load_classifier(args.model, device="cpu" if args.engine == "ray" else args.device)
-    human = read_human_labels(args.corrections, getattr(clf, "catalog_", None))
+    human = read_answers_by_turn(args.corrections, getattr(clf, "catalog_", None) or catalog_for(None))
     res = run(args.paths, args.output, classifier=clf, model_info=info, human=human,
               segmenter=make_segmenter(args.interviewer), cache_dir=args.cache,
               embedder=make_embedder(args.embedder, device=args.device),

@@ -156,7 +156,7 @@ class Trainer:
         E = d.E.astype(np.float16).astype(np.float32)  # as stored: a loaded model predicts the same
         Y = np.concatenate([d.Yc, d.Yh[:, :npz], d.Yh[:, npz + 1:]], axis=1).astype(np.float32)
         old = model.memory_
-        keep = (old.E @ E.T).max(axis=1) < 0.999 if len(E) else np.ones(len(old.E), bool)
+        keep = (old.E @ E.T).max(axis=1) < 0.999  # the same text: the new answer replaces the old label
         model.memory_ = LabelMemory(E=np.concatenate([old.E[keep], E]), Y=np.concatenate([old.Y[keep], Y]),
                                     floor=model.config.memory_floor)
         model.centroids_ = label_centroids(model.memory_.E, model.memory_.Y[:, : len(catalog.category_ids)])
